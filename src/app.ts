@@ -1,0 +1,155 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import crypto from 'node:crypto';
+import express, { type Router } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { csrfSync } from 'csrf-sync';
+import type pg from 'pg';
+import type Stripe from 'stripe';
+import type { Config } from './config.ts';
+import type { Db } from './db/database.ts';
+import { isReady } from './db/database.ts';
+import type { Logger } from './logger.ts';
+import type { Ledger } from './ledger/ledger-service.ts';
+import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
+import { loadUser } from './auth/auth-middleware.ts';
+import { originCheck } from './http/origin-check.ts';
+import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
+import { millicreditsToCredits } from './ledger/credits.ts';
+import { createAuthFeature } from './auth/auth-feature.ts';
+import { createCreditsFeature } from './credits/credits-feature.ts';
+import { createAdminFeature } from './admin/admin-feature.ts';
+import { createPaymentsFeature } from './payments/payments-feature.ts';
+import { createTasksFeature, type TaskServices } from './tasks/tasks-feature.ts';
+import { createHomeFeature } from './pages/home-feature.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Everything the routers need; built once by server.ts (or by a test). */
+export interface AppDeps {
+  config: Readonly<Config>;
+  db: Db;
+  /** A plain pg pool on the same database (sessions, rate limiting). */
+  pgPool: pg.Pool;
+  logger: Logger;
+  ledger: Ledger;
+  stripe: Stripe;
+  tasks: TaskServices;
+  sessionSecret: string;
+}
+
+/**
+ * A feature's routers. `raw` is mounted before the body parsers (e.g. the Stripe webhook, which
+ * needs the raw body), `api` under `/api`, `pages` at the root.
+ */
+export interface Feature {
+  raw?: Router;
+  api?: Router;
+  pages?: Router;
+}
+
+/** Builds the Express app. No side effects beyond building (no listening, no timers). */
+export function createApp(deps: AppDeps): express.Express {
+  const { config, db, logger } = deps;
+  const app = express();
+  app.set('trust proxy', config.session.trustProxy);
+  app.set('view engine', 'ejs');
+  app.set('views', path.join(ROOT, 'views'));
+  app.disable('x-powered-by');
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : crypto.randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || (req.url ?? '').startsWith('/static/') },
+      serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }), res: (res) => ({ statusCode: res.statusCode }) },
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          formAction: null, // forms post to Stripe Checkout's host (303 redirects) as well
+          upgradeInsecureRequests: null,
+        },
+      },
+      strictTransportSecurity: config.session.secureCookie,
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const ready = await isReady(db);
+    res.status(ready.ok ? 200 : 503).json({ status: ready.ok ? 'ready' : 'not ready', ...ready });
+  });
+
+  app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
+  app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
+
+  const features: Feature[] = [
+    createAuthFeature(deps),
+    createCreditsFeature(deps),
+    createPaymentsFeature(deps),
+    createTasksFeature(deps),
+    createAdminFeature(deps),
+    createHomeFeature(deps),
+  ];
+
+  const { middleware: sessionMiddleware } = createSessionMiddleware(deps.pgPool, config, deps.sessionSecret);
+  for (const f of features) if (f.raw) app.use(f.raw);
+
+  app.use(sessionMiddleware);
+  app.use(enforceAbsoluteLifetime(config.session.maxAgeMs));
+  app.use(express.json({ limit: '100kb' }));
+  app.use(express.urlencoded({ extended: false, limit: '100kb' }));
+  app.use(loadUser(db));
+
+  // JSON API: SameSite cookies + Origin check.
+  const origin = new URL(config.appUrl);
+  const twins = origin.hostname === 'localhost' ? [`${origin.protocol}//127.0.0.1${origin.port ? `:${origin.port}` : ''}`] : [];
+  const apiRouter = express.Router();
+  apiRouter.use(originCheck(config.appUrl, twins));
+  for (const f of features) if (f.api) apiRouter.use(f.api);
+  apiRouter.use(notFoundHandler);
+  app.use('/api', apiRouter);
+
+  // Pages: synchronizer-token CSRF protection on every form post.
+  const csrf = csrfSync({
+    getTokenFromRequest: (req) => {
+      const fromBody = (req.body as Record<string, unknown> | undefined)?._csrf;
+      if (typeof fromBody === 'string') return fromBody;
+      const fromQuery = req.query._csrf;
+      if (typeof fromQuery === 'string') return fromQuery;
+      const header = req.headers['x-csrf-token'];
+      return typeof header === 'string' ? header : undefined;
+    },
+    errorConfig: { statusCode: 403, message: 'invalid csrf token', code: 'EBADCSRFTOKEN' },
+  });
+  app.use(csrf.csrfSynchronisedProtection);
+  app.use(async (req, res, next) => {
+    // What every page's layout needs: the user, their balance (header) and a CSRF token.
+    res.locals.currentUser = req.user;
+    res.locals.csrfToken = csrf.generateToken(req);
+    res.locals.path = req.path;
+    res.locals.appName = 'Tally';
+    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits((await deps.ledger.getBalance(req.user.id)).available) : undefined;
+    next();
+  });
+  for (const f of features) if (f.pages) app.use(f.pages);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

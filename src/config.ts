@@ -1,0 +1,199 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Tally's configuration: every environment variable the app reads, parsed once with zod.
+ *
+ * A bad or missing value stops start-up with a list of every problem (see {@link loadConfig}).
+ * `.env.example` lists the same variables with comments; keep both in step.
+ */
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  APP_URL: optionalString.pipe(z.url().optional()),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  DATABASE_URL: optionalString.pipe(z.url().optional()),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  EMBEDDED_PG_PORT: optionalString.pipe(int(1, 65535).optional()),
+  DB_POOL_MAX: int(1, 500).default(10),
+
+  SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  SESSION_IDLE_MINUTES: int(1, 24 * 60).default(15),
+  SESSION_MAX_HOURS: int(1, 24 * 30).default(8),
+  TRUST_PROXY: optionalString.pipe(z.string().optional()),
+  LOGIN_MAX_FAILURES: int(1, 1000).default(10),
+  LOGIN_WINDOW_MINUTES: int(1, 24 * 60).default(15),
+
+  SIGNUP_BONUS_CREDITS: optionalString.pipe(z.string().regex(/^\d+(\.\d{1,3})?$/, 'must be credits with at most 3 decimals').optional()),
+  SIGNUP_BONUS_DAYS: int(1, 3650).default(30),
+  ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
+  ADMIN_PASSWORD: optionalString,
+
+  STRIPE_SECRET_KEY: optionalString.pipe(z.string().regex(/^(sk|rk)_(test|live)_/, 'must start with sk_test_, sk_live_, rk_test_ or rk_live_').optional()),
+  STRIPE_WEBHOOK_SECRET: optionalString.pipe(z.string().startsWith('whsec_', 'must start with whsec_').optional()),
+  STRIPE_API_BASE: optionalString.pipe(z.url().optional()),
+  STRIPE_EMULATOR_PORT: int(0, 65535).default(12111),
+  PACK_BONUS_EXPIRY_DAYS: int(0, 3650).default(0),
+
+  MAX_UPLOAD_MB: int(1, 200).default(10),
+  MAX_PAGE_PIXELS: int(100_000, 400_000_000).default(40_000_000),
+  OCR_RENDER_DPI: int(50, 600).default(200),
+  WORKER: z.enum(['on', 'off']).default('on'),
+  WORKER_CONCURRENCY: int(1, 32).default(1),
+  TASK_HOLD_MINUTES: int(1, 7 * 24 * 60).default(60),
+  SWEEP_INTERVAL_SECONDS: int(1, 3600).default(60),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+/** The parsed, frozen configuration the app is built from. Amounts of credits are millicredits. */
+export interface Config {
+  env: Env['NODE_ENV'];
+  isProduction: boolean;
+  port: number;
+  host: string;
+  /** Public base URL, no trailing slash (e.g. `http://localhost:3000`). */
+  appUrl: string;
+  logLevel: Env['LOG_LEVEL'];
+  databaseUrl: string | undefined;
+  /** Absolute path of the data directory (embedded Postgres, uploads, generated secrets). */
+  dataDir: string;
+  embeddedPgPort: number | undefined;
+  dbPoolMax: number;
+  session: {
+    /** Undefined means: generate one and keep it in the data dir (development only). */
+    secret: string | undefined;
+    idleMs: number;
+    maxAgeMs: number;
+    /** Value for Express's `trust proxy` setting, or false. */
+    trustProxy: boolean | number | string;
+    secureCookie: boolean;
+  };
+  login: { maxFailures: number; windowMs: number };
+  signupBonus: { millicredits: number; days: number };
+  admin: { email: string; password: string } | undefined;
+  stripe: {
+    secretKey: string | undefined;
+    webhookSecret: string | undefined;
+    apiBase: string | undefined;
+    emulatorPort: number;
+    /** True when no real key is set: the built-in emulator serves the API. */
+    useEmulator: boolean;
+  };
+  /** Days until a pack's bonus credits expire; 0 = never. */
+  packBonusExpiryDays: number;
+  tasks: {
+    maxUploadBytes: number;
+    maxPagePixels: number;
+    renderDpi: number;
+    worker: boolean;
+    workerConcurrency: number;
+    holdTimeoutMs: number;
+  };
+  sweepIntervalMs: number;
+}
+
+/** Raised when the environment is invalid; `problems` has one line per bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseTrustProxy(value: string | undefined): boolean | number | string {
+  if (value === undefined) return false;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value; // e.g. "loopback, 10.0.0.0/8"
+}
+
+/**
+ * Parses `env` (default `process.env`) into a frozen {@link Config}.
+ * Empty strings count as unset. Throws {@link ConfigError} listing every invalid variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) {
+    problems.push('STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
+  }
+  if (e.NODE_ENV === 'production' && !e.SESSION_SECRET) {
+    problems.push('SESSION_SECRET: required when NODE_ENV=production');
+  }
+  if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
+    problems.push('ADMIN_EMAIL / ADMIN_PASSWORD: set both or neither');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const appUrl = (e.APP_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  const bonus = e.SIGNUP_BONUS_CREDITS ?? '10';
+  const [whole, frac = ''] = bonus.split('.');
+  const signupMillicredits = Number(whole) * 1000 + Number(frac.padEnd(3, '0'));
+
+  const config: Config = {
+    env: e.NODE_ENV,
+    isProduction: e.NODE_ENV === 'production',
+    port: e.PORT,
+    host: e.HOST,
+    appUrl,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.DATA_DIR),
+    embeddedPgPort: e.EMBEDDED_PG_PORT,
+    dbPoolMax: e.DB_POOL_MAX,
+    session: {
+      secret: e.SESSION_SECRET,
+      idleMs: e.SESSION_IDLE_MINUTES * 60_000,
+      maxAgeMs: e.SESSION_MAX_HOURS * 3_600_000,
+      trustProxy: parseTrustProxy(e.TRUST_PROXY),
+      secureCookie: appUrl.startsWith('https://'),
+    },
+    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowMs: e.LOGIN_WINDOW_MINUTES * 60_000 },
+    signupBonus: { millicredits: signupMillicredits, days: e.SIGNUP_BONUS_DAYS },
+    admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD } : undefined,
+    stripe: {
+      secretKey: e.STRIPE_SECRET_KEY,
+      webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+      apiBase: e.STRIPE_API_BASE,
+      emulatorPort: e.STRIPE_EMULATOR_PORT,
+      useEmulator: !e.STRIPE_SECRET_KEY,
+    },
+    packBonusExpiryDays: e.PACK_BONUS_EXPIRY_DAYS,
+    tasks: {
+      maxUploadBytes: e.MAX_UPLOAD_MB * 1024 * 1024,
+      maxPagePixels: e.MAX_PAGE_PIXELS,
+      renderDpi: e.OCR_RENDER_DPI,
+      worker: e.WORKER === 'on',
+      workerConcurrency: e.WORKER_CONCURRENCY,
+      holdTimeoutMs: e.TASK_HOLD_MINUTES * 60_000,
+    },
+    sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(o: T): Readonly<T> {
+  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}

@@ -1,0 +1,100 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { createApp } from './app.ts';
+import { migrateLatest, openDatabase, runSeeds } from './db/database.ts';
+import { createLedger } from './ledger/ledger-service.ts';
+import { resolveSessionSecret } from './auth/session.ts';
+import { createStripeClient } from './payments/stripe-client.ts';
+
+export interface RunningTally {
+  /** Base URL the HTTP server listens on (e.g. http://127.0.0.1:3000). */
+  url: string;
+  port: number;
+  databaseUrl: string;
+  /** Stops accepting, drains in-flight requests, stops workers, closes the pool and the embedded server. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Tally: database (embedded when `DATABASE_URL` is unset), migrations and seeds, the Stripe
+ * emulator when no Stripe key is set, the ledger sweeper, the in-process worker (unless
+ * `WORKER=off`) and the HTTP server. Used by `npm start`, the e2e tests and the bench.
+ */
+export async function startTally(config: Readonly<Config>, logger: Logger): Promise<RunningTally> {
+  const stops: Array<() => Promise<void>> = []; // run in reverse order on stop
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        logger.error({ err }, 'error during shutdown');
+      }
+    }
+  };
+  try {
+    const database = await openDatabase(config, logger);
+    stops.push(() => database.close());
+    const { db } = database;
+    const applied = await migrateLatest(db);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    await runSeeds(db);
+
+    const pgPool = new pg.Pool({ connectionString: database.url, max: 5 });
+    stops.push(() => pgPool.end());
+
+    const ledger = createLedger(db);
+    const sessionSecret = resolveSessionSecret(config);
+    const stripe = createStripeClient(config);
+
+    const sweeper = setInterval(() => {
+      void (async () => {
+        try {
+          const holds = await ledger.expireHolds();
+          const lots = await ledger.expireLots();
+          if (holds + lots > 0) logger.info({ holds, lots }, 'ledger sweep');
+        } catch (err) {
+          logger.error({ err }, 'ledger sweep failed');
+        }
+      })();
+    }, config.sweepIntervalMs);
+    sweeper.unref();
+    stops.push(async () => clearInterval(sweeper));
+
+    const app = createApp({
+      config,
+      db,
+      pgPool,
+      logger,
+      ledger,
+      stripe,
+      sessionSecret,
+      tasks: { enqueue: async () => {} },
+    });
+
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // In-flight requests get a grace period, then the stragglers are cut.
+          setTimeout(() => server.closeAllConnections(), 10_000).unref();
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
+    logger.info({ url, database: database.mode }, 'Tally is listening');
+    return { url, port, databaseUrl: database.url, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
