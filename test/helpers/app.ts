@@ -1,0 +1,59 @@
+import pg from 'pg';
+import type express from 'express';
+import { createApp, type AppDeps } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createLedger } from '../../src/ledger/ledger-service.ts';
+import { createStripeClient } from '../../src/payments/stripe-client.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+
+export interface TestApp {
+  app: express.Express;
+  deps: AppDeps;
+  t: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** Test configuration: fixed secrets, quiet logs; `env` overrides any variable. */
+export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    APP_URL: 'http://localhost:3000',
+    SESSION_SECRET: 'test-session-secret-test-session-secret-0123456789',
+    DATA_DIR: '/tmp/tally-test-data',
+    STRIPE_WEBHOOK_SECRET: 'whsec_test_secret',
+    ...env,
+  });
+}
+
+/**
+ * The whole app on a fresh database of its own, for supertest. `overrides` replaces deps
+ * (e.g. a Stripe client pointed at a test emulator, or task services).
+ */
+export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Partial<AppDeps> } = {}): Promise<TestApp> {
+  const t = await createTestDatabase();
+  const config = testConfig(options.env);
+  const pgPool = new pg.Pool({ connectionString: t.url, max: 5 });
+  const deps: AppDeps = {
+    config,
+    db: t.db,
+    pgPool,
+    logger: createLogger('silent', { pretty: false }),
+    ledger: createLedger(t.db),
+    stripe: createStripeClient(config),
+    sessionSecret: config.session.secret!,
+    tasks: { enqueue: async () => {} },
+    ...options.overrides,
+  };
+  const app = createApp(deps);
+  return {
+    app,
+    deps,
+    t,
+    async close() {
+      await pgPool.end();
+      await t.drop();
+    },
+  };
+}
