@@ -19,6 +19,7 @@ import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
 import { millicreditsToCredits } from './ledger/credits.ts';
 import { createAuthFeature } from './auth/auth-feature.ts';
 import { createCreditsFeature } from './credits/credits-feature.ts';
+import { createPricingFeature } from './credits/pricing-feature.ts';
 import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createTasksFeature, type TaskServices } from './tasks/tasks-feature.ts';
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): express.Express {
   const features: Feature[] = [
     createAuthFeature(deps),
     createCreditsFeature(deps),
+    createPricingFeature(deps),
     createPaymentsFeature(deps),
     createTasksFeature(deps),
     createAdminFeature(deps),

@@ -3,9 +3,13 @@ import multer from 'multer';
 import { InvalidAmountError } from '../ledger/credits.ts';
 import { AppError, NotFoundError, PayloadTooLargeError, PROBLEM_TYPE_BASE, ValidationError } from './errors.ts';
 
-/** True when the client should get JSON (API routes), false for pages rendered with EJS. */
+/**
+ * True when the client should get JSON: API routes, and any client that does not explicitly ask
+ * for HTML (browsers always send `text/html` in Accept when navigating; scripts rarely do).
+ */
 export function wantsJson(req: Request): boolean {
-  return req.originalUrl.startsWith('/api/') || req.originalUrl === '/api' || !req.accepts('html');
+  if (req.originalUrl.startsWith('/api/') || req.originalUrl === '/api') return true;
+  return !(req.get('accept') ?? '').includes('text/html');
 }
 
 /** Writes an RFC 9457 problem+json body for `err`. */

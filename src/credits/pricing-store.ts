@@ -1,0 +1,33 @@
+import type { Db, Trx } from '../db/database.ts';
+
+/** A metered operation's price, in millicredits: `base` per task + `perUnit` per unit (e.g. page). */
+export interface OperationPrice {
+  operation: string;
+  name: string;
+  baseMillicredits: number;
+  perUnitMillicredits: number;
+  unit: string;
+}
+
+interface DbOperationPriceRow {
+  operation: string;
+  name: string;
+  base_millicredits: number;
+  per_unit_millicredits: number;
+  unit: string;
+  active: boolean;
+}
+
+function mapRow(r: DbOperationPriceRow): OperationPrice {
+  return { operation: r.operation, name: r.name, baseMillicredits: r.base_millicredits, perUnitMillicredits: r.per_unit_millicredits, unit: r.unit };
+}
+
+export async function findActivePrice(db: Db | Trx, operation: string): Promise<OperationPrice | undefined> {
+  const row = await db<DbOperationPriceRow>('operation_prices').where({ operation, active: true }).first();
+  return row ? mapRow(row) : undefined;
+}
+
+export async function listActivePrices(db: Db | Trx): Promise<OperationPrice[]> {
+  const rows = await db<DbOperationPriceRow>('operation_prices').where({ active: true }).orderBy('operation');
+  return rows.map(mapRow);
+}

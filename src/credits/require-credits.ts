@@ -1,0 +1,131 @@
+import crypto from 'node:crypto';
+import type { Request, RequestHandler } from 'express';
+import { UnauthorizedError } from '../http/errors.ts';
+import { idempotencyKeyOf } from '../http/validate.ts';
+import { assertMillicredits } from '../ledger/credits.ts';
+import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import type { Hold, Reference } from '../ledger/ledger-types.ts';
+
+/** What `requireCredits` puts on `req.credits` for the handler. Amounts are millicredits. */
+export interface CreditsContext {
+  hold: Hold;
+  /** True when this hold already existed (same Idempotency-Key replayed). */
+  replayed: boolean;
+  /**
+   * Settles now: posts `millicredits` (≤ held; default the whole hold) and releases the rest.
+   * Await it before responding when the response should show the new balance.
+   */
+  post(millicredits?: number): Promise<void>;
+  /** Voids the hold now: the user pays nothing. */
+  void(): Promise<void>;
+  /** The hold now belongs to a background job, which posts or voids it; the middleware lets go. */
+  handOff(): void;
+  /** Reports the actual cost; posted when the response finishes (if nothing else settled it). */
+  report(millicredits: number): void;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    credits?: CreditsContext;
+  }
+}
+
+export interface RequireCreditsOptions {
+  ledger: Ledger;
+  /** How long the hold lives before the sweeper voids it (ms). Default 15 minutes. */
+  timeoutMs?: number;
+  /** Where the 402 problem sends people to buy credits (`topUpUrl`). */
+  topUpUrl: string;
+  /** What the hold is for, shown in the user's statement. */
+  reason?: string | ((req: Request) => string);
+  reference?: (req: Request) => Reference | null;
+}
+
+/**
+ * Prices a route: computes `estimate(req)` (millicredits), places a hold for it before the handler
+ * runs and exposes it as `req.credits`. The hold id is derived from the user, route and
+ * `Idempotency-Key` header when one is sent, so a retried request holds nothing new.
+ *
+ * Settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
+ * (`req.credits.handOff()`): when the response finishes with a status < 400 the reported cost
+ * (`req.credits.report`, default the whole estimate) is posted and the rest released; on an error
+ * status, or a connection closed early, the hold is voided.
+ *
+ * Not enough credits → 402 problem+json `{required, available, topUpUrl}` (credits) and no hold.
+ * Requires a signed-in user (`req.user`), else 401.
+ *
+ * @example router.post('/api/reports', requireAuth, requireCredits(() => 2000, { ledger, topUpUrl }), handler)
+ */
+export function requireCredits(
+  estimate: (req: Request) => number | Promise<number>,
+  options: RequireCreditsOptions,
+): RequestHandler {
+  const { ledger } = options;
+  const timeoutMs = options.timeoutMs ?? 15 * 60_000;
+  return async (req, res, next) => {
+    if (!req.user) throw new UnauthorizedError();
+    const userId = req.user.id;
+    const millicredits = await estimate(req);
+    assertMillicredits(millicredits);
+    const key = idempotencyKeyOf(req);
+    const holdId = key
+      ? `rc:${crypto.createHash('sha256').update(`${userId}\n${req.method}\n${req.baseUrl}${req.path}\n${key}`).digest('hex')}`
+      : `rc:${crypto.randomUUID()}`;
+    const existed = key ? (await ledger.findHold(holdId)) !== undefined : false;
+    let hold: Hold;
+    try {
+      hold = await ledger.reserve({
+        holdId,
+        userId,
+        millicredits,
+        timeoutMs,
+        actor: `user:${userId}`,
+        reason: typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`),
+        reference: options.reference?.(req) ?? null,
+      });
+    } catch (err) {
+      if (err instanceof InsufficientCreditsError) {
+        throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl: options.topUpUrl });
+      }
+      throw err;
+    }
+
+    let settled = hold.status !== 'active';
+    let reported: number | undefined;
+    const actor = `user:${userId}`;
+    const context: CreditsContext = {
+      hold,
+      replayed: existed,
+      async post(amount = reported ?? hold.amount) {
+        settled = true;
+        await ledger.post({ holdId: hold.id, millicredits: amount, actor });
+      },
+      async void() {
+        settled = true;
+        await ledger.void({ holdId: hold.id, actor });
+      },
+      handOff() {
+        settled = true;
+      },
+      report(amount) {
+        assertMillicredits(amount, { allowZero: true });
+        reported = amount;
+      },
+    };
+    req.credits = context;
+
+    const settleOnEnd = () => {
+      if (settled) return;
+      settled = true;
+      const ok = res.statusCode < 400 && res.writableFinished;
+      const action = ok
+        ? ledger.post({ holdId: hold.id, millicredits: reported ?? hold.amount, actor })
+        : ledger.void({ holdId: hold.id, actor });
+      action.catch((err) => req.log?.error({ err, holdId: hold.id }, 'could not settle hold'));
+    };
+    res.on('finish', settleOnEnd);
+    res.on('close', settleOnEnd);
+    next();
+  };
+}
