@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createKnex, migrateLatest, runSeeds } from '../src/db/database.ts';
+import { createKnex, migrateLatest, runSeeds, type Db } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts';
 import { benchLedger } from './ledger-bench.ts';
 
@@ -33,7 +33,8 @@ async function main() {
       await benchLedger(db, { seconds, clientCounts: [1, 8, 32] });
     }
     if (!only || only === 'tasks') {
-      const { benchTasks } = await import('./tasks-bench.ts').catch(() => ({ benchTasks: undefined }));
+      const tasksBench = './tasks-bench.ts'; // added with the tasks pipeline
+      const { benchTasks } = (await import(tasksBench).catch(() => ({}))) as { benchTasks?: (db: Db, url: string) => Promise<void> };
       if (benchTasks) {
         console.log('\nTasks: pages per minute through the whole pipeline vs tesseract.js alone on the same pages');
         await benchTasks(db, url);

@@ -22,6 +22,7 @@ import { createCreditsFeature } from './credits/credits-feature.ts';
 import { createPricingFeature } from './credits/pricing-feature.ts';
 import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
+import { createPayments, type Payments } from './payments/payments-service.ts';
 import { createTasksFeature, type TaskServices } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 
@@ -38,7 +39,23 @@ export interface AppDeps {
   stripe: Stripe;
   tasks: TaskServices;
   sessionSecret: string;
+  /** Signing secret of our Stripe webhook endpoint (whsec_…): configured, or the emulator's. */
+  stripeWebhookSecret: string;
 }
+
+/** An append-only audit trail of auth events and admin actions. */
+export interface AuditRecorder {
+  record(entry: { actor: string | null; action: string; target?: string | null; details?: Record<string, unknown>; ip?: string | null; userAgent?: string | null }): Promise<void>;
+}
+
+/** Services shared between features, built once by createApp. */
+export interface Services {
+  payments: Payments;
+  audit?: AuditRecorder;
+}
+
+/** What a feature factory receives. */
+export type FeatureDeps = AppDeps & { services: Services };
 
 /**
  * A feature's routers. `raw` is mounted before the body parsers (e.g. the Stripe webhook, which
@@ -99,14 +116,18 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
+  const services: Services = {
+    payments: createPayments({ db, ledger: deps.ledger, stripe: deps.stripe, config, webhookSecret: deps.stripeWebhookSecret, logger }),
+  };
+  const featureDeps: FeatureDeps = { ...deps, services };
   const features: Feature[] = [
-    createAuthFeature(deps),
-    createCreditsFeature(deps),
-    createPricingFeature(deps),
-    createPaymentsFeature(deps),
-    createTasksFeature(deps),
-    createAdminFeature(deps),
-    createHomeFeature(deps),
+    createAuthFeature(featureDeps),
+    createCreditsFeature(featureDeps),
+    createPricingFeature(featureDeps),
+    createPaymentsFeature(featureDeps),
+    createTasksFeature(featureDeps),
+    createAdminFeature(featureDeps),
+    createHomeFeature(featureDeps),
   ];
 
   const { middleware: sessionMiddleware } = createSessionMiddleware(deps.pgPool, config, deps.sessionSecret);

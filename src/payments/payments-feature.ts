@@ -1,10 +1,130 @@
 import express from 'express';
-import type { AppDeps, Feature } from '../app.ts';
+import { z } from 'zod';
+import type { Feature, FeatureDeps } from '../app.ts';
+import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
+import { idempotencyKeyOf, validate } from '../http/validate.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import { decodeCursor, encodeCursor } from '../ledger/ledger-service.ts';
+import { formatMoney, formatPricePerCredit } from './money.ts';
+import type { CreditPackage, Payment, PaymentRefund } from './payments-store.ts';
 
-/** Checkout, the Stripe webhook (raw body), payments, refunds; /pricing and /checkout pages. */
-export function createPaymentsFeature(_deps: AppDeps): Feature {
+const CheckoutBody = z.object({ packageId: z.string().min(1).max(64) }).strict();
+const PageCheckoutBody = z.object({ packageId: z.string().min(1).max(64), _csrf: z.string().optional() }).strict();
+const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(500).optional() }).strict();
+const IdParams = z.object({ id: z.uuid() }).strict();
+const RefundBody = z.object({ amountCents: z.number().int().min(1).optional() }).strict();
+const SuccessQuery = z.object({ session_id: z.string().min(1).max(255) }).strict();
+
+/** JSON of a credit pack: credits as numbers (≤ 3 decimals), price in cents. */
+export function packageJson(p: CreditPackage) {
+  return {
+    id: p.id,
+    name: p.name,
+    credits: millicreditsToCredits(p.creditsMillicredits),
+    bonusCredits: millicreditsToCredits(p.bonusMillicredits),
+    amountCents: p.amountCents,
+    currency: p.currency,
+  };
+}
+
+/** JSON of a payment (and its refunds when given). */
+export function paymentJson(p: Payment, refunds?: PaymentRefund[]) {
+  return {
+    id: p.id,
+    status: p.status,
+    packageId: p.packageId,
+    credits: millicreditsToCredits(p.creditsMillicredits),
+    bonusCredits: millicreditsToCredits(p.bonusMillicredits),
+    amountCents: p.amountCents,
+    currency: p.currency,
+    refundedCents: p.refundedCents,
+    createdAt: p.createdAt.toISOString(),
+    paidAt: p.paidAt?.toISOString() ?? null,
+    ...(refunds
+      ? { refunds: refunds.map((r) => ({ id: r.id, amountCents: r.amountCents, status: r.status, reason: r.reason, createdAt: r.createdAt.toISOString() })) }
+      : {}),
+  };
+}
+
+/** View model of a pack for the pricing page. */
+function packView(p: CreditPackage) {
+  return {
+    ...packageJson(p),
+    price: formatMoney(p.amountCents, p.currency),
+    perCredit: formatPricePerCredit(p.amountCents, p.creditsMillicredits + p.bonusMillicredits, p.currency),
+  };
+}
+
+/**
+ * Buying credits: the Stripe webhook (raw body, mounted before the body parsers), the checkout and
+ * payments API, the admin refund API, and the /pricing and /checkout pages.
+ */
+export function createPaymentsFeature(deps: FeatureDeps): Feature {
+  const { payments } = deps.services;
+
   const raw = express.Router();
+  raw.post('/api/payments/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const result = await payments.handleWebhook(body, req.get('Stripe-Signature'));
+    res.json({ received: true, duplicate: result.duplicate, outcome: result.outcome });
+  });
+
   const api = express.Router();
+  api.get('/credits/packages', async (_req, res) => {
+    res.json({ packages: (await payments.listPackages()).map(packageJson) });
+  });
+  api.post('/payments/checkout', requireAuth, async (req, res) => {
+    const body = validate(CheckoutBody, req);
+    const result = await payments.createCheckout(req.user!, body.packageId, idempotencyKeyOf(req));
+    res.status(201).json({ paymentId: result.payment.id, sessionId: result.sessionId, checkoutUrl: result.checkoutUrl });
+  });
+  api.get('/payments', requireAuth, async (req, res) => {
+    const q = validate(ListQuery, req, 'query');
+    const items = await payments.listPayments(req.user!.id, q.limit + 1, q.cursor ? decodeCursor(q.cursor) : undefined);
+    const more = items.length > q.limit;
+    if (more) items.pop();
+    const last = items.at(-1);
+    res.json({ payments: items.map((p) => paymentJson(p)), nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null });
+  });
+  api.get('/payments/:id', requireAuth, async (req, res) => {
+    const { id } = validate(IdParams, req, 'params');
+    const { payment, refunds } = await payments.getPayment(id, req.user!.id);
+    res.json({ payment: paymentJson(payment, refunds) });
+  });
+  api.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
+    const { id } = validate(IdParams, req, 'params');
+    const body = validate(RefundBody, req);
+    const refund = await payments.refund(id, body.amountCents, `admin:${req.user!.id}`, idempotencyKeyOf(req));
+    await deps.services.audit?.record({ actor: req.user!.id, action: 'payment.refund', target: id, details: { refundId: refund.id, amountCents: refund.amount }, ip: req.ip, userAgent: req.get('user-agent') });
+    const { payment, refunds } = await payments.getPayment(id, null);
+    res.status(201).json({ refund: { id: refund.id, amountCents: refund.amount, status: refund.status }, payment: paymentJson(payment, refunds) });
+  });
+
   const pages = express.Router();
+  pages.get('/pricing', async (_req, res) => {
+    const packs = (await payments.listPackages()).map(packView);
+    res.render('payments/pricing', { title: 'Pricing', packs, stripeMode: deps.config.stripe.useEmulator ? 'emulator' : 'stripe' });
+  });
+  pages.post('/checkout', requireAuth, async (req, res) => {
+    const body = validate(PageCheckoutBody, req);
+    const result = await payments.createCheckout(req.user!, body.packageId);
+    res.redirect(303, result.checkoutUrl);
+  });
+  pages.get('/checkout/success', requireAuth, async (req, res) => {
+    const q = validate(SuccessQuery, req, 'query');
+    const { payment, paid } = await payments.confirmCheckout(q.session_id, req.user!.id);
+    const balance = await deps.ledger.getBalance(req.user!.id);
+    res.locals.headerBalance = millicreditsToCredits(balance.available);
+    res.render('payments/success', {
+      title: paid ? 'Payment received' : 'Payment pending',
+      paid,
+      payment: paymentJson(payment),
+      price: formatMoney(payment.amountCents, payment.currency),
+      available: millicreditsToCredits(balance.available),
+    });
+  });
+  pages.get('/checkout/cancel', requireAuth, (_req, res) => {
+    res.render('payments/cancel', { title: 'Checkout cancelled' });
+  });
   return { raw, api, pages };
 }

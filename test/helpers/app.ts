@@ -27,13 +27,17 @@ export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
   });
 }
 
+type Overrides = Partial<AppDeps> | ((t: TestDatabase, config: Readonly<Config>) => Partial<AppDeps> | Promise<Partial<AppDeps>>);
+
 /**
  * The whole app on a fresh database of its own, for supertest. `overrides` replaces deps
- * (e.g. a Stripe client pointed at a test emulator, or task services).
+ * (e.g. a Stripe client pointed at a test emulator, or task services); as a function it gets the
+ * test database and config first.
  */
-export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Partial<AppDeps> } = {}): Promise<TestApp> {
+export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides } = {}): Promise<TestApp> {
   const t = await createTestDatabase();
   const config = testConfig(options.env);
+  const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
   const pgPool = new pg.Pool({ connectionString: t.url, max: 5 });
   const deps: AppDeps = {
     config,
@@ -43,8 +47,9 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     ledger: createLedger(t.db),
     stripe: createStripeClient(config),
     sessionSecret: config.session.secret!,
+    stripeWebhookSecret: config.stripe.webhookSecret!,
     tasks: { enqueue: async () => {} },
-    ...options.overrides,
+    ...overrides,
   };
   const app = createApp(deps);
   return {

@@ -1,0 +1,351 @@
+import type Stripe from 'stripe';
+import type { Config } from '../config.ts';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
+import { AppError, BadRequestError, ConflictError, NotFoundError, ValidationError } from '../http/errors.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import type { Logger } from '../logger.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import { formatMoney } from './money.ts';
+import * as store from './payments-store.ts';
+import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
+
+/** Stripe's default tolerance for webhook timestamps, in seconds (Stripe docs, "Verify webhook signatures"). */
+export const WEBHOOK_TOLERANCE_SECONDS = 300;
+
+export interface PaymentsDeps {
+  db: Db;
+  ledger: Ledger;
+  stripe: Stripe;
+  config: Pick<Config, 'appUrl' | 'packBonusExpiryDays'>;
+  /** The signing secret of our webhook endpoint (whsec_…). */
+  webhookSecret: string;
+  logger: Logger;
+}
+
+export interface CheckoutResult {
+  payment: Payment;
+  sessionId: string;
+  checkoutUrl: string;
+}
+
+/** `floor(amount × part / whole)` on integers, exact for any sizes (BigInt), for refund shares. */
+function share(amount: number, part: number, whole: number): number {
+  return Number((BigInt(amount) * BigInt(part)) / BigInt(whole));
+}
+
+const idOf = (v: string | { id: string } | null | undefined): string | null => (v == null ? null : typeof v === 'string' ? v : v.id);
+
+/**
+ * Buying credit packs through Stripe Checkout and keeping the ledger in step with Stripe:
+ * checkout sessions, fulfillment (from the webhook and from the success page, exactly once),
+ * expiries, and refunds clawed back from the purchase's lots.
+ */
+export function createPayments(deps: PaymentsDeps) {
+  const { db, ledger, stripe, config, logger } = deps;
+
+  async function customerFor(user: { id: string; email: string; name: string }): Promise<string> {
+    const known = await store.findCustomerId(db, user.id);
+    if (known) return known;
+    // Stripe idempotency key: concurrent first checkouts create one customer (Stripe docs, "Idempotent requests").
+    const customer = await stripe.customers.create(
+      { email: user.email, name: user.name, metadata: { userId: user.id } },
+      { idempotencyKey: `tally-customer-${user.id}` },
+    );
+    return store.saveCustomerId(db, user.id, customer.id);
+  }
+
+  /**
+   * Grants a paid payment's credits: one `purchase` lot (never expires) and, if the pack has a
+   * bonus, one `bonus` lot (expiring after PACK_BONUS_EXPIRY_DAYS, if set). The transfer ids are
+   * derived from the payment id, so however many times and from wherever this runs, the credits
+   * arrive once (primary key on transfers, and the payment row is locked).
+   */
+  async function fulfill(trx: Trx, payment: Payment, paymentIntentId: string | null): Promise<boolean> {
+    const already = payment.status !== 'pending' && payment.status !== 'expired';
+    if (!already) await store.markPaid(trx, payment.id, paymentIntentId);
+    const reference = { type: 'payment', id: payment.id };
+    const purchase = await ledger.grant(
+      {
+        transferId: `purchase:${payment.id}`,
+        userId: payment.userId,
+        millicredits: payment.creditsMillicredits,
+        kind: 'purchase',
+        actor: 'stripe',
+        reason: `Bought the ${payment.packageId} pack`,
+        reference,
+      },
+      trx,
+    );
+    if (payment.bonusMillicredits > 0) {
+      const days = config.packBonusExpiryDays;
+      const paidAt = payment.paidAt ?? new Date();
+      await ledger.grant(
+        {
+          transferId: `purchase_bonus:${payment.id}`,
+          userId: payment.userId,
+          millicredits: payment.bonusMillicredits,
+          kind: 'bonus',
+          actor: 'stripe',
+          reason: `Bonus of the ${payment.packageId} pack`,
+          reference,
+          expiresAt: days > 0 ? new Date(paidAt.getTime() + days * 86_400_000) : null,
+        },
+        trx,
+      );
+    }
+    return !purchase.replayed;
+  }
+
+  /**
+   * Fulfills the payment of a Checkout Session if Stripe says it is paid. Checks the amount and
+   * currency Stripe charged against what the pack cost. Returns the payment and whether credits were
+   * granted now (false: already fulfilled, or not paid).
+   */
+  async function fulfillSession(session: Stripe.Checkout.Session, trx?: Trx): Promise<{ payment: Payment | undefined; granted: boolean; outcome: string }> {
+    return inTransaction(trx ?? db, async (t) => {
+      const payment = await store.findPaymentBy(t, { checkout_session_id: session.id }, true);
+      if (!payment) return { payment, granted: false, outcome: 'unknown_session' };
+      if (session.payment_status !== 'paid') return { payment, granted: false, outcome: `not_paid:${session.payment_status}` };
+      if (session.amount_total !== payment.amountCents || session.currency !== payment.currency) {
+        logger.error({ paymentId: payment.id, sessionId: session.id, amount: session.amount_total, currency: session.currency }, 'paid amount differs from the pack price; not granting');
+        throw new ConflictError('The amount paid does not match the price of the pack.', 'amount_mismatch');
+      }
+      const granted = await fulfill(t, payment, idOf(session.payment_intent));
+      return { payment: await store.findPayment(t, payment.id), granted, outcome: granted ? 'fulfilled' : 'already_fulfilled' };
+    });
+  }
+
+  /** Claws back the refunded share of a payment's lots; `refundedCents` is Stripe's cumulative total. */
+  async function applyRefundTotal(trx: Trx, payment: Payment, refundedCents: number): Promise<string> {
+    if (refundedCents <= payment.refundedCents) return 'refund_already_applied';
+    if (refundedCents > payment.amountCents) throw new ConflictError('Refunded more than was paid.', 'refund_exceeds_payment');
+    if (payment.status === 'pending' || payment.status === 'expired') {
+      throw new ConflictError('Refund for a payment not yet fulfilled; retry later.', 'refund_before_fulfillment');
+    }
+    const reference = { type: 'payment', id: payment.id };
+    const parts: Array<{ transferId: string; lotOf: string; millicredits: number }> = [
+      { transferId: `purchase:${payment.id}`, lotOf: 'purchase', millicredits: payment.creditsMillicredits },
+      { transferId: `purchase_bonus:${payment.id}`, lotOf: 'bonus', millicredits: payment.bonusMillicredits },
+    ];
+    for (const part of parts) {
+      if (part.millicredits === 0) continue;
+      const delta = share(part.millicredits, refundedCents, payment.amountCents) - share(part.millicredits, payment.refundedCents, payment.amountCents);
+      if (delta <= 0) continue;
+      const lot = await ledger.findLotByTransfer(part.transferId, trx);
+      if (!lot) throw new Error(`lot of ${part.transferId} is missing`);
+      await ledger.clawback(
+        {
+          transferId: `refund:${payment.id}:${part.lotOf}:${refundedCents}`,
+          lotId: lot.id,
+          millicredits: delta,
+          actor: 'stripe',
+          reason: `Refund of ${formatMoney(refundedCents - payment.refundedCents, payment.currency)}`,
+          reference,
+        },
+        trx,
+      );
+    }
+    const status: PaymentStatus = refundedCents === payment.amountCents ? 'refunded' : 'partially_refunded';
+    await store.setRefunded(trx, payment.id, refundedCents, status);
+    return 'refund_clawed_back';
+  }
+
+  type Handler = (event: Stripe.Event, trx: Trx, prefetched: Prefetched) => Promise<string>;
+  interface Prefetched {
+    payment?: Payment;
+    session?: Stripe.Checkout.Session;
+  }
+
+  /** Webhook handlers by event type (Stripe docs, "Fulfill orders" / "Handle refunds"). */
+  const handlers: Record<string, Handler> = {
+    'checkout.session.completed': async (event, trx) => {
+      const session = event.data.object as Stripe.Checkout.Session;
+      return (await fulfillSession(session, trx)).outcome;
+    },
+    'checkout.session.async_payment_succeeded': async (event, trx) => {
+      return (await fulfillSession(event.data.object as Stripe.Checkout.Session, trx)).outcome;
+    },
+    'checkout.session.expired': async (event, trx) => {
+      const session = event.data.object as Stripe.Checkout.Session;
+      const payment = await store.findPaymentBy(trx, { checkout_session_id: session.id }, true);
+      if (!payment) return 'unknown_session';
+      await store.markExpired(trx, payment.id);
+      return payment.status === 'pending' ? 'expired' : `ignored:${payment.status}`;
+    },
+    'payment_intent.succeeded': async (event, trx) => {
+      const pi = event.data.object as Stripe.PaymentIntent;
+      const paymentId = pi.metadata?.paymentId;
+      if (!paymentId) return 'ignored:no_payment';
+      const payment = await store.findPayment(trx, paymentId, true);
+      if (!payment) return 'ignored:unknown_payment';
+      // Fulfillment waits for checkout.session.completed (or the success page); just remember the intent.
+      if (!payment.paymentIntentId) await trx('payments').where({ id: payment.id }).update({ payment_intent_id: pi.id });
+      return 'recorded';
+    },
+    'charge.refunded': async (event, trx, pre) => {
+      const charge = event.data.object as Stripe.Charge;
+      if (!pre.payment) return 'ignored:unknown_payment';
+      let payment = (await store.findPayment(trx, pre.payment.id, true))!;
+      if ((payment.status === 'pending' || payment.status === 'expired') && pre.session) {
+        // The refund overtook the completion event: fulfill first, then claw back.
+        await fulfillSession(pre.session, trx);
+        payment = (await store.findPayment(trx, payment.id, true))!;
+      }
+      for (const r of charge.refunds?.data ?? []) {
+        await store.upsertRefund(trx, { id: r.id, paymentId: payment.id, amountCents: r.amount, status: r.status ?? 'succeeded', reason: r.reason ?? null, requestedBy: r.metadata?.requestedBy ?? null });
+      }
+      return applyRefundTotal(trx, payment, charge.amount_refunded);
+    },
+  };
+
+  /** Looks up, outside the transaction, what a handler needs from Stripe or our tables. */
+  async function prefetch(event: Stripe.Event): Promise<Prefetched> {
+    if (event.type !== 'charge.refunded') return {};
+    const charge = event.data.object as Stripe.Charge;
+    const piId = idOf(charge.payment_intent);
+    if (!piId) return {};
+    let payment = await store.findPaymentBy(db, { payment_intent_id: piId });
+    if (!payment) {
+      const pi = await stripe.paymentIntents.retrieve(piId);
+      payment = pi.metadata?.paymentId ? await store.findPayment(db, pi.metadata.paymentId) : undefined;
+    }
+    if (payment && (payment.status === 'pending' || payment.status === 'expired') && payment.checkoutSessionId) {
+      return { payment, session: await stripe.checkout.sessions.retrieve(payment.checkoutSessionId) };
+    }
+    return { payment };
+  }
+
+  return {
+    /** Active credit packs, cheapest first. */
+    listPackages(): Promise<CreditPackage[]> {
+      return store.listPackages(db);
+    },
+
+    /**
+     * Starts buying a pack: a pending `payments` row and a Stripe Checkout Session (mode payment,
+     * price from the server-side pack only, `client_reference_id` = user, metadata with payment and
+     * pack ids). With an `idempotencyKey`, a retried request returns the same payment and session.
+     * Throws {@link ValidationError} (400) for an unknown pack.
+     */
+    async createCheckout(user: { id: string; email: string; name: string }, packageId: string, idempotencyKey?: string): Promise<CheckoutResult> {
+      const pack = await store.findPackage(db, packageId);
+      if (!pack) throw new ValidationError([{ field: 'body.packageId', message: `no credit pack "${packageId}"` }]);
+      const { payment } = await store.insertPendingPayment(db, { userId: user.id, pack, idempotencyKey: idempotencyKey ?? null });
+      if (payment.packageId !== pack.id) {
+        throw new ConflictError('This Idempotency-Key was used for another pack.', 'idempotency_conflict');
+      }
+      if (payment.checkoutSessionId && payment.checkoutUrl) {
+        return { payment, sessionId: payment.checkoutSessionId, checkoutUrl: payment.checkoutUrl };
+      }
+      const customer = await customerFor(user);
+      const metadata = { paymentId: payment.id, packageId: pack.id, userId: user.id };
+      const credits = millicreditsToCredits(pack.creditsMillicredits);
+      const bonus = millicreditsToCredits(pack.bonusMillicredits);
+      const session = await stripe.checkout.sessions.create(
+        {
+          mode: 'payment',
+          customer,
+          client_reference_id: user.id,
+          line_items: [
+            {
+              quantity: 1,
+              price_data: {
+                currency: pack.currency,
+                unit_amount: pack.amountCents,
+                product_data: {
+                  name: `${pack.name} — ${credits} credits`,
+                  description: bonus > 0 ? `${credits} credits + ${bonus} bonus credits for Tally` : `${credits} credits for Tally`,
+                },
+              },
+            },
+          ],
+          success_url: `${config.appUrl}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
+          cancel_url: `${config.appUrl}/checkout/cancel?payment_id=${payment.id}`,
+          metadata,
+          payment_intent_data: { metadata },
+        },
+        { idempotencyKey: `tally-checkout-${payment.id}` },
+      );
+      if (!session.url) throw new AppError(502, 'stripe_error', 'Bad gateway', 'Stripe returned a session without a URL.');
+      await store.setCheckoutSession(db, payment.id, session.id, session.url);
+      return { payment: { ...payment, checkoutSessionId: session.id, checkoutUrl: session.url }, sessionId: session.id, checkoutUrl: session.url };
+    },
+
+    /**
+     * The success page's side of fulfillment (Stripe advises fulfilling from both the webhook and the
+     * landing page): retrieves the session from Stripe and fulfills it if paid. 404 unless the
+     * session belongs to `userId`.
+     */
+    async confirmCheckout(sessionId: string, userId: string): Promise<{ payment: Payment; granted: boolean; paid: boolean }> {
+      const mine = await store.findPaymentBy(db, { checkout_session_id: sessionId });
+      if (!mine || mine.userId !== userId) throw new NotFoundError('checkout session');
+      const session = await stripe.checkout.sessions.retrieve(sessionId);
+      const { payment, granted } = await fulfillSession(session);
+      return { payment: payment ?? mine, granted, paid: session.payment_status === 'paid' };
+    },
+
+    /**
+     * Verifies and handles one webhook delivery. `rawBody` must be the exact bytes Stripe sent.
+     * Throws {@link BadRequestError} (400, nothing stored) for a missing/invalid signature or a
+     * timestamp older than 300 s. Each event id is handled once; a redelivery returns
+     * `{duplicate: true}`. Handler errors propagate (→ 5xx, so Stripe retries) and roll back.
+     */
+    async handleWebhook(rawBody: Buffer, signature: string | undefined): Promise<{ event: Stripe.Event; duplicate: boolean; outcome: string }> {
+      let event: Stripe.Event;
+      try {
+        if (!signature) throw new Error('missing Stripe-Signature header');
+        event = stripe.webhooks.constructEvent(rawBody, signature, deps.webhookSecret, WEBHOOK_TOLERANCE_SECONDS);
+      } catch (err) {
+        throw new BadRequestError(`Webhook signature verification failed: ${(err as Error).message}`, 'invalid_signature');
+      }
+      const pre = await prefetch(event);
+      return inTransaction(db, async (trx) => {
+        const fresh = await store.recordWebhookEvent(trx, { id: event.id, type: event.type, created: event.created, outcome: 'processing' });
+        if (!fresh) return { event, duplicate: true, outcome: 'duplicate' };
+        const handler = handlers[event.type];
+        const outcome = handler ? await handler(event, trx, pre) : 'ignored';
+        await store.setWebhookOutcome(trx, event.id, outcome);
+        logger.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook handled');
+        return { event, duplicate: false, outcome };
+      });
+    },
+
+    /** The user's payments, newest first (keyset pagination on created_at, id). */
+    listPayments(userId: string, limit: number, before?: { createdAt: Date; id: string }): Promise<Payment[]> {
+      return store.listUserPayments(db, userId, limit, before);
+    },
+
+    /** One payment with its refunds; 404 ({@link NotFoundError}) unless it belongs to `userId` (or `userId` is null: admin). */
+    async getPayment(paymentId: string, userId: string | null) {
+      const payment = await store.findPayment(db, paymentId);
+      if (!payment || (userId !== null && payment.userId !== userId)) throw new NotFoundError('payment');
+      return { payment, refunds: await store.listRefunds(db, payment.id) };
+    },
+
+    /**
+     * Refunds a payment through Stripe (`amountCents` default: all that is left). The ledger side
+     * happens when Stripe's `charge.refunded` webhook arrives. 409 when the payment isn't paid or
+     * the amount exceeds what is left; 404 for an unknown payment.
+     */
+    async refund(paymentId: string, amountCents: number | undefined, requestedBy: string, idempotencyKey?: string) {
+      const payment = await store.findPayment(db, paymentId);
+      if (!payment) throw new NotFoundError('payment');
+      if (!payment.paymentIntentId || (payment.status !== 'paid' && payment.status !== 'partially_refunded')) {
+        throw new ConflictError(`A ${payment.status} payment cannot be refunded.`, 'not_refundable');
+      }
+      const left = payment.amountCents - payment.refundedCents;
+      const amount = amountCents ?? left;
+      if (amount < 1 || amount > left) {
+        throw new ValidationError([{ field: 'body.amountCents', message: `must be between 1 and ${left} (what is left to refund)` }]);
+      }
+      const refund = await stripe.refunds.create(
+        { payment_intent: payment.paymentIntentId, amount, reason: 'requested_by_customer', metadata: { paymentId, requestedBy } },
+        idempotencyKey ? { idempotencyKey: `tally-refund-${paymentId}-${idempotencyKey}` } : undefined,
+      );
+      await store.upsertRefund(db, { id: refund.id, paymentId, amountCents: refund.amount, status: refund.status ?? 'pending', reason: refund.reason ?? null, requestedBy });
+      return refund;
+    },
+  };
+}
+
+export type Payments = ReturnType<typeof createPayments>;
