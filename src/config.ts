@@ -51,7 +51,8 @@ const EnvSchema = z.object({
   PACK_BONUS_EXPIRY_DAYS: int(0, 3650).default(0),
 
   MAX_UPLOAD_MB: int(1, 200).default(10),
-  MAX_PAGE_PIXELS: int(100_000, 400_000_000).default(40_000_000),
+  MAX_PAGE_PIXELS: int(100_000, 400_000_000).default(100_000_000),
+  MAX_PDF_PAGES: int(1, 100_000).default(1000),
   OCR_RENDER_DPI: int(50, 600).default(200),
   WORKER: z.enum(['on', 'off']).default('on'),
   WORKER_CONCURRENCY: int(1, 32).default(1),
@@ -99,7 +100,10 @@ export interface Config {
   packBonusExpiryDays: number;
   tasks: {
     maxUploadBytes: number;
+    /** Largest page rendering, and largest image embedded in a PDF, in pixels (memory bound). */
     maxPagePixels: number;
+    /** Most pages a PDF may have (page counting itself slows down on huge page trees). */
+    maxPages: number;
     renderDpi: number;
     worker: boolean;
     workerConcurrency: number;
@@ -183,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     tasks: {
       maxUploadBytes: e.MAX_UPLOAD_MB * 1024 * 1024,
       maxPagePixels: e.MAX_PAGE_PIXELS,
+      maxPages: e.MAX_PDF_PAGES,
       renderDpi: e.OCR_RENDER_DPI,
       worker: e.WORKER === 'on',
       workerConcurrency: e.WORKER_CONCURRENCY,
