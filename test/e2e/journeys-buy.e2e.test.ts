@@ -1,0 +1,133 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, inject, it } from 'vitest';
+import { checkAccessibility, headerBalance, launchBrowser, newUser, screenshot } from './browser.ts';
+
+const baseUrl = inject('baseUrl');
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => browser?.close());
+beforeEach(async () => {
+  context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  page = await context.newPage();
+});
+afterEach(async () => context?.close());
+
+/** Signs up through the form, using only the keyboard: type into each field, Enter to submit. */
+async function signUpWithKeyboard(p: Page, user = newUser()) {
+  await p.goto(`${baseUrl}/signup`);
+  await checkAccessibility(p);
+  await p.getByLabel('Name').focus();
+  await p.keyboard.type(user.name);
+  await p.keyboard.press('Tab');
+  await p.keyboard.type(user.email);
+  await p.keyboard.press('Tab');
+  await p.keyboard.type(user.password);
+  await Promise.all([p.waitForURL(/\/account/), p.keyboard.press('Enter')]);
+  return user;
+}
+
+/** Fills the emulator's hosted card form with a test card and submits it. */
+async function payWithCard(p: Page, card: string) {
+  await expect.poll(() => p.url()).toMatch(/\/c\/pay\/cs_test_/);
+  await checkAccessibility(p);
+  const email = p.getByLabel('Email');
+  if (await email.isEditable()) await email.fill('buyer@example.test');
+  await p.getByLabel('Card number').fill(card);
+  await p.getByLabel(/^Expir/).fill('12 / 34');
+  await p.getByLabel(/CVC/).fill('123');
+  await p.getByLabel('Name on card').fill('Ada Lovelace');
+  await p.getByRole('button', { name: /^Pay / }).click();
+}
+
+describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits', () => {
+  it('works end to end in the browser', async () => {
+    await signUpWithKeyboard(page);
+    expect(await headerBalance(page)).toBe(10);
+    await checkAccessibility(page);
+
+    await page.goto(`${baseUrl}/pricing`);
+    await checkAccessibility(page);
+    // Keyboard-only: focus the Starter button and press Enter.
+    await page.getByRole('button', { name: /Buy the Starter pack/ }).focus();
+    await page.keyboard.press('Enter');
+    await payWithCard(page, '4242 4242 4242 4242');
+
+    await page.waitForURL(/\/checkout\/success\?session_id=cs_test_/);
+    await expect.poll(() => page.locator('h1').textContent()).toMatch(/credits are here/);
+    expect(await headerBalance(page)).toBe(110);
+
+    await page.goto(`${baseUrl}/account`);
+    await expect.poll(() => page.getByTestId('available').textContent()).toBe('110');
+    const purchase = page.getByTestId('payment');
+    expect(await purchase.count()).toBe(1);
+    expect(await purchase.first().getAttribute('data-status')).toBe('paid');
+    expect(await purchase.first().textContent()).toContain('$5.00');
+    await checkAccessibility(page);
+    await screenshot(page, 'journey-1-bought-credits');
+  });
+});
+
+describe('journey 2: a declined card shows an error and changes nothing', () => {
+  it('keeps the balance at 10 credits', async () => {
+    await signUpWithKeyboard(page);
+    await page.goto(`${baseUrl}/pricing`);
+    await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+    await payWithCard(page, '4000 0000 0000 0002');
+    await expect.poll(() => page.locator('body').textContent()).toMatch(/declined/i);
+    expect(page.url()).toMatch(/\/c\/pay\/cs_test_/);
+    await screenshot(page, 'journey-2-declined-card');
+
+    await page.getByRole('link', { name: /back/i }).first().click();
+    await page.waitForURL(new RegExp(`^${baseUrl}/checkout/cancel`));
+    expect(await headerBalance(page)).toBe(10);
+    await page.goto(`${baseUrl}/account`);
+    expect(await page.getByTestId('available').textContent()).toBe('10');
+  });
+});
+
+describe('journey 5: an admin grants 25 credits with a reason; the user sees them', () => {
+  it('shows the grant and its reason in the user’s history', async () => {
+    const user = await signUpWithKeyboard(page);
+    await page.getByRole('button', { name: 'Log out' }).click();
+
+    // Log in with the keyboard only.
+    await page.goto(`${baseUrl}/login`);
+    await checkAccessibility(page);
+    await page.getByLabel('Email').focus();
+    await page.keyboard.type(inject('adminEmail'));
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(inject('adminPassword'));
+    await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.keyboard.press('Enter')]);
+
+    await page.goto(`${baseUrl}/admin`);
+    await checkAccessibility(page);
+    await page.getByRole('searchbox', { name: /Find a user/ }).fill(user.email);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('link', { name: user.name }).click();
+    await checkAccessibility(page);
+    const grantForm = page.locator('form[action$="/grants"]');
+    await grantForm.getByLabel('Credits').fill('25');
+    await grantForm.getByLabel('Reason').fill('Thanks for the <b>bug report</b>');
+    await grantForm.getByRole('button', { name: 'Grant' }).click();
+    await expect.poll(() => page.locator('body').textContent()).toContain('Thanks for the <b>bug report</b>');
+    await screenshot(page, 'journey-5-admin-granted');
+    await page.getByRole('button', { name: 'Log out' }).click();
+
+    await page.goto(`${baseUrl}/login`);
+    await page.getByLabel('Email').fill(user.email);
+    await page.getByLabel('Password').fill(user.password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.goto(`${baseUrl}/account`);
+    expect(await page.getByTestId('available').textContent()).toBe('35');
+    const history = page.locator('#history');
+    // The reason is shown as text, escaped: no <b> element was injected.
+    expect(await history.textContent()).toContain('Thanks for the <b>bug report</b>');
+    expect(await history.locator('b').count()).toBe(0);
+    await screenshot(page, 'journey-5-user-sees-grant');
+  });
+});
