@@ -14,6 +14,7 @@ import type { Logger } from './logger.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
 import { loadUser } from './auth/auth-middleware.ts';
+import { createAuditLog, type AuditLog } from './auth/audit-log.ts';
 import { originCheck } from './http/origin-check.ts';
 import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
 import { millicreditsToCredits } from './ledger/credits.ts';
@@ -43,15 +44,10 @@ export interface AppDeps {
   stripeWebhookSecret: string;
 }
 
-/** An append-only audit trail of auth events and admin actions. */
-export interface AuditRecorder {
-  record(entry: { actor: string | null; action: string; target?: string | null; details?: Record<string, unknown>; ip?: string | null; userAgent?: string | null }): Promise<void>;
-}
-
 /** Services shared between features, built once by createApp. */
 export interface Services {
   payments: Payments;
-  audit?: AuditRecorder;
+  audit: AuditLog;
 }
 
 /** What a feature factory receives. */
@@ -118,13 +114,14 @@ export function createApp(deps: AppDeps): express.Express {
 
   const services: Services = {
     payments: createPayments({ db, ledger: deps.ledger, stripe: deps.stripe, config, webhookSecret: deps.stripeWebhookSecret, logger }),
+    audit: createAuditLog(db),
   };
   const featureDeps: FeatureDeps = { ...deps, services };
   const features: Feature[] = [
     createAuthFeature(featureDeps),
+    createPaymentsFeature(featureDeps), // before credits: adds purchases to /account
     createCreditsFeature(featureDeps),
     createPricingFeature(featureDeps),
-    createPaymentsFeature(featureDeps),
     createTasksFeature(featureDeps),
     createAdminFeature(featureDeps),
     createHomeFeature(featureDeps),

@@ -6,6 +6,14 @@ export interface CurrentUser {
   role: 'user' | 'admin';
 }
 
+export type Role = CurrentUser['role'];
+
+/** A one-time message shown on the next page rendered (set before a 303 redirect). */
+export interface Flash {
+  type: 'success' | 'error';
+  message: string;
+}
+
 declare module 'express-session' {
   interface SessionData {
     userId?: string;
@@ -13,6 +21,7 @@ declare module 'express-session' {
     authenticatedAt?: number;
     userAgent?: string;
     ip?: string;
+    flash?: Flash;
   }
 }
 

@@ -3,9 +3,13 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import type { CurrentUser, Flash } from './auth-types.ts';
+
+/** The session cookie's name. */
+export const SESSION_COOKIE = 'tally.sid';
 
 /**
  * The session secret: `SESSION_SECRET`, or (outside production) one generated on first start and
@@ -33,7 +37,7 @@ export function createSessionMiddleware(
   const PgStore = connectPgSimple(session);
   const store = new PgStore({ pool, tableName: 'session', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
   const middleware = session({
-    name: 'tally.sid',
+    name: SESSION_COOKIE,
     secret,
     store,
     resave: false,
@@ -50,14 +54,58 @@ export function createSessionMiddleware(
   return { middleware, store };
 }
 
-/** Ends sessions older than the absolute lifetime, whatever their activity. */
+/**
+ * Ends sessions older than the absolute lifetime, whatever their activity: the stored session is
+ * destroyed and the request goes on with a fresh, empty one (so pages can still get a CSRF token).
+ */
 export function enforceAbsoluteLifetime(maxAgeMs: number): RequestHandler {
   return (req, _res, next) => {
     const started = req.session?.authenticatedAt;
     if (started !== undefined && Date.now() - started > maxAgeMs) {
-      req.session.destroy(() => next());
+      req.session.regenerate((err) => next(err));
       return;
     }
     next();
   };
+}
+
+/**
+ * Signs `user` in on this request: a new session id (the old session is destroyed, so a fixated
+ * id is worthless), then `userId`, `authenticatedAt`, user agent and IP stored, and saved before
+ * the response. Call on login, signup and any privilege change.
+ */
+export function establishSession(req: Request, user: CurrentUser): Promise<void> {
+  return new Promise((resolve, reject) => {
+    req.session.regenerate((err) => {
+      if (err) return reject(err);
+      req.session.userId = user.id;
+      req.session.authenticatedAt = Date.now();
+      req.session.userAgent = req.get('user-agent')?.slice(0, 200);
+      req.session.ip = req.ip;
+      req.user = user;
+      req.session.save((saveErr) => (saveErr ? reject(saveErr) : resolve()));
+    });
+  });
+}
+
+/** Signs out: destroys the stored session and clears the cookie. Safe without a session. */
+export function endSession(req: Request, res: Response, config: Pick<Config, 'session'>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.session.secureCookie });
+    delete req.user;
+    if (!req.session) return resolve();
+    req.session.destroy((err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Stores a one-time message for the next page (see {@link takeFlash}). */
+export function setFlash(req: Request, flash: Flash): void {
+  if (req.session) req.session.flash = flash;
+}
+
+/** Returns and forgets the pending one-time message, if any. */
+export function takeFlash(req: Request): Flash | undefined {
+  const flash = req.session?.flash;
+  if (flash) delete req.session.flash;
+  return flash;
 }

@@ -2,6 +2,7 @@ import express from 'express';
 import { z } from 'zod';
 import type { Feature, FeatureDeps } from '../app.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
+import { requestContext } from '../auth/audit-log.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { decodeCursor, encodeCursor } from '../ledger/ledger-service.ts';
@@ -95,7 +96,14 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
     const { id } = validate(IdParams, req, 'params');
     const body = validate(RefundBody, req);
     const refund = await payments.refund(id, body.amountCents, `admin:${req.user!.id}`, idempotencyKeyOf(req));
-    await deps.services.audit?.record({ actor: req.user!.id, action: 'payment.refund', target: id, details: { refundId: refund.id, amountCents: refund.amount }, ip: req.ip, userAgent: req.get('user-agent') });
+    await deps.services.audit.record({
+      actor: `admin:${req.user!.id}`,
+      actorUserId: req.user!.id,
+      action: 'admin.payment_refunded',
+      target: { type: 'payment', id },
+      details: { refundId: refund.id, amountCents: refund.amount },
+      ...requestContext(req),
+    });
     const { payment, refunds } = await payments.getPayment(id, null);
     res.status(201).json({ refund: { id: refund.id, amountCents: refund.amount, status: refund.status }, payment: paymentJson(payment, refunds) });
   });
@@ -122,6 +130,18 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
       price: formatMoney(payment.amountCents, payment.currency),
       available: millicreditsToCredits(balance.available),
     });
+  });
+  pages.get('/account', async (req, _res, next) => {
+    // The purchases section of the account page (rendered by the credits feature).
+    if (req.user) {
+      const recent = await payments.listPayments(req.user.id, 20);
+      _res.locals.payments = recent.map((p) => ({
+        ...paymentJson(p),
+        price: formatMoney(p.amountCents, p.currency),
+        refunded: p.refundedCents > 0 ? formatMoney(p.refundedCents, p.currency) : null,
+      }));
+    }
+    next();
   });
   pages.get('/checkout/cancel', requireAuth, (_req, res) => {
     res.render('payments/cancel', { title: 'Checkout cancelled' });

@@ -1,0 +1,47 @@
+import type { AuditRecord } from '../auth/audit-log.ts';
+import type { UserProfile } from '../auth/users-store.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import type { Transfer } from '../ledger/ledger-types.ts';
+
+/** JSON shapes of the admin API (credits, ISO timestamps). */
+
+/** A user for the admin API: `{id, email, name, role, createdAt, lastLoginAt}`. */
+export function profileJson(u: UserProfile) {
+  return {
+    id: u.id,
+    email: u.email,
+    name: u.name,
+    role: u.role,
+    createdAt: u.createdAt.toISOString(),
+    lastLoginAt: u.lastLoginAt ? u.lastLoginAt.toISOString() : null,
+  };
+}
+
+/** A transfer just written by an admin action (amount unsigned, in credits). */
+export function adminTransferJson(t: Transfer) {
+  return {
+    id: t.id,
+    kind: t.kind,
+    amount: millicreditsToCredits(t.amount),
+    reason: t.reason,
+    actor: t.actor,
+    reference: t.reference,
+    createdAt: t.createdAt.toISOString(),
+  };
+}
+
+/** An audit entry for the admin API. */
+export function auditJson(r: AuditRecord) {
+  return {
+    id: r.id,
+    createdAt: r.createdAt.toISOString(),
+    actor: r.actor,
+    actorUserId: r.actorUserId,
+    actorEmail: r.actorEmail,
+    action: r.action,
+    target: r.target,
+    ip: r.ip,
+    userAgent: r.userAgent,
+    details: r.details,
+  };
+}

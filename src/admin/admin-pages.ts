@@ -1,0 +1,140 @@
+import crypto from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import { requestContext, type AuditLog } from '../auth/audit-log.ts';
+import { requireAdmin } from '../auth/auth-middleware.ts';
+import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
+import { setFlash, takeFlash } from '../auth/session.ts';
+import { balanceJson, transferJson } from '../credits/credits-json.ts';
+import { viewHelpers } from '../credits/view-helpers.ts';
+import { AppError, ValidationError } from '../http/errors.ts';
+import { parseOrThrow, schemas, validate } from '../http/validate.ts';
+import { formatCredits } from '../ledger/credits.ts';
+import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
+import type { AdminService } from './admin-service.ts';
+
+type FormName = 'grant' | 'adjust';
+
+/**
+ * The admin pages, admins only: /admin (find a user), /admin/users/:id (their ledger, grant or
+ * adjust credits), /admin/audit (the audit log). Forms post back with a CSRF token and a one-time
+ * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
+ * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
+ */
+export function createAdminPages(deps: { admin: AdminService; audit: AuditLog }): express.Router {
+  const { admin, audit } = deps;
+  const pages = express.Router();
+  pages.use('/admin', requireAdmin);
+
+  function queryOrEmpty<T>(parse: () => T): { value: T | Record<string, never>; error?: string } {
+    try {
+      return { value: parse() };
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      return { value: {}, error: err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ') };
+    }
+  }
+
+  pages.get('/admin', async (req, res) => {
+    const { value: q, error } = queryOrEmpty(() => validate(UsersQuery, req, 'query'));
+    const page = await admin.listUsers(q);
+    const olderParams = new URLSearchParams();
+    if (q.query) olderParams.set('query', q.query);
+    if (page.nextCursor) olderParams.set('cursor', page.nextCursor);
+    res.status(error ? 400 : 200).render('admin/index', {
+      title: 'Admin',
+      flash: takeFlash(req),
+      query: typeof req.query.query === 'string' ? req.query.query : '',
+      queryError: error,
+      users: page.items,
+      isFirstPage: !q.cursor,
+      nextHref: page.nextCursor ? `/admin?${olderParams}` : undefined,
+      fmt: viewHelpers,
+    });
+  });
+
+  async function renderUser(
+    req: Request,
+    res: Response,
+    id: string,
+    status: number,
+    form?: { name: FormName; values: Record<string, unknown>; errors: Record<string, string> },
+  ) {
+    const { value: q, error } = queryOrEmpty(() => validate(UserDetailQuery, req, 'query'));
+    const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
+    const auditEntries = await admin.userAudit(user.id, 10);
+    const blank = () => ({ idempotencyKey: crypto.randomUUID() });
+    res.status(status).render('admin/user', {
+      title: `${user.name} · Admin`,
+      flash: takeFlash(req),
+      profile: user,
+      balance: balanceJson(balance),
+      transfers: transfers.items.map((e) => transferJson(e, { withActor: true })),
+      olderHref: transfers.nextCursor ? `/admin/users/${user.id}?cursor=${encodeURIComponent(transfers.nextCursor)}#ledger` : undefined,
+      isFirstPage: !q.cursor,
+      historyError: error,
+      auditEntries,
+      grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
+      adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
+      fmt: viewHelpers,
+    });
+  }
+
+  pages.get('/admin/users/:id', async (req, res) => {
+    await renderUser(req, res, String(req.params.id), 200);
+  });
+
+  /** Handles one admin form: validate, call the service, redirect; or re-render with errors. */
+  async function handleForm(req: Request, res: Response, name: FormName) {
+    const id = String(req.params.id);
+    const { idempotencyKey, ...fields } = formBody(req);
+    const values = { ...fields, idempotencyKey };
+    try {
+      const key = parseOrThrow(schemas.idempotencyKey.optional(), idempotencyKey === '' ? undefined : idempotencyKey, 'body.idempotencyKey');
+      const ctx = requestContext(req);
+      if (name === 'grant') {
+        const body = parseOrThrow(GrantBody, fields, 'body');
+        const r = await admin.grant(req.user!, id, body, key, ctx);
+        const expiry = r.lot.expiresAt ? `, expiring ${viewHelpers.date(r.lot.expiresAt)}` : '';
+        setFlash(req, { type: 'success', message: `Granted ${formatCredits(r.transfer.amount)} credits${expiry}.` });
+      } else {
+        const body = parseOrThrow(AdjustmentBody, fields, 'body');
+        const r = await admin.adjust(req.user!, id, body, key, ctx);
+        const sign = body.credits > 0 ? '+' : '−';
+        setFlash(req, { type: 'success', message: `Adjusted the balance by ${sign}${formatCredits(r.transfer.amount)} credits.` });
+      }
+      res.redirect(303, `/admin/users/${encodeURIComponent(id)}`);
+    } catch (err) {
+      const errors = fieldErrorsOf(err);
+      if (errors) return renderUser(req, res, id, 400, { name, values, errors });
+      if (err instanceof AppError && (err.status === 402 || err.status === 409)) {
+        return renderUser(req, res, id, err.status, { name, values, errors: { [err.status === 402 ? 'credits' : 'form']: err.detail } });
+      }
+      throw err;
+    }
+  }
+
+  pages.post('/admin/users/:id/grants', (req, res) => handleForm(req, res, 'grant'));
+  pages.post('/admin/users/:id/adjustments', (req, res) => handleForm(req, res, 'adjust'));
+
+  pages.get('/admin/audit', async (req, res) => {
+    const { value: q, error } = queryOrEmpty(() => validate(AuditQuery, req, 'query'));
+    const page = await audit.list({ actor: q.actor, action: q.action }, { limit: 50, cursor: q.cursor });
+    const params = new URLSearchParams();
+    if (q.actor) params.set('actor', q.actor);
+    if (q.action) params.set('action', q.action);
+    const firstHref = `/admin/audit${params.size ? `?${params}` : ''}`;
+    if (page.nextCursor) params.set('cursor', page.nextCursor);
+    res.status(error ? 400 : 200).render('admin/audit', {
+      title: 'Audit log · Admin',
+      filters: { actor: typeof req.query.actor === 'string' ? req.query.actor : '', action: typeof req.query.action === 'string' ? req.query.action : '' },
+      filterError: error,
+      entries: page.items,
+      isFirstPage: !q.cursor,
+      firstHref,
+      nextHref: page.nextCursor ? `/admin/audit?${params}` : undefined,
+      fmt: viewHelpers,
+    });
+  });
+
+  return pages;
+}

@@ -1,0 +1,45 @@
+import express from 'express';
+import { requireAuth } from '../auth/auth-middleware.ts';
+import type { Db } from '../db/database.ts';
+import { NotFoundError } from '../http/errors.ts';
+import { validate } from '../http/validate.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import { balanceJson, transferJson } from './credits-json.ts';
+import { streamTransfersCsv } from './transfers-csv.ts';
+import { TransferIdParams, TransfersQuery } from './transfers-schemas.ts';
+import { findStatementEntry } from './transfers-store.ts';
+
+/**
+ * The signed-in user's own credits: `GET /api/credits/balance`, `GET /api/credits/transfers`
+ * (JSON pages, or `?format=csv` for every matching row) and `GET /api/credits/transfers/:id`.
+ * Only ever the caller's account: another user's transfer id is a 404.
+ */
+export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.Router {
+  const { db, ledger } = deps;
+  const api = express.Router();
+
+  api.get('/credits/balance', requireAuth, async (req, res) => {
+    res.json(balanceJson(await ledger.getBalance(req.user!.id)));
+  });
+
+  api.get('/credits/transfers', requireAuth, async (req, res) => {
+    const q = validate(TransfersQuery, req, 'query');
+    const filters = { kind: q.kind, from: q.from, to: q.to };
+    if (q.format === 'csv') {
+      // The whole matching history: `limit` and `cursor` do not apply to the export.
+      await streamTransfersCsv(res, ledger, req.user!.id, filters);
+      return;
+    }
+    const page = await ledger.listTransfers(req.user!.id, filters, { limit: q.limit, cursor: q.cursor });
+    res.json({ transfers: page.items.map((e) => transferJson(e)), nextCursor: page.nextCursor });
+  });
+
+  api.get('/credits/transfers/:id', requireAuth, async (req, res) => {
+    const { id } = validate(TransferIdParams, req, 'params');
+    const entry = await findStatementEntry(db, req.user!.id, id);
+    if (!entry) throw new NotFoundError('transfer');
+    res.json({ transfer: transferJson(entry) });
+  });
+
+  return api;
+}
