@@ -7,7 +7,10 @@ import { createApp } from './app.ts';
 import { migrateLatest, openDatabase, runSeeds } from './db/database.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { resolveSessionSecret } from './auth/session.ts';
+import { ensureAdmin } from './auth/ensure-admin.ts';
 import { createStripeClient } from './payments/stripe-client.ts';
+import { startTasks } from './tasks/tasks-runtime.ts';
+import { emulatorPublicUrl, emulatorWebhookUrl, resolveEmulatorWebhookSecret, startStripeEmulatorServer } from './stripe-emulator/stripe-emulator.ts';
 
 export interface RunningTally {
   /** Base URL the HTTP server listens on (e.g. http://127.0.0.1:3000). */
@@ -41,13 +44,33 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     const applied = await migrateLatest(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     await runSeeds(db);
+    if (config.admin) {
+      const admin = await ensureAdmin(db, config.admin);
+      if (admin.outcome !== 'unchanged') logger.info({ email: config.admin.email, outcome: admin.outcome }, 'admin from ADMIN_EMAIL');
+    }
 
     const pgPool = new pg.Pool({ connectionString: database.url, max: 5 });
     stops.push(() => pgPool.end());
 
     const ledger = createLedger(db);
     const sessionSecret = resolveSessionSecret(config);
-    const stripe = createStripeClient(config);
+    // No Stripe key: run the built-in emulator in this process, on its own port, like api.stripe.com.
+    const webhookSecret = config.stripe.secretKey ? config.stripe.webhookSecret! : resolveEmulatorWebhookSecret(config);
+    let emulatorUrl: string | undefined;
+    if (config.stripe.useEmulator && !config.stripe.apiBase) {
+      const emulator = await startStripeEmulatorServer({
+        db,
+        logger,
+        port: config.stripe.emulatorPort,
+        host: config.host === '0.0.0.0' ? '0.0.0.0' : '127.0.0.1',
+        ...(config.stripe.emulatorPort !== 0 ? { publicUrl: emulatorPublicUrl(config) } : {}),
+        webhook: { url: emulatorWebhookUrl(config), secret: webhookSecret },
+      });
+      stops.push(() => emulator.close());
+      emulatorUrl = `http://127.0.0.1:${emulator.port}`;
+      logger.info({ url: emulator.url }, 'Stripe emulator listening (no STRIPE_SECRET_KEY set)');
+    }
+    const stripe = createStripeClient(config, emulatorUrl);
 
     const sweeper = setInterval(() => {
       void (async () => {
@@ -63,6 +86,10 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     sweeper.unref();
     stops.push(async () => clearInterval(sweeper));
 
+    // The job queue (pg-boss, same database) and, unless WORKER=off, the OCR worker in this process.
+    const tasks = await startTasks({ config, db, ledger, databaseUrl: database.url, logger });
+    stops.push(() => tasks.stop());
+
     const app = createApp({
       config,
       db,
@@ -71,7 +98,8 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
       ledger,
       stripe,
       sessionSecret,
-      tasks: { enqueue: async () => {} },
+      stripeWebhookSecret: webhookSecret,
+      tasks: tasks.services,
     });
 
     const server = http.createServer(app);
