@@ -1,0 +1,28 @@
+import { AppError, ConflictError, NotFoundError } from '../http/errors.ts';
+import type { DocumentRejectedError } from './tasks-errors.ts';
+
+/**
+ * 400: the uploaded document was refused (wrong type, corrupt, encrypted, empty, too many pixels).
+ * The problem+json body names the field and the reason: `{reason, errors: [{field: 'file', message}]}`.
+ */
+export class DocumentRejectedProblem extends AppError {
+  constructor(readonly rejection: DocumentRejectedError) {
+    super(400, `document_${rejection.code}`, 'Document refused', rejection.detail, {
+      reason: rejection.code,
+      errors: [{ field: 'file', message: rejection.detail }],
+    });
+  }
+}
+
+export class TaskNotFoundError extends NotFoundError {
+  constructor() {
+    super('task');
+  }
+}
+
+/** 409: the operation needs another status (e.g. the result of a task that has not completed). */
+export class TaskStateError extends ConflictError {
+  constructor(status: string, detail: string) {
+    super(detail, 'task_state', { taskStatus: status });
+  }
+}

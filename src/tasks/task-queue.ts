@@ -1,0 +1,104 @@
+import PgBoss from 'pg-boss';
+import type { Logger } from '../logger.ts';
+
+/** The pg-boss queue of OCR jobs. */
+export const OCR_QUEUE = 'ocr';
+/**
+ * Where pg-boss moves an OCR job that failed for good, including one whose last attempt timed out
+ * because its worker died: the dead-letter worker voids the task's hold and marks it failed.
+ */
+export const OCR_DEAD_LETTER_QUEUE = 'ocr-failed';
+
+/** The payload of an OCR job. `jobId` tells a stale job (of an earlier try) from the current one. */
+export interface TaskJob {
+  taskId: string;
+  jobId: string;
+}
+
+export interface TaskQueueOptions {
+  /** PostgreSQL URL of the app's database; pg-boss keeps its tables in the `pgboss` schema. */
+  connectionString: string;
+  logger: Logger;
+  /** Retries after the first attempt (pg-boss `retryLimit`). Default 3. */
+  retryLimit?: number;
+  /** Base delay before a retry, seconds; doubled per retry with jitter (`retryBackoff`). Default 5. */
+  retryDelaySeconds?: number;
+  /**
+   * How long one attempt may run before pg-boss fails it (and retries it elsewhere), seconds.
+   * Keep all attempts together well under the hold's timeout.
+   */
+  expireInSeconds: number;
+  /** How often an idle worker polls for jobs, seconds (≥ 0.5). Default 1. */
+  pollingIntervalSeconds?: number;
+  /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default 60. */
+  maintenanceIntervalSeconds?: number;
+  /** Connections in pg-boss's own pool. Default 4. */
+  poolMax?: number;
+}
+
+/** The started queue: send and cancel jobs; `boss` is there for the worker. */
+export interface TaskQueue {
+  boss: PgBoss;
+  pollingIntervalSeconds: number;
+  /** Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key). */
+  enqueue(job: TaskJob): Promise<void>;
+  /** Cancels a job that has not finished (a deleted task); a finished or unknown job is ignored. */
+  cancel(job: TaskJob): Promise<void>;
+  /** Stops pg-boss: waits up to `timeoutMs` for jobs in progress, then fails them (they retry). */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * The expiry of one attempt for a hold of `holdTimeoutMs`: the first attempt and `retryLimit`
+ * retries, plus room for backoff, all fit in the hold's lifetime. At least 30 s, at most 4 hours.
+ */
+export function attemptTimeoutSeconds(holdTimeoutMs: number, retryLimit = 3): number {
+  return Math.max(30, Math.min(4 * 3600, Math.floor(holdTimeoutMs / 1000 / (retryLimit + 2))));
+}
+
+/**
+ * Starts pg-boss on the app's database (creating or migrating its `pgboss` schema) and makes sure
+ * the OCR queue and its dead-letter queue exist with their retry policy: `retryLimit` retries
+ * with exponential backoff from `retryDelaySeconds`, each attempt expiring after
+ * `expireInSeconds`. Any number of processes may do this at once; every one can send and work.
+ *
+ * @throws whatever pg-boss throws when the database cannot be reached
+ */
+export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQueue> {
+  const { logger } = options;
+  const retryLimit = options.retryLimit ?? 3;
+  const retryDelay = options.retryDelaySeconds ?? 5;
+  const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 1;
+  const boss = new PgBoss({
+    connectionString: options.connectionString,
+    application_name: 'tally-queue',
+    max: options.poolMax ?? 4,
+    schedule: false, // no cron jobs: the ledger sweeper runs in tally.ts
+    supervise: true,
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60,
+  });
+  boss.on('error', (err) => logger.error({ err }, 'pg-boss error'));
+  await boss.start();
+  const policy = { retryLimit, retryDelay, retryBackoff: true, expireInSeconds: options.expireInSeconds };
+  await boss.createQueue(OCR_DEAD_LETTER_QUEUE, { name: OCR_DEAD_LETTER_QUEUE, retryLimit: 5, retryDelay: 5, retryBackoff: true, expireInSeconds: 300 });
+  await boss.createQueue(OCR_QUEUE, { name: OCR_QUEUE, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
+  // createQueue keeps an existing queue's settings: bring them in line with this configuration
+  await boss.updateQueue(OCR_QUEUE, { name: OCR_QUEUE, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
+
+  let stopped = false;
+  return {
+    boss,
+    pollingIntervalSeconds,
+    async enqueue(job) {
+      await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
+    },
+    async cancel(job) {
+      await boss.cancel(OCR_QUEUE, job.jobId);
+    },
+    async stop(timeoutMs = 20_000) {
+      if (stopped) return;
+      stopped = true;
+      await boss.stop({ graceful: true, timeout: timeoutMs, wait: true });
+    },
+  };
+}

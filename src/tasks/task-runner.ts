@@ -1,0 +1,248 @@
+import type { Pricing } from '../credits/pricing-service.ts';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
+import { HoldStateError } from '../ledger/ledger-errors.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import type { Hold } from '../ledger/ledger-types.ts';
+import type { Logger } from '../logger.ts';
+import type { OcrProcessor, OcrResult } from './ocr-processor.ts';
+import { StoredFileMissingError, type FileStorage } from './file-storage.ts';
+import type { TaskJob } from './task-queue.ts';
+import { DocumentRejectedError } from './tasks-errors.ts';
+import { OCR_OPERATION } from './tasks-service.ts';
+import * as store from './tasks-store.ts';
+import type { Task } from './tasks-store.ts';
+
+/** The part of the OCR processor a run needs (tests inject their own). */
+export type DocumentProcessor = Pick<OcrProcessor, 'process'>;
+
+/** Why a task failed, as stored on the task (`error_code`, `error_detail`) and shown to its owner. */
+export interface TaskError {
+  code: string;
+  detail: string;
+}
+
+/** How a run ended when it did not throw. */
+export type RunOutcome =
+  /** Posted the actual cost and stored the result. */
+  | 'completed'
+  /** Failed for good (refused document, missing file, hold gone): hold voided, nothing charged. */
+  | 'failed'
+  /** Nothing to do: the task is settled, deleted, or belongs to a newer job. */
+  | 'skipped'
+  /** A newer attempt took the task over while this one ran; that one settles it. */
+  | 'superseded';
+
+/**
+ * One attempt failed and will be retried by pg-boss (`final` was false), or failed for good and
+ * was settled (`final` true). The task records `error` either way.
+ */
+export class AttemptFailedError extends Error {
+  constructor(
+    readonly error: TaskError,
+    readonly final: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(error.detail, options);
+    this.name = 'AttemptFailedError';
+  }
+}
+
+/** Thrown from the progress callback to stop a run: the worker is shutting down. */
+export class WorkerStoppingError extends Error {
+  constructor() {
+    super('The worker is shutting down; the task will be retried.');
+    this.name = 'WorkerStoppingError';
+  }
+}
+
+class SupersededError extends Error {}
+
+export interface TaskRunnerDeps {
+  db: Db;
+  ledger: Ledger;
+  pricing: Pricing;
+  storage: FileStorage;
+  logger: Logger;
+}
+
+export interface RunOptions {
+  /** True on the last attempt pg-boss will make: a failure now voids the hold. */
+  final: boolean;
+  /** Checked after every page; `stopping` ends the run at the next page boundary. */
+  control?: { stopping: boolean };
+}
+
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.length > 500 ? `${message.slice(0, 500)}…` : message;
+}
+
+function holdGone(hold: Hold | undefined): TaskError {
+  if (hold?.status === 'expired') {
+    return {
+      code: 'hold_expired',
+      detail: 'The task did not finish before its hold timed out. The hold was released and nothing was charged.',
+    };
+  }
+  return { code: 'hold_released', detail: 'The credits held for this task were released before it finished. Nothing was charged.' };
+}
+
+/**
+ * Runs OCR tasks and settles their holds exactly once (DESIGN.md invariant 5):
+ *
+ * - success: in one transaction, post the actual cost (base + per page for the pages processed,
+ *   never above the hold) and mark the task `completed` with its text and statistics;
+ * - final failure: in one transaction, void the hold and mark the task `failed` with the error;
+ *   the user pays nothing;
+ * - a retried job whose task is already settled does nothing, so a worker killed after the
+ *   commit cannot post twice; a hold voided meanwhile (timeout sweeper, task deleted) is never
+ *   posted: the task fails with `hold_expired` instead.
+ *
+ * Each attempt bumps `tasks.attempts`; progress writes are conditional on it, so an older attempt
+ * still running (pg-boss expired it) stops at its next page once a newer one started.
+ */
+export function createTaskRunner(deps: TaskRunnerDeps) {
+  const { db, ledger, pricing, storage, logger } = deps;
+
+  /** Locks the task of `job`, or undefined when the job is stale or the task gone. */
+  async function lockCurrent(trx: Trx, job: TaskJob): Promise<Task | undefined> {
+    const task = await store.findTask(trx, job.taskId, { lock: true });
+    return task && task.jobId === job.jobId ? task : undefined;
+  }
+
+  async function settleSuccess(job: TaskJob, result: OcrResult): Promise<RunOutcome> {
+    return inTransaction(db, async (trx) => {
+      const task = await lockCurrent(trx, job);
+      if (!task || !store.UNFINISHED.includes(task.status)) return 'skipped';
+      const hold = await ledger.findHold(task.holdId, trx);
+      if (!hold || hold.status !== 'active') {
+        await store.markFailed(trx, task.id, holdGone(hold));
+        return 'failed';
+      }
+      const pages = Math.max(1, result.pageCount);
+      const { millicredits: price } = await pricing.estimate(OCR_OPERATION, pages);
+      const charge = Math.min(price, hold.amount);
+      try {
+        await ledger.post(
+          { holdId: hold.id, millicredits: charge, actor: 'system', reason: `OCR of ${task.fileName}: ${pages} page${pages === 1 ? '' : 's'}` },
+          trx,
+        );
+      } catch (err) {
+        // The sweeper voided it between our read and the post's lock: never charge without a hold.
+        if (!(err instanceof HoldStateError)) throw err;
+        await store.markFailed(trx, task.id, holdGone(await ledger.findHold(task.holdId, trx)));
+        return 'failed';
+      }
+      await store.markCompleted(trx, task.id, {
+        chargedMillicredits: charge,
+        text: result.text,
+        pages,
+        words: result.words,
+        meanConfidence: result.meanConfidence,
+        durationMs: result.durationMs,
+        pageStats: result.pages.map((p) => ({ page: p.page, source: p.source, words: p.words, confidence: p.confidence, durationMs: p.durationMs })),
+      });
+      return 'completed';
+    });
+  }
+
+  const runner = {
+    /**
+     * Runs one attempt of `job` with `processor`. Returns the {@link RunOutcome}; throws
+     * {@link AttemptFailedError} when processing failed (after recording it: `final` → hold voided
+     * and task failed; otherwise the task is back to `queued` for pg-boss's retry).
+     * Refused documents and missing files fail at once: retrying cannot help them.
+     */
+    async run(job: TaskJob, processor: DocumentProcessor, options: RunOptions): Promise<RunOutcome> {
+      const begun = await inTransaction(db, async (trx) => {
+        const task = await lockCurrent(trx, job);
+        if (!task || !store.UNFINISHED.includes(task.status)) return undefined;
+        const hold = await ledger.findHold(task.holdId, trx);
+        if (!hold || hold.status !== 'active') {
+          await store.markFailed(trx, task.id, holdGone(hold));
+          return null;
+        }
+        return { task, attempt: await store.startAttempt(trx, task.id) };
+      });
+      if (begun === undefined) return 'skipped';
+      if (begun === null) return 'failed';
+      const { task, attempt } = begun;
+      const log = logger.child({ taskId: task.id, jobId: job.jobId, attempt });
+
+      let result: OcrResult;
+      try {
+        const bytes = await storage.read(task.storageKey);
+        log.info({ kind: task.kind, pages: task.pages }, 'task processing');
+        result = await processor.process(bytes, task.kind, async ({ page }) => {
+          if (options.control?.stopping) throw new WorkerStoppingError();
+          if (!(await store.recordProgress(db, task.id, attempt, page))) throw new SupersededError();
+        });
+      } catch (err) {
+        if (err instanceof SupersededError) return 'superseded';
+        let error: TaskError;
+        let retryable = true;
+        if (err instanceof DocumentRejectedError) {
+          error = { code: `document_${err.code}`, detail: err.detail };
+          retryable = false;
+        } else if (err instanceof StoredFileMissingError) {
+          error = { code: 'file_missing', detail: 'The uploaded file is no longer stored.' };
+          retryable = false;
+        } else {
+          error = { code: 'processing_error', detail: `Processing failed: ${describe(err)}` };
+        }
+        if (!retryable || options.final) {
+          const detail = retryable ? `${error.detail} (after ${attempt} attempt${attempt === 1 ? '' : 's'}). Nothing was charged.` : `${error.detail} Nothing was charged.`;
+          const settled = await runner.fail(job, { code: error.code, detail });
+          log.warn({ err, error, settled }, 'task failed');
+          if (!retryable) return settled ? 'failed' : 'skipped';
+          throw new AttemptFailedError(error, true, { cause: err });
+        }
+        await store.markRetrying(db, task.id, attempt, error);
+        log.warn({ err, error }, 'task attempt failed; pg-boss will retry it');
+        throw new AttemptFailedError(error, false, { cause: err });
+      }
+      const outcome = await settleSuccess(job, result);
+      log.info({ outcome, pages: result.pageCount, durationMs: result.durationMs }, 'task settled');
+      return outcome;
+    },
+
+    /**
+     * Fails `job`'s task for good: voids its hold and marks it `failed` with `error`, in one
+     * transaction. Returns false (and changes nothing) when the task is settled, gone, or belongs
+     * to a newer job. Used on the last attempt and by the dead-letter worker.
+     */
+    async fail(job: TaskJob, error: TaskError): Promise<boolean> {
+      return inTransaction(db, async (trx) => {
+        const task = await lockCurrent(trx, job);
+        if (!task || !store.UNFINISHED.includes(task.status)) return false;
+        const hold = await ledger.findHold(task.holdId, trx);
+        if (hold?.status === 'active') await ledger.void({ holdId: hold.id, actor: 'system' }, trx);
+        await store.markFailed(trx, task.id, error);
+        return true;
+      });
+    },
+
+    /**
+     * Sweeper: fails unfinished tasks whose hold is no longer active (expired by the ledger's
+     * timeout sweeper, e.g. a job that never finished). Returns how many it failed.
+     */
+    async sweep(batch = 100): Promise<number> {
+      let count = 0;
+      for (const { id } of await store.unfinishedWithoutHold(db, batch)) {
+        const failed = await inTransaction(db, async (trx) => {
+          const task = await store.findTask(trx, id, { lock: true });
+          if (!task || !store.UNFINISHED.includes(task.status)) return false;
+          const hold = await ledger.findHold(task.holdId, trx);
+          if (hold?.status === 'active') return false;
+          await store.markFailed(trx, id, holdGone(hold));
+          return true;
+        });
+        if (failed) count++;
+      }
+      return count;
+    },
+  };
+  return runner;
+}
+
+export type TaskRunner = ReturnType<typeof createTaskRunner>;

@@ -1,0 +1,46 @@
+import type { Request, RequestHandler } from 'express';
+import multer from 'multer';
+import { PayloadTooLargeError, ValidationError } from '../http/errors.ts';
+import type { UploadedFile } from './tasks-service.ts';
+
+/** The multipart field that carries the document. */
+export const FILE_FIELD = 'file';
+
+/**
+ * Parses a `multipart/form-data` upload into memory: one file in field `file` of at most
+ * `maxBytes` (413 problem+json beyond, naming the limit), a few small text fields. Other
+ * content types pass through untouched (the handler then reports the missing file).
+ */
+export function uploadDocument(maxBytes: number): RequestHandler {
+  const parse = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 10_000, parts: 12 },
+    defParamCharset: 'utf8', // browsers send UTF-8 file names; busboy's default is latin1
+  }).single(FILE_FIELD);
+  const limit = `${Math.round((maxBytes / (1024 * 1024)) * 10) / 10} MB`;
+  return (req, res, next) => {
+    parse(req, res, (err?: unknown) => {
+      if (err instanceof multer.MulterError && err.code === 'LIMIT_FILE_SIZE') {
+        return next(new PayloadTooLargeError(`The file is larger than the upload limit of ${limit}.`));
+      }
+      if (err instanceof multer.MulterError) {
+        const field = err.field ? `body.${err.field}` : 'body';
+        const message = err.code === 'LIMIT_UNEXPECTED_FILE' ? `is not accepted: send one document in the "${FILE_FIELD}" field` : err.message;
+        return next(new ValidationError([{ field, message }]));
+      }
+      next(err);
+    });
+  };
+}
+
+/** The uploaded document. @throws {ValidationError} 400 naming field `file` when there is none. */
+export function uploadedFile(req: Request): UploadedFile {
+  const file = req.file;
+  if (!file || file.size === 0) {
+    const message = req.is('multipart/form-data')
+      ? 'is required: a PDF, PNG, JPEG, TIFF or WebP document'
+      : 'is required: send the document as multipart/form-data in the "file" field';
+    throw new ValidationError([{ field: FILE_FIELD, message }]);
+  }
+  return { bytes: file.buffer, fileName: file.originalname };
+}

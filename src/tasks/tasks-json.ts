@@ -1,0 +1,73 @@
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import type { Task, TaskPage, TaskStatus } from './tasks-store.ts';
+
+/** A task at the API's edge: credits (not millicredits), ISO 8601 timestamps. */
+export interface TaskJson {
+  id: string;
+  status: TaskStatus;
+  fileName: string;
+  /** The type read from the content (never the client's Content-Type). */
+  mimeType: string;
+  sizeBytes: number;
+  pages: number;
+  /** Pages processed so far by the current attempt. */
+  pagesDone: number;
+  /** Percent done, 0–100 (100 once completed). */
+  progress: number;
+  /** What was held when the task was queued, credits. */
+  estimatedCredits: number;
+  /** What the ledger charged: set when completed (≤ estimate), 0 when failed, null before. */
+  chargedCredits: number | null;
+  words: number | null;
+  /** Tesseract's mean word confidence, 0–100; null without OCR words. */
+  meanConfidence: number | null;
+  /** Processing wall time of the successful attempt, ms. */
+  durationMs: number | null;
+  /** Attempts started so far (pg-boss retries a failed attempt up to 3 times). */
+  attempts: number;
+  /** Why the task failed (status `failed` only). */
+  error: { code: string; detail: string } | null;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  links: { self: string; events: string; result: string; download: string };
+}
+
+export interface TaskPageJson {
+  page: number;
+  source: 'text-layer' | 'ocr';
+  words: number;
+  confidence: number | null;
+  durationMs: number;
+}
+
+/** Maps a {@link Task} to its JSON shape. */
+export function taskJson(t: Task): TaskJson {
+  const base = `/api/tasks/${t.id}`;
+  return {
+    id: t.id,
+    status: t.status,
+    fileName: t.fileName,
+    mimeType: t.mimeType,
+    sizeBytes: t.sizeBytes,
+    pages: t.pages,
+    pagesDone: t.status === 'completed' ? t.pages : t.pagesDone,
+    progress: t.status === 'completed' ? 100 : Math.floor((t.pagesDone * 100) / t.pages),
+    estimatedCredits: millicreditsToCredits(t.estimatedMillicredits),
+    chargedCredits: t.chargedMillicredits === null ? null : millicreditsToCredits(t.chargedMillicredits),
+    words: t.words,
+    meanConfidence: t.meanConfidence,
+    durationMs: t.durationMs,
+    attempts: t.attempts,
+    error: t.status === 'failed' && t.errorCode ? { code: t.errorCode, detail: t.errorDetail ?? '' } : null,
+    createdAt: t.createdAt.toISOString(),
+    startedAt: t.startedAt?.toISOString() ?? null,
+    completedAt: t.completedAt?.toISOString() ?? null,
+    links: { self: base, events: `${base}/events`, result: `${base}/result`, download: `${base}/download` },
+  };
+}
+
+/** Maps a page's statistics to JSON (confidence 0–100, duration ms). */
+export function taskPageJson(p: TaskPage): TaskPageJson {
+  return { page: p.page, source: p.source, words: p.words, confidence: p.confidence, durationMs: p.durationMs };
+}

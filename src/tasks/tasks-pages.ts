@@ -1,0 +1,158 @@
+import crypto from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import { requireAuth } from '../auth/auth-middleware.ts';
+import { setFlash, takeFlash } from '../auth/session.ts';
+import type { Pricing } from '../credits/pricing-service.ts';
+import { viewHelpers } from '../credits/view-helpers.ts';
+import { AppError, ValidationError } from '../http/errors.ts';
+import { schemas } from '../http/validate.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { taskIdOf } from './tasks-router.ts';
+import { uploadDocument, uploadedFile } from './task-upload.ts';
+import { taskJson, taskPageJson } from './tasks-json.ts';
+import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
+import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
+
+/** Characters of extracted text shown on the task page; the rest is in the download. */
+const TEXT_PREVIEW_CHARS = 200_000;
+const PAGE_SIZE = 20;
+
+export interface TasksPagesOptions {
+  service: TasksService;
+  pricing: Pricing;
+  maxUploadBytes: number;
+}
+
+/** A page-level message: what went wrong, and whether buying credits is the way out. */
+interface PageError {
+  message: string;
+  topUp: boolean;
+}
+
+function pageError(err: AppError): PageError {
+  if (err instanceof InsufficientCreditsError) {
+    return {
+      message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
+      topUp: true,
+    };
+  }
+  if (err instanceof ValidationError) {
+    return { message: err.errors.map((e) => e.message.charAt(0).toUpperCase() + e.message.slice(1)).join(' '), topUp: false };
+  }
+  return { message: err.detail, topUp: false };
+}
+
+/**
+ * The /tasks pages (signed in). They work without JavaScript: the upload form posts multipart to
+ * `POST /tasks` (CSRF token in the query string, since the body is multipart), which creates the
+ * task and redirects to `/tasks/:id`. public/tasks.js adds the estimate-and-balance confirmation
+ * step and live progress over server-sent events.
+ */
+export function createTasksPages(options: TasksPagesOptions): express.Router {
+  const { service, pricing } = options;
+  const upload = uploadDocument(options.maxUploadBytes);
+  const pages = express.Router();
+
+  async function renderIndex(req: Request, res: Response, status: number, error?: PageError) {
+    const raw = typeof req.query.status === 'string' ? req.query.status : '';
+    const statusFilter = (TASK_STATUSES as readonly string[]).includes(raw) ? (raw as TaskStatus) : undefined;
+    const cursor = typeof req.query.cursor === 'string' && schemas.cursor.safeParse(req.query.cursor).success ? req.query.cursor : undefined;
+    let list;
+    try {
+      list = await service.list(req.user!.id, { status: statusFilter, cursor, limit: PAGE_SIZE });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
+    }
+    const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const olderParams = new URLSearchParams();
+    if (statusFilter) olderParams.set('status', statusFilter);
+    if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
+    res.status(status).render('tasks/index', {
+      title: 'Tasks',
+      flash: takeFlash(req),
+      error,
+      tasks: list.items.map(taskJson),
+      statuses: TASK_STATUSES,
+      statusFilter: statusFilter ?? '',
+      olderHref: list.nextCursor ? `/tasks?${olderParams}#tasks` : undefined,
+      isFirstPage: !cursor,
+      maxUploadMb: Math.round((options.maxUploadBytes / (1024 * 1024)) * 10) / 10,
+      price: { base: millicreditsToCredits(price.baseMillicredits), perPage: millicreditsToCredits(price.perUnitMillicredits) },
+      idempotencyKey: crypto.randomUUID(),
+      fmt: viewHelpers,
+    });
+  }
+
+  async function renderShow(req: Request, res: Response, id: string, status: number, error?: PageError) {
+    const userId = req.user!.id;
+    const task = await service.get(userId, id);
+    const pageStats = await service.pages(userId, id);
+    let text: string | undefined;
+    let truncated = false;
+    if (task.status === 'completed') {
+      const result = await service.result(userId, id);
+      truncated = result.text.length > TEXT_PREVIEW_CHARS;
+      text = truncated ? result.text.slice(0, TEXT_PREVIEW_CHARS) : result.text;
+    }
+    res.status(status).render('tasks/show', {
+      title: task.fileName,
+      flash: takeFlash(req),
+      error,
+      task: taskJson(task),
+      pageStats: pageStats.map(taskPageJson),
+      text,
+      truncated,
+      idempotencyKey: crypto.randomUUID(),
+      fmt: viewHelpers,
+    });
+  }
+
+  pages.get('/tasks', requireAuth, async (req, res) => {
+    await renderIndex(req, res, 200);
+  });
+
+  pages.post('/tasks', requireAuth, async (req, res) => {
+    try {
+      await new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
+      const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
+      res.redirect(303, `/tasks/${task.id}`);
+    } catch (err) {
+      if (err instanceof AppError && err.status < 500 && err.status !== 401 && err.status !== 403) {
+        return renderIndex(req, res, err.status, pageError(err));
+      }
+      throw err;
+    }
+  });
+
+  pages.get('/tasks/:id', requireAuth, async (req, res) => {
+    await renderShow(req, res, taskIdOf(req), 200);
+  });
+
+  pages.post('/tasks/:id/retry', requireAuth, async (req, res) => {
+    const id = taskIdOf(req);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
+    try {
+      await service.retry(req.user!.id, id, key.success ? key.data : undefined);
+    } catch (err) {
+      if (err instanceof AppError && (err.status === 402 || err.status === 409)) return renderShow(req, res, id, err.status, pageError(err));
+      throw err;
+    }
+    setFlash(req, { type: 'success', message: 'The task is queued again.' });
+    res.redirect(303, `/tasks/${id}`);
+  });
+
+  pages.post('/tasks/:id/delete', requireAuth, async (req, res) => {
+    const id = taskIdOf(req);
+    const task = await service.get(req.user!.id, id);
+    await service.remove(req.user!.id, id);
+    setFlash(req, { type: 'success', message: `Deleted ${task.fileName} and its files. Its credit history stays on your account.` });
+    res.redirect(303, '/tasks');
+  });
+
+  return pages;
+}

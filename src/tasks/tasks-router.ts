@@ -1,0 +1,206 @@
+import express, { type Request, type Response } from 'express';
+import { requireAuth } from '../auth/auth-middleware.ts';
+import { idempotencyKeyOf, validate } from '../http/validate.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
+import type { Logger } from '../logger.ts';
+import { TaskNotFoundError } from './task-problems.ts';
+import { uploadDocument, uploadedFile } from './task-upload.ts';
+import { taskJson, taskPageJson } from './tasks-json.ts';
+import { TaskId, TasksQuery } from './tasks-schemas.ts';
+import type { TasksService } from './tasks-service.ts';
+import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
+
+export interface TasksRouterOptions {
+  service: TasksService;
+  maxUploadBytes: number;
+  logger: Logger;
+  /** How often the events stream re-reads the task, ms. Default 500. */
+  eventsPollMs?: number;
+  /** A stream ends after this long (the browser's EventSource reconnects), ms. Default 10 minutes. */
+  eventsMaxMs?: number;
+}
+
+/** The task id of the path, or 404 for anything that cannot be one. */
+export function taskIdOf(req: Request): string {
+  const parsed = TaskId.safeParse(req.params.id);
+  if (!parsed.success) throw new TaskNotFoundError();
+  return parsed.data;
+}
+
+/**
+ * `Content-Disposition` with the client's file name: an ASCII fallback plus the exact UTF-8 name
+ * (RFC 6266, RFC 8187 `filename*`).
+ */
+export function contentDisposition(kind: 'inline' | 'attachment', fileName: string): string {
+  const ascii = fileName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
+}
+
+/** `name.pdf` → `name.txt` (the download name of the extracted text). */
+export function textFileName(fileName: string): string {
+  return `${fileName.replace(/\.[^.]{1,5}$/, '')}.txt`;
+}
+
+/**
+ * The tasks API, under `/api` (signed in; someone else's task is a 404):
+ * - `POST /credits/estimate` (multipart `file`) → `{operation, credits, pages, kind, mimeType}`
+ * - `POST /tasks` (multipart `file`, optional `Idempotency-Key`) → 202 `{task}`
+ * - `GET /tasks?status=&cursor=&limit=` → `{tasks, nextCursor}`
+ * - `GET /tasks/:id` → `{task, pageStats}`; `/result` text/plain; `/download` the original;
+ *   `/events` server-sent events (`task` events until a final status)
+ * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
+ */
+export function createTasksRouter(options: TasksRouterOptions): express.Router {
+  const { service, logger } = options;
+  const pollMs = options.eventsPollMs ?? 500;
+  const maxMs = options.eventsMaxMs ?? 10 * 60_000;
+  const upload = uploadDocument(options.maxUploadBytes);
+  const api = express.Router();
+
+  api.post('/credits/estimate', requireAuth, upload, async (req, res) => {
+    const estimate = await service.estimate(uploadedFile(req).bytes);
+    res.json({
+      operation: 'ocr',
+      credits: millicreditsToCredits(estimate.millicredits),
+      pages: estimate.pages,
+      kind: estimate.kind,
+      mimeType: estimate.mimeType,
+    });
+  });
+
+  api.post('/tasks', requireAuth, upload, async (req, res) => {
+    const key = idempotencyKeyOf(req);
+    const { task, replayed } = await service.create(req.user!.id, uploadedFile(req), key);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
+  });
+
+  api.get('/tasks', requireAuth, async (req, res) => {
+    const q = validate(TasksQuery, req, 'query');
+    const page = await service.list(req.user!.id, { status: q.status as TaskStatus | undefined, cursor: q.cursor, limit: q.limit });
+    res.json({ tasks: page.items.map(taskJson), nextCursor: page.nextCursor });
+  });
+
+  api.get('/tasks/:id', requireAuth, async (req, res) => {
+    const id = taskIdOf(req);
+    const task = await service.get(req.user!.id, id);
+    const pages = await service.pages(req.user!.id, id);
+    res.json({ task: taskJson(task), pageStats: pages.map(taskPageJson) });
+  });
+
+  api.get('/tasks/:id/result', requireAuth, async (req, res) => {
+    const { task, text } = await service.result(req.user!.id, taskIdOf(req));
+    res.setHeader('Content-Disposition', contentDisposition(req.query.download !== undefined ? 'attachment' : 'inline', textFileName(task.fileName)));
+    res.type('text/plain; charset=utf-8').send(text);
+  });
+
+  api.get('/tasks/:id/download', requireAuth, async (req, res) => {
+    const { task, stream } = await service.original(req.user!.id, taskIdOf(req));
+    res.setHeader('Content-Type', task.mimeType);
+    res.setHeader('Content-Length', String(task.sizeBytes));
+    res.setHeader('Content-Disposition', contentDisposition('attachment', task.fileName));
+    res.setHeader('Cache-Control', 'private, no-store');
+    stream.on('error', (err) => {
+      logger.error({ err, taskId: task.id }, 'download failed');
+      res.destroy(err);
+    });
+    res.on('close', () => stream.destroy());
+    stream.pipe(res);
+  });
+
+  api.delete('/tasks/:id', requireAuth, async (req, res) => {
+    await service.remove(req.user!.id, taskIdOf(req));
+    res.status(204).end();
+  });
+
+  api.post('/tasks/:id/retry', requireAuth, async (req, res) => {
+    const { task, replayed } = await service.retry(req.user!.id, taskIdOf(req), idempotencyKeyOf(req));
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
+  });
+
+  api.get('/tasks/:id/events', requireAuth, async (req, res) => {
+    const userId = req.user!.id;
+    const id = taskIdOf(req);
+    const first = await service.get(userId, id);
+    streamTaskEvents(res, { first, load: () =>
+        service.get(userId, id).catch((err: unknown) => {
+          if (err instanceof TaskNotFoundError) return undefined; // deleted meanwhile
+          throw err;
+        }), pollMs, maxMs, logger });
+  });
+
+  return api;
+}
+
+/**
+ * Streams a task as server-sent events: a `task` event (`{task}` JSON) now and whenever it
+ * changes, polling every `pollMs`; a `deleted` event if it disappears. The stream ends after the
+ * first final status (`completed`/`failed`) or `maxMs`, and stops polling when the client leaves.
+ * A comment line every 15 s keeps proxies from closing an idle stream.
+ */
+function streamTaskEvents(
+  res: Response,
+  o: { first: Task; load: () => Promise<Task | undefined>; pollMs: number; maxMs: number; logger: Logger },
+): void {
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
+  res.write('retry: 2000\n\n');
+  let last = '';
+  let closed = false;
+  let seq = 0;
+  const started = Date.now();
+  let lastWrite = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    res.end();
+  };
+  const send = (event: string, data: unknown) => {
+    res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    lastWrite = Date.now();
+  };
+  /** Sends the task if it changed; true when the stream should end. */
+  const publish = (task: Task | undefined): boolean => {
+    if (!task) {
+      send('deleted', { id: o.first.id });
+      return true;
+    }
+    const json = JSON.stringify({ task: taskJson(task) });
+    if (json !== last) {
+      last = json;
+      res.write(`id: ${++seq}\nevent: task\ndata: ${json}\n\n`);
+      lastWrite = Date.now();
+    }
+    return !UNFINISHED.includes(task.status);
+  };
+  const tick = async () => {
+    if (closed) return;
+    try {
+      const done = publish(await o.load());
+      if (done || Date.now() - started > o.maxMs) return finish();
+      if (Date.now() - lastWrite > 15_000) {
+        res.write(': keep-alive\n\n');
+        lastWrite = Date.now();
+      }
+    } catch (err) {
+      o.logger.error({ err, taskId: o.first.id }, 'task events failed');
+      return finish();
+    }
+    if (!closed) timer = setTimeout(() => void tick(), o.pollMs);
+  };
+  // The response's 'close' fires when the client goes away (or after we ended it).
+  res.on('close', () => {
+    closed = true;
+    clearTimeout(timer);
+  });
+  if (publish(o.first)) return finish();
+  timer = setTimeout(() => void tick(), o.pollMs);
+}

@@ -1,0 +1,300 @@
+import crypto from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Config } from '../config.ts';
+import type { Pricing } from '../credits/pricing-service.ts';
+import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
+import { ConflictError } from '../http/errors.ts';
+import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { decodeCursor, encodeCursor, type Ledger } from '../ledger/ledger-service.ts';
+import type { Page } from '../ledger/ledger-types.ts';
+import type { Logger } from '../logger.ts';
+import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
+import { newStorageKey, type FileStorage } from './file-storage.ts';
+import type { TaskJob } from './task-queue.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError } from './task-problems.ts';
+import { DocumentRejectedError } from './tasks-errors.ts';
+import * as store from './tasks-store.ts';
+import type { Task, TaskPage, TaskStatus } from './tasks-store.ts';
+
+/** The operation tasks are priced as (`operation_prices.operation`). */
+export const OCR_OPERATION = 'ocr';
+
+/** What the service needs of the queue: send a job, and cancel one (optional). */
+export interface JobSender {
+  enqueue(job: TaskJob): Promise<void>;
+  cancel?(job: TaskJob): Promise<void>;
+}
+
+export interface TasksServiceDeps {
+  db: Db;
+  ledger: Ledger;
+  pricing: Pricing;
+  storage: FileStorage;
+  queue: JobSender;
+  config: Pick<Readonly<Config>, 'appUrl' | 'tasks'>;
+  logger: Logger;
+}
+
+/** An uploaded file as multer hands it over. */
+export interface UploadedFile {
+  bytes: Buffer;
+  /** The client's file name: shown and used for downloads, never for storage. */
+  fileName: string;
+}
+
+/** What a document will cost: `millicredits` for `pages` pages of `kind`. */
+export interface DocumentEstimate extends DocumentInfo {
+  millicredits: number;
+}
+
+/** Result of a create or retry: `replayed` when the Idempotency-Key had been used and nothing new was held. */
+export interface TaskResult {
+  task: Task;
+  replayed: boolean;
+}
+
+const LIST_MAX = 100;
+
+/**
+ * A readable, safe display name from a client's file name: no directories, no control
+ * characters, at most 200 characters; `document` when nothing is left.
+ */
+export function cleanFileName(name: string | undefined): string {
+  const base = (name ?? '').split(/[\\/]/).pop() ?? '';
+  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').replace(/\s+/g, ' ').trim();
+  return [...clean].slice(0, 200).join('') || 'document';
+}
+
+const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * The OCR tasks of users: upload (inspect, hold, store, queue), read, list, delete and retry.
+ * Every amount is millicredits. Each task owns one hold (`task:<id>`, reference `{type: 'task',
+ * id}`) that the worker posts or voids; see task-runner.ts for settlement.
+ */
+export function createTasksService(deps: TasksServiceDeps) {
+  const { db, ledger, pricing, storage, queue, config, logger } = deps;
+  const limits = { maxPagePixels: config.tasks.maxPagePixels, renderDpi: config.tasks.renderDpi, maxPages: config.tasks.maxPages };
+  const topUpUrl = `${config.appUrl}/pricing`;
+
+  async function inspect(bytes: Buffer): Promise<DocumentInfo> {
+    try {
+      return await inspectDocument(bytes, limits);
+    } catch (err) {
+      if (err instanceof DocumentRejectedError) throw new DocumentRejectedProblem(err);
+      throw err;
+    }
+  }
+
+  async function reserveFor(userId: string, input: { holdId: string; taskId: string; millicredits: number; reason: string }, trx: Trx) {
+    try {
+      return await ledger.reserve(
+        {
+          holdId: input.holdId,
+          userId,
+          millicredits: input.millicredits,
+          timeoutMs: config.tasks.holdTimeoutMs,
+          actor: `user:${userId}`,
+          reason: input.reason,
+          reference: { type: 'task', id: input.taskId },
+        },
+        trx,
+      );
+    } catch (err) {
+      if (err instanceof InsufficientCreditsError) {
+        throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl });
+      }
+      throw err;
+    }
+  }
+
+  /** Undoes a task whose job could not be queued: releases the hold, forgets the task and its file. */
+  async function abandon(task: Task, reason: unknown): Promise<void> {
+    logger.error({ err: reason, taskId: task.id }, 'could not queue task; hold voided');
+    await inTransaction(db, async (trx) => {
+      await ledger.void({ holdId: task.holdId, actor: 'system' }, trx);
+      await store.deleteTask(trx, task.id);
+    });
+    await storage.remove(task.storageKey);
+  }
+
+  function replayOf(existing: Task, bytes: Buffer): TaskResult {
+    if (existing.sha256 !== sha256(bytes)) {
+      throw new ConflictError('This Idempotency-Key was already used to upload a different file.', 'idempotency_conflict');
+    }
+    return { task: existing, replayed: true };
+  }
+
+  const service = {
+    /**
+     * Inspects a document and prices it, without storing or holding anything.
+     * @throws {DocumentRejectedProblem} 400 when the document is refused
+     */
+    async estimate(bytes: Buffer): Promise<DocumentEstimate> {
+      const info = await inspect(bytes);
+      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      return { ...info, millicredits };
+    },
+
+    /**
+     * Creates a task from an upload: (1) an `idempotencyKey` already used by this user returns that
+     * task (`replayed`, nothing new held; a different file → 409); (2) the type and page count are
+     * read from the content (400 {@link DocumentRejectedProblem}, nothing held or stored);
+     * (3) the file is stored under a generated key; (4) one transaction holds the estimate
+     * (402 {@link InsufficientCreditsError} with `topUpUrl`) and inserts the task; (5) the job is
+     * queued. A failure after the hold voids it and removes the file.
+     */
+    async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult> {
+      if (idempotencyKey) {
+        const existing = await store.findByIdempotencyKey(db, userId, idempotencyKey);
+        if (existing) return replayOf(existing, file.bytes);
+      }
+      const info = await inspect(file.bytes);
+      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      const taskId = crypto.randomUUID();
+      const fileName = cleanFileName(file.fileName);
+      const storageKey = newStorageKey();
+      await storage.put(storageKey, file.bytes);
+
+      let task: Task;
+      try {
+        task = await inTransaction(db, async (trx) => {
+          const holdId = `task:${taskId}`;
+          await reserveFor(userId, { holdId, taskId, millicredits, reason: `OCR of ${fileName} (${info.pages} page${info.pages === 1 ? '' : 's'})` }, trx);
+          return store.insertTask(trx, {
+            id: taskId,
+            userId,
+            fileName,
+            kind: info.kind,
+            mimeType: info.mimeType,
+            sizeBytes: file.bytes.byteLength,
+            sha256: sha256(file.bytes),
+            storageKey,
+            pages: info.pages,
+            estimatedMillicredits: millicredits,
+            holdId,
+            jobId: crypto.randomUUID(),
+            idempotencyKey: idempotencyKey ?? null,
+          });
+        });
+      } catch (err) {
+        await storage.remove(storageKey);
+        // A concurrent request with the same key won: its task is the answer (our hold rolled back).
+        if (idempotencyKey && isUniqueViolation(err, 'tasks_user_idempotency_key')) {
+          const existing = await store.findByIdempotencyKey(db, userId, idempotencyKey);
+          if (existing) return replayOf(existing, file.bytes);
+        }
+        throw err;
+      }
+
+      try {
+        await queue.enqueue({ taskId: task.id, jobId: task.jobId });
+      } catch (err) {
+        await abandon(task, err);
+        throw err;
+      }
+      return { task, replayed: false };
+    },
+
+    /** The user's task. @throws {TaskNotFoundError} 404 when missing or someone else's. */
+    async get(userId: string, id: string): Promise<Task> {
+      const task = await store.findTask(db, id, { userId });
+      if (!task) throw new TaskNotFoundError();
+      return task;
+    },
+
+    /** Per-page statistics of the user's task (empty until it completed). */
+    async pages(userId: string, id: string): Promise<TaskPage[]> {
+      await service.get(userId, id);
+      return store.taskPages(db, id);
+    },
+
+    /**
+     * The user's tasks, newest first, optionally of one `status`. `limit` 1–100 (default 20);
+     * `cursor` is the previous page's `nextCursor` (400 when it is not one).
+     */
+    async list(userId: string, options: { status?: TaskStatus; cursor?: string; limit?: number } = {}): Promise<Page<Task>> {
+      const limit = Math.min(Math.max(options.limit ?? 20, 1), LIST_MAX);
+      const after = options.cursor ? decodeCursor(options.cursor) : undefined;
+      const items = await store.listTasks(db, userId, { status: options.status }, limit + 1, after);
+      const more = items.length > limit;
+      if (more) items.pop();
+      const last = items.at(-1);
+      return { items, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
+    },
+
+    /** The extracted text. @throws {TaskStateError} 409 until the task has completed. */
+    async result(userId: string, id: string): Promise<{ task: Task; text: string }> {
+      const task = await service.get(userId, id);
+      if (task.status !== 'completed') {
+        throw new TaskStateError(task.status, `The task is ${task.status}: its text is available once it has completed.`);
+      }
+      return { task, text: (await store.resultText(db, id)) ?? '' };
+    },
+
+    /** The uploaded file, as stored. @throws {TaskNotFoundError} 404, also when the file is gone. */
+    async original(userId: string, id: string): Promise<{ task: Task; stream: Readable }> {
+      const task = await service.get(userId, id);
+      try {
+        return { task, stream: await storage.stream(task.storageKey) };
+      } catch (err) {
+        logger.warn({ err, taskId: id }, 'stored file missing');
+        throw new TaskNotFoundError();
+      }
+    },
+
+    /**
+     * Deletes the user's task and its files. An unfinished task's hold is voided first (the user
+     * pays nothing) and its job cancelled. The ledger keeps its transfers and holds.
+     */
+    async remove(userId: string, id: string): Promise<void> {
+      const task = await inTransaction(db, async (trx) => {
+        const t = await store.findTask(trx, id, { userId, lock: true });
+        if (!t) throw new TaskNotFoundError();
+        const hold = await ledger.findHold(t.holdId, trx);
+        if (hold?.status === 'active') await ledger.void({ holdId: t.holdId, actor: `user:${userId}` }, trx);
+        await store.deleteTask(trx, id);
+        return t;
+      });
+      await storage.remove(task.storageKey);
+      if (store.UNFINISHED.includes(task.status)) {
+        await queue.cancel?.({ taskId: task.id, jobId: task.jobId }).catch((err: unknown) => logger.warn({ err, taskId: id }, 'could not cancel job'));
+      }
+    },
+
+    /**
+     * Runs a failed task again under a new hold for its estimate at today's price (402 when short)
+     * and a new job. With an `idempotencyKey`, repeating the request returns the same try.
+     * @throws {TaskStateError} 409 unless the task has failed
+     */
+    async retry(userId: string, id: string, idempotencyKey?: string): Promise<TaskResult> {
+      const holdId = idempotencyKey
+        ? `task:${id}:retry:${crypto.createHash('sha256').update(`${userId}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`
+        : `task:${id}:retry:${crypto.randomUUID()}`;
+      const outcome = await inTransaction(db, async (trx) => {
+        const t = await store.findTask(trx, id, { userId, lock: true });
+        if (!t) throw new TaskNotFoundError();
+        if (t.holdId === holdId) return { task: t, replayed: true };
+        if (t.status !== 'failed') throw new TaskStateError(t.status, `Only a failed task can be retried; this one is ${t.status}.`);
+        const { millicredits } = await pricing.estimate(OCR_OPERATION, t.pages);
+        await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx);
+        return { task: await store.requeue(trx, id, holdId, crypto.randomUUID(), millicredits), replayed: false };
+      });
+      if (outcome.replayed) return outcome;
+      try {
+        await queue.enqueue({ taskId: id, jobId: outcome.task.jobId });
+      } catch (err) {
+        logger.error({ err, taskId: id }, 'could not queue retry; hold voided');
+        await inTransaction(db, async (trx) => {
+          await ledger.void({ holdId, actor: 'system' }, trx);
+          await store.markFailed(trx, id, { code: 'queue_unavailable', detail: 'The task could not be queued. Nothing was charged; try again.' });
+        });
+        throw err;
+      }
+      return outcome;
+    },
+  };
+  return service;
+}
+
+export type TasksService = ReturnType<typeof createTasksService>;

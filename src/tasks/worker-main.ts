@@ -1,0 +1,67 @@
+import { ConfigError, loadConfig } from '../config.ts';
+import { migrateLatest, openDatabase, runSeeds } from '../db/database.ts';
+import { createLedger } from '../ledger/ledger-service.ts';
+import { createLogger } from '../logger.ts';
+import { startTasks } from './tasks-runtime.ts';
+
+/**
+ * Entry point of `npm run worker`: the OCR worker alone, without the web app. Any number of these
+ * may run, on any machine that reaches the database (`DATABASE_URL`; or, on the same machine, the
+ * embedded server of a running `npm start` found through `DATA_DIR`) and shares the uploads
+ * directory (`DATA_DIR/uploads`). Runs `WORKER_CONCURRENCY` jobs at once. SIGTERM/SIGINT finish
+ * the current page, hand unfinished jobs back to the queue and exit.
+ */
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel).child({ process: 'worker' });
+  const database = await openDatabase(config, logger, { attach: true });
+  let tasks;
+  try {
+    await migrateLatest(database.db);
+    await runSeeds(database.db);
+    tasks = await startTasks({ config, db: database.db, ledger: createLedger(database.db), databaseUrl: database.url, logger, worker: true });
+  } catch (err) {
+    logger.fatal({ err }, 'the worker could not start');
+    await database.close().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100)); // let the log line flush
+    process.exit(1);
+  }
+  logger.info({ database: database.mode, concurrency: config.tasks.workerConcurrency }, 'Tally worker running');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'worker shutting down');
+    setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, 30_000).unref();
+    tasks
+      .stop()
+      .then(() => database.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+void main();
