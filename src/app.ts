@@ -63,6 +63,11 @@ export interface Feature {
   pages?: Router;
 }
 
+/** The request URL for logs, with secrets in the query string (CSRF tokens) masked. */
+function redactUrl(url: string | undefined): string | undefined {
+  return url?.replace(/([?&]_csrf=)[^&#]*/g, '$1[redacted]');
+}
+
 /** Builds the Express app. No side effects beyond building (no listening, no timers). */
 export function createApp(deps: AppDeps): express.Express {
   const { config, db, logger } = deps;
@@ -82,7 +87,7 @@ export function createApp(deps: AppDeps): express.Express {
         return id;
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || (req.url ?? '').startsWith('/static/') },
-      serializers: { req: (req) => ({ id: req.id, method: req.method, url: req.url }), res: (res) => ({ statusCode: res.statusCode }) },
+      serializers: { req: (req) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }), res: (res) => ({ statusCode: res.statusCode }) },
     }),
   );
   app.use(

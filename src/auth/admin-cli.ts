@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfigOrExit } from '../lifecycle.ts';
 import { migrateLatest, openDatabase } from '../db/database.ts';
 import { ValidationError } from '../http/errors.ts';
 import { createLogger } from '../logger.ts';
@@ -21,16 +21,7 @@ async function main(): Promise<number> {
     console.log(usage);
     return 0;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      return 1;
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const email = values.email ?? config.admin?.email;
   const password = values.password ?? config.admin?.password ?? process.env.ADMIN_PASSWORD;
   if (!email || !password) {

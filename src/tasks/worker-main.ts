@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfigOrExit, stopOnSignals } from '../lifecycle.ts';
 import { migrateLatest, openDatabase, runSeeds } from '../db/database.ts';
 import { createLedger } from '../ledger/ledger-service.ts';
 import { createLogger } from '../logger.ts';
@@ -12,16 +12,7 @@ import { startTasks } from './tasks-runtime.ts';
  * the current page, hand unfinished jobs back to the queue and exit.
  */
 async function main() {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel).child({ process: 'worker' });
   const database = await openDatabase(config, logger, { attach: true });
   let tasks;
@@ -37,31 +28,10 @@ async function main() {
   }
   logger.info({ database: database.mode, concurrency: config.tasks.workerConcurrency }, 'Tally worker running');
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'worker shutting down');
-    setTimeout(() => {
-      logger.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, 30_000).unref();
-    tasks
-      .stop()
-      .then(() => database.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  stopOnSignals(async () => {
+    await tasks.stop();
+    await database.close();
+  }, logger);
 }
 
 void main();

@@ -13,7 +13,7 @@ import { startTasks, type RunningTasks } from '../../src/tasks/tasks-runtime.ts'
 import { DocumentRejectedError } from '../../src/tasks/tasks-errors.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
-export const SHARED_FIXTURES = '/work/shared/fixtures/documents';
+export const SHARED_FIXTURES = path.resolve(process.cwd(), '../shared/fixtures/documents');
 const LOCAL_FIXTURES = path.resolve(process.cwd(), 'test/fixtures/documents');
 
 /** A document from test/fixtures/documents (the OCR tests' copies), else the shared fixtures. */
