@@ -18,17 +18,19 @@ export function loadConfigOrExit(): Readonly<Config> {
 }
 
 /**
- * Runs `stop` on the first SIGTERM/SIGINT, then exits 0 (1 if stopping fails). A second signal,
- * or `graceMs` (default 30 s) without finishing, exits at once with status 1.
+ * Runs `stop` on the first SIGTERM/SIGINT, then exits 0 (1 if stopping fails). A second signal
+ * (more than 1.5 s after the first), or `graceMs` (default 30 s) without finishing, exits at once
+ * with status 1. A repeat within 1.5 s is the same Ctrl-C relayed by npm/tsx, not a second request.
  */
 export function stopOnSignals(stop: () => Promise<void>, logger: Logger, graceMs = 30_000): void {
-  let stopping = false;
+  let firstAt: number | undefined;
   const shutdown = (signal: string) => {
-    if (stopping) {
+    if (firstAt !== undefined) {
+      if (Date.now() - firstAt < 1500) return;
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    firstAt = Date.now();
     logger.info({ signal }, 'shutting down');
     setTimeout(() => {
       logger.error('shutdown took too long; exiting');

