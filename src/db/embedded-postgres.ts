@@ -163,9 +163,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     if (fs.existsSync(postmasterPid)) {
       const pid = Number(fs.readFileSync(postmasterPid, 'utf8').split('\n')[0]);
       if (Number.isInteger(pid) && isAlive(pid)) {
-        throw new Error(
-          `A PostgreSQL server (pid ${pid}) left by an earlier run still holds ${clusterDir}. Stop it (kill ${pid}) and start again.`,
-        );
+        // We hold the data dir's lock, so no live Tally owns this server: it was left by a run that
+        // was killed (SIGKILL skips every exit hook). Shut it down cleanly and take over.
+        logger?.warn({ pid, clusterDir }, 'stopping a PostgreSQL server left by an earlier run');
+        process.kill(pid, 'SIGINT');
+        const deadline = Date.now() + 30_000;
+        while (isAlive(pid)) {
+          if (Date.now() > deadline) throw new Error(`The PostgreSQL server (pid ${pid}) left by an earlier run did not stop; stop it and start again.`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     }
     const child = await spawnPostgres(clusterDir, port, settings, isRoot, logger);
