@@ -3,7 +3,7 @@ import type { AuditLog, AuditRecord } from '../auth/audit-log.ts';
 import type { RequestContext } from '../auth/auth-service.ts';
 import type { CurrentUser } from '../auth/auth-types.ts';
 import { findProfileById, isUuid, searchUsers, type UserProfile } from '../auth/users-store.ts';
-import { inTransaction, type Db } from '../db/database.ts';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { NotFoundError, ValidationError } from '../http/errors.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { IdempotencyConflictError } from '../ledger/ledger-errors.ts';
@@ -49,6 +49,42 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
     return user;
   }
 
+  /**
+   * Runs an admin's ledger change and records it in the audit log in the same transaction. A
+   * replayed transfer id is returned as is (nothing new to audit), unless its reason differs:
+   * then the key was reused for another change → {@link IdempotencyConflictError}.
+   */
+  async function auditedCreditChange<R extends { transfer: Transfer; replayed: boolean }>(
+    admin: CurrentUser,
+    user: UserProfile,
+    transferId: string,
+    input: { credits: number; reason: string },
+    action: string,
+    ctx: RequestContext,
+    extraDetails: Record<string, unknown>,
+    change: (trx: Trx) => Promise<R>,
+  ): Promise<R> {
+    return inTransaction(db, async (trx) => {
+      const r = await change(trx);
+      if (r.replayed) {
+        if (r.transfer.reason !== input.reason) throw new IdempotencyConflictError('Transfer', transferId);
+        return r;
+      }
+      await audit.record(
+        {
+          actor: `admin:${admin.id}`,
+          actorUserId: admin.id,
+          action,
+          target: { type: 'user', id: user.id },
+          ...ctx,
+          details: { transferId, credits: millicreditsToCredits(input.credits), reason: input.reason, ...extraDetails, email: user.email },
+        },
+        trx,
+      );
+      return r;
+    });
+  }
+
   return {
     /** Users whose email or name contains `query`, newest first; `cursor` = the previous page's `nextCursor`. */
     async listUsers(query: { query?: string; cursor?: string; limit?: number }): Promise<Page<UserProfile>> {
@@ -80,8 +116,8 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
     async grant(admin: CurrentUser, userId: string, input: GrantBody, idempotencyKey: string | undefined, ctx: RequestContext): Promise<GrantOutcome> {
       const user = await targetUser(userId);
       const transferId = transferIdFor('admin_grant', admin, idempotencyKey);
-      const result = await inTransaction(db, async (trx) => {
-        const r = await ledger.grant(
+      const result = await auditedCreditChange(admin, user, transferId, input, 'admin.credits_granted', ctx, { expiresAt: input.expiresAt?.toISOString() ?? null }, (trx) =>
+        ledger.grant(
           {
             transferId,
             userId: user.id,
@@ -93,30 +129,8 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
             reference: { type: 'admin', id: admin.id },
           },
           trx,
-        );
-        if (r.replayed) {
-          if (r.transfer.reason !== input.reason) throw new IdempotencyConflictError('Transfer', transferId);
-          return r;
-        }
-        await audit.record(
-          {
-            actor: `admin:${admin.id}`,
-            actorUserId: admin.id,
-            action: 'admin.credits_granted',
-            target: { type: 'user', id: user.id },
-            ...ctx,
-            details: {
-              transferId,
-              credits: millicreditsToCredits(input.credits),
-              reason: input.reason,
-              expiresAt: input.expiresAt?.toISOString() ?? null,
-              email: user.email,
-            },
-          },
-          trx,
-        );
-        return r;
-      });
+        ),
+      );
       return { ...result, balance: await ledger.getBalance(user.id) };
     },
 
@@ -131,28 +145,11 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
       const user = await targetUser(userId);
       const transferId = transferIdFor('admin_adjustment', admin, idempotencyKey);
       const attribution = { actor: `admin:${admin.id}`, reason: input.reason, reference: { type: 'admin', id: admin.id } };
-      const result = await inTransaction(db, async (trx) => {
-        const r =
-          input.credits > 0
-            ? await ledger.grant({ transferId, userId: user.id, millicredits: input.credits, kind: 'adjustment', expiresAt: null, ...attribution }, trx)
-            : await ledger.debit({ transferId, userId: user.id, millicredits: -input.credits, kind: 'adjustment', ...attribution }, trx);
-        if (r.replayed) {
-          if (r.transfer.reason !== input.reason) throw new IdempotencyConflictError('Transfer', transferId);
-          return r;
-        }
-        await audit.record(
-          {
-            actor: `admin:${admin.id}`,
-            actorUserId: admin.id,
-            action: 'admin.credits_adjusted',
-            target: { type: 'user', id: user.id },
-            ...ctx,
-            details: { transferId, credits: millicreditsToCredits(input.credits), reason: input.reason, email: user.email },
-          },
-          trx,
-        );
-        return r;
-      });
+      const result = await auditedCreditChange(admin, user, transferId, input, 'admin.credits_adjusted', ctx, {}, (trx) =>
+        input.credits > 0
+          ? ledger.grant({ transferId, userId: user.id, millicredits: input.credits, kind: 'adjustment', expiresAt: null, ...attribution }, trx)
+          : ledger.debit({ transferId, userId: user.id, millicredits: -input.credits, kind: 'adjustment', ...attribution }, trx),
+      );
       return { transfer: result.transfer, replayed: result.replayed, balance: await ledger.getBalance(user.id) };
     },
   };
