@@ -8,6 +8,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // In CI, also a JSON report; .ci/run sums them into one 'N passed, N failed' line.
+    reporters: process.env.CI ? ['default', 'json'] : ['default'],
+    outputFile: { json: 'test-results/unit-tests.json' },
     env: { LOG_LEVEL: 'silent', NODE_ENV: 'test' },
   },
 });
