@@ -16,16 +16,7 @@ export interface DbAuditRow {
   actor_email?: string | null;
 }
 
-export interface NewAuditRow {
-  actor: string;
-  actor_user_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  details: Record<string, unknown>;
-}
+export type NewAuditRow = Omit<DbAuditRow, 'id' | 'created_at' | 'actor_email'>;
 
 /** Appends one row (in `db` or the caller's transaction); returns it as stored. */
 export async function insertAuditRow(db: Db | Trx, row: NewAuditRow): Promise<DbAuditRow> {

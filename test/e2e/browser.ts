@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -48,4 +48,24 @@ export async function checkAccessibility(page: Page): Promise<void> {
 export async function headerBalance(page: Page): Promise<number> {
   const text = await page.locator('[data-testid="header-balance"] [data-balance]').textContent();
   return Number(text?.trim());
+}
+
+/**
+ * Registers the hooks of a journey file: one browser for the file, a fresh context (cookies,
+ * storage) and page for each test. Returns a getter for the current page.
+ */
+export function usePage(viewport = { width: 1200, height: 900 }): () => Page {
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page | undefined;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => browser?.close());
+  beforeEach(async () => {
+    context = await browser!.newContext({ viewport });
+    page = await context.newPage();
+  });
+  afterEach(async () => context?.close());
+  return () => page!;
 }

@@ -1,21 +1,13 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, inject, it } from 'vitest';
-import { checkAccessibility, headerBalance, launchBrowser, newUser, screenshot } from './browser.ts';
+import type { Page } from 'playwright-core';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { checkAccessibility, headerBalance, newUser, screenshot, usePage } from './browser.ts';
 
 const baseUrl = inject('baseUrl');
-let browser: Browser;
-let context: BrowserContext;
+const currentPage = usePage();
 let page: Page;
-
-beforeAll(async () => {
-  browser = await launchBrowser();
+beforeEach(() => {
+  page = currentPage();
 });
-afterAll(async () => browser?.close());
-beforeEach(async () => {
-  context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  page = await context.newPage();
-});
-afterEach(async () => context?.close());
 
 /** Signs up through the form, using only the keyboard: type into each field, Enter to submit. */
 async function signUpWithKeyboard(p: Page, user = newUser()) {

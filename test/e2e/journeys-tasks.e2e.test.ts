@@ -1,23 +1,15 @@
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { checkAccessibility, headerBalance, launchBrowser, newUser, screenshot } from './browser.ts';
+import type { Page } from 'playwright-core';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { checkAccessibility, headerBalance, newUser, screenshot, usePage } from './browser.ts';
 
 const baseUrl = inject('baseUrl');
 const LINN = path.join(process.cwd(), 'test/fixtures/documents/linn.png');
-let browser: Browser;
-let context: BrowserContext;
+const currentPage = usePage();
 let page: Page;
-
-beforeAll(async () => {
-  browser = await launchBrowser();
+beforeEach(() => {
+  page = currentPage();
 });
-afterAll(async () => browser?.close());
-beforeEach(async () => {
-  context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  page = await context.newPage();
-});
-afterEach(async () => context?.close());
 
 async function signUp(p: Page) {
   const user = newUser('tasks');
