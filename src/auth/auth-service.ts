@@ -46,6 +46,7 @@ export function createAuthService(deps: {
      * decided by the unique constraint, so concurrent retries cannot create two accounts.
      */
     async signup(input: SignupBody, ctx: RequestContext): Promise<{ user: CurrentUser; balance: Balance }> {
+      await throttle.signupAttempt(ctx.ip ?? 'unknown');
       const passwordHash = await hashPassword(input.password);
       try {
         const user = await inTransaction(db, async (trx) => {

@@ -19,7 +19,7 @@ export type LoginThrottle = ReturnType<typeof createLoginThrottle>;
  * of parallel guesses cannot slip past the limit; a successful login gives its attempt back.
  * Keys are SHA-256 hashes: no emails or addresses are stored in the table.
  */
-export function createLoginThrottle(pool: pg.Pool, config: Pick<Config, 'login'>) {
+export function createLoginThrottle(pool: pg.Pool, config: Pick<Config, 'login' | 'signupLimit'>) {
   const duration = Math.max(1, Math.ceil(config.login.windowMs / 1000));
   const common = {
     storeClient: pool,
@@ -31,6 +31,13 @@ export function createLoginThrottle(pool: pg.Pool, config: Pick<Config, 'login'>
   };
   const byAccount = new RateLimiterPostgres({ ...common, keyPrefix: 'login_account' });
   const byIp = new RateLimiterPostgres({ ...common, keyPrefix: 'login_ip' });
+  // Each sign-up grants free credits: limit them per client address so they cannot be farmed.
+  const signupsByIp = new RateLimiterPostgres({
+    ...common,
+    keyPrefix: 'signup_ip',
+    points: config.signupLimit.maxPerIp,
+    duration: Math.max(1, Math.ceil(config.signupLimit.windowMs / 1000)),
+  });
   const hash = (value: string) => crypto.createHash('sha256').update(value).digest('hex');
 
   /** Seconds until the limiter lets `res`'s key try again. */
@@ -51,6 +58,19 @@ export function createLoginThrottle(pool: pg.Pool, config: Pick<Config, 'login'>
         else throw r.reason; // the store failed: fail closed (500), never unthrottled
       }
       if (wait > 0) throw new TooManyRequestsError(wait, 'Too many sign-in attempts. Try again later.');
+    },
+
+    /**
+     * Counts one sign-up from `ip`. Throws {@link TooManyRequestsError} (429 with `Retry-After`)
+     * after `SIGNUP_MAX_PER_IP` sign-ups in the window.
+     */
+    async signupAttempt(ip: string): Promise<void> {
+      try {
+        await signupsByIp.consume(hash(ip));
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw err; // the store failed: fail closed
+        throw new TooManyRequestsError(retryAfter(err), 'Too many new accounts from this network. Try again later.');
+      }
     },
 
     /** The attempt succeeded: forget the account's failures and give the IP its attempt back. */

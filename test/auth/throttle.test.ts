@@ -73,6 +73,27 @@ describe('login throttling', () => {
   it('keeps no emails or IP addresses in the limiter table', async () => {
     const rows = await t.t.db('login_rate_limits').select('key');
     expect(rows.length).toBeGreaterThan(0);
-    for (const { key } of rows) expect(key).toMatch(/^login_(account|ip):[0-9a-f]{64}$/);
+    for (const { key } of rows) expect(key).toMatch(/^(login_account|login_ip|signup_ip):[0-9a-f]{64}$/);
+  });
+});
+
+describe('sign-up throttling', () => {
+  it('after SIGNUP_MAX_PER_IP sign-ups from one IP, the next gets 429 and no free credits; another IP still signs up', async () => {
+    const limited = await buildTestApp({ env: { SIGNUP_MAX_PER_IP: '2', SIGNUP_WINDOW_MINUTES: '60', TRUST_PROXY: 'true' } });
+    try {
+      const signup = (ip: string, email = uniqueEmail('farm')) =>
+        request(limited.app).post('/api/auth/signup').set('X-Forwarded-For', ip).send({ email, password: GOOD_PASSWORD, name: 'Farmer' });
+      expect((await signup('10.9.0.1')).status).toBe(201);
+      expect((await signup('10.9.0.1')).status).toBe(201);
+      const email = uniqueEmail('farm');
+      const blocked = await signup('10.9.0.1', email);
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await limited.t.db('users').where({ email }).first()).toBeUndefined();
+      expect(await limited.t.db('transfers').where({ kind: 'signup_bonus' }).count({ n: '*' })).toEqual([{ n: 2 }]);
+      expect((await signup('10.9.0.2')).status).toBe(201);
+    } finally {
+      await limited.close();
+    }
   });
 });

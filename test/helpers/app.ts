@@ -23,6 +23,7 @@ export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
     SESSION_SECRET: 'test-session-secret-test-session-secret-0123456789',
     DATA_DIR: '/tmp/tally-test-data',
     STRIPE_WEBHOOK_SECRET: 'whsec_test_secret',
+    SIGNUP_MAX_PER_IP: '10000',
     ...env,
   });
 }
