@@ -134,15 +134,20 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
     }
   }
 
-  async function available(trx: Trx, account: store.DbAccountRow): Promise<number> {
-    return (await store.freeCredits(trx, account.id, clock())) - account.debt;
+  /**
+   * The account's spendable lots at the ledger's clock, in spending order, and what they allow:
+   * their unheld credits minus debt. The caller holds the account lock.
+   */
+  async function spendable(trx: Trx, account: store.DbAccountRow): Promise<{ lots: Lot[]; available: number }> {
+    const lots = await store.spendableLots(trx, account.id, clock());
+    return { lots, available: lots.reduce((sum, l) => sum + l.remaining - l.held, 0) - account.debt };
   }
 
-  /** Draws `amount` from the account's spendable lots in spending order; the caller checked it's there. */
-  async function drawFromLots(trx: Trx, accountId: string, amount: number, hold: boolean) {
+  /** Draws `amount` from `lots` (spending order), holding or spending it; the caller checked it's there. */
+  async function drawFromLots(trx: Trx, lots: Lot[], amount: number, hold: boolean) {
     const parts: Array<{ lotId: string; amount: number }> = [];
     let left = amount;
-    for (const lot of await store.spendableLots(trx, accountId, clock())) {
+    for (const lot of lots) {
       if (left === 0) break;
       const take = Math.min(left, lot.remaining - lot.held);
       await store.changeLot(trx, lot.id, hold ? { held: take } : { remaining: -take });
@@ -239,7 +244,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
           }
           return existing;
         }
-        const have = await available(t, account);
+        const { lots, available: have } = await spendable(t, account);
         if (have < input.millicredits) throw new InsufficientCreditsError(input.millicredits, have);
         const hold = await store.insertHold(t, {
           id: input.holdId,
@@ -250,7 +255,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
           actor: input.actor,
           reference: input.reference ?? null,
         });
-        await store.insertHoldLots(t, hold.id, await drawFromLots(t, account.id, input.millicredits, true));
+        await store.insertHoldLots(t, hold.id, await drawFromLots(t, lots, input.millicredits, true));
         await store.addToAccount(t, account.id, { pending: input.millicredits });
         return hold;
       });
@@ -265,10 +270,10 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
     async post(input: PostInput, trx?: Trx): Promise<{ hold: Hold; transfer: Transfer | null }> {
       assertMillicredits(input.millicredits, { allowZero: true });
       return run(trx, async (t) => {
-        const peek = await store.findHold(t, input.holdId);
-        if (!peek) throw new HoldNotFoundError();
-        const account = (await store.lockAccountById(t, peek.accountId))!;
-        const hold = (await store.findHold(t, input.holdId, true))!;
+        // The account lock serializes every change to its holds, so the hold is read after it.
+        const account = await store.lockAccountOfHold(t, input.holdId);
+        if (!account) throw new HoldNotFoundError();
+        const hold = (await store.findHold(t, input.holdId))!;
         if (hold.status === 'posted') {
           if (hold.postedAmount !== input.millicredits) {
             throw new HoldStateError(hold.id, hold.status, `Hold ${hold.id} was already posted with a different amount.`);
@@ -317,10 +322,10 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      */
     async void(input: { holdId: string; actor: string }, trx?: Trx, status: 'voided' | 'expired' = 'voided'): Promise<Hold> {
       return run(trx, async (t) => {
-        const peek = await store.findHold(t, input.holdId);
-        if (!peek) throw new HoldNotFoundError();
-        const account = (await store.lockAccountById(t, peek.accountId))!;
-        const hold = (await store.findHold(t, input.holdId, true))!;
+        // The account lock serializes every change to its holds, so the hold is read after it.
+        const account = await store.lockAccountOfHold(t, input.holdId);
+        if (!account) throw new HoldNotFoundError();
+        const hold = (await store.findHold(t, input.holdId))!;
         if (hold.status === 'voided' || hold.status === 'expired') return hold;
         if (hold.status === 'posted') throw new HoldStateError(hold.id, hold.status);
         for (const hl of await store.holdLots(t, hold.id)) await store.changeLot(t, hl.lotId, { held: -hl.amount });
@@ -345,9 +350,9 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
           }
           return { transfer: existing, replayed: true };
         }
-        const have = await available(t, account);
+        const { lots, available: have } = await spendable(t, account);
         if (have < input.millicredits) throw new InsufficientCreditsError(input.millicredits, have);
-        const parts = await drawFromLots(t, account.id, input.millicredits, false);
+        const parts = await drawFromLots(t, lots, input.millicredits, false);
         const balanceAfter = await store.addToAccount(t, account.id, { debits: input.millicredits });
         const transfer = await store.insertTransfer(t, {
           id: input.transferId,

@@ -122,6 +122,14 @@ export async function lockAccountById(trx: Trx, accountId: string): Promise<DbAc
   return trx<DbAccountRow>('accounts').where({ id: accountId }).forUpdate().first();
 }
 
+/** Locks (FOR UPDATE) the account that owns hold `holdId`; undefined when there is no such hold. */
+export async function lockAccountOfHold(trx: Trx, holdId: string): Promise<DbAccountRow | undefined> {
+  return trx<DbAccountRow>('accounts')
+    .whereIn('id', trx('holds').select('account_id').where({ id: holdId }))
+    .forUpdate()
+    .first();
+}
+
 export async function findUserAccount(db: Db | Trx, userId: string): Promise<DbAccountRow | undefined> {
   return db<DbAccountRow>('accounts').where({ user_id: userId }).first();
 }
