@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { Feature, FeatureDeps } from '../app.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { requestContext } from '../auth/audit-log.ts';
+import { setFlash } from '../auth/session.ts';
+import { AppError, ValidationError } from '../http/errors.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { decodeCursor, encodeCursor } from '../ledger/ledger-service.ts';
@@ -15,6 +17,19 @@ const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).defa
 const IdParams = z.object({ id: z.uuid() }).strict();
 const RefundBody = z.object({ amountCents: z.number().int().min(1).optional() }).strict();
 const SuccessQuery = z.object({ session_id: z.string().min(1).max(255) }).strict();
+const RefundForm = z
+  .object({
+    amount: z.string().trim().regex(/^(\d+(\.\d{1,2})?)?$/, 'must be an amount like 5 or 5.00').optional(),
+    _csrf: z.string().optional(),
+  })
+  .strict();
+
+/** "5" / "5.5" / "5.00" → 500 / 550 / 500 cents, from the decimal string (no floats). Empty → undefined. */
+export function parseCents(amount: string | undefined): number | undefined {
+  if (!amount) return undefined;
+  const [whole, frac = ''] = amount.split('.');
+  return Number(whole) * 100 + Number(frac.padEnd(2, '0'));
+}
 
 /** JSON of a credit pack: credits as numbers (≤ 3 decimals), price in cents. */
 export function packageJson(p: CreditPackage) {
@@ -44,6 +59,18 @@ export function paymentJson(p: Payment, refunds?: PaymentRefund[]) {
     ...(refunds
       ? { refunds: refunds.map((r) => ({ id: r.id, amountCents: r.amountCents, status: r.status, reason: r.reason, createdAt: r.createdAt.toISOString() })) }
       : {}),
+  };
+}
+
+/** View model of a payment for pages: JSON plus formatted money. */
+function paymentView(p: Payment, refunds?: PaymentRefund[]) {
+  return {
+    ...paymentJson(p, refunds),
+    price: formatMoney(p.amountCents, p.currency),
+    refunded: p.refundedCents > 0 ? formatMoney(p.refundedCents, p.currency) : null,
+    refundable: p.paymentIntentId !== null && (p.status === 'paid' || p.status === 'partially_refunded') ? p.amountCents - p.refundedCents : 0,
+    refundableMoney: formatMoney(p.amountCents - p.refundedCents, p.currency),
+    refundViews: refunds?.map((r) => ({ ...r, money: formatMoney(r.amountCents, p.currency) })),
   };
 }
 
@@ -131,17 +158,47 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
       available: millicreditsToCredits(balance.available),
     });
   });
-  pages.get('/account', async (req, _res, next) => {
+  pages.get('/account', async (req, res, next) => {
     // The purchases section of the account page (rendered by the credits feature).
-    if (req.user) {
-      const recent = await payments.listPayments(req.user.id, 20);
-      _res.locals.payments = recent.map((p) => ({
-        ...paymentJson(p),
-        price: formatMoney(p.amountCents, p.currency),
-        refunded: p.refundedCents > 0 ? formatMoney(p.refundedCents, p.currency) : null,
-      }));
+    if (req.user) res.locals.payments = (await payments.listPayments(req.user.id, 20)).map((p) => paymentView(p));
+    next();
+  });
+  pages.get('/account/payments/:id', requireAuth, async (req, res) => {
+    const { id } = validate(IdParams, req, 'params');
+    const { payment, refunds } = await payments.getPayment(id, req.user!.id);
+    res.render('payments/receipt', { title: `Receipt ${payment.id.slice(0, 8)}`, payment: paymentView(payment, refunds) });
+  });
+  pages.get('/admin/users/:id', async (req, res, next) => {
+    // The payments section (with refund forms) of the admin's user page (rendered by the admin feature).
+    const id = String(req.params.id);
+    if (req.user?.role === 'admin' && /^[0-9a-f-]{36}$/i.test(id)) {
+      const list = await payments.listPayments(id, 20);
+      res.locals.adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
     }
     next();
+  });
+  pages.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
+    const { id } = validate(IdParams, req, 'params');
+    const { payment } = await payments.getPayment(id, null);
+    const back = `/admin/users/${payment.userId}#payments`;
+    try {
+      const form = validate(RefundForm, req);
+      const refund = await payments.refund(id, parseCents(form.amount), `admin:${req.user!.id}`);
+      await deps.services.audit.record({
+        actor: `admin:${req.user!.id}`,
+        actorUserId: req.user!.id,
+        action: 'admin.payment_refunded',
+        target: { type: 'payment', id },
+        details: { refundId: refund.id, amountCents: refund.amount },
+        ...requestContext(req),
+      });
+      setFlash(req, { type: 'success', message: `Refunded ${formatMoney(refund.amount, payment.currency)}. The credits are taken back when Stripe confirms it.` });
+    } catch (err) {
+      if (!(err instanceof ValidationError) && !(err instanceof AppError)) throw err;
+      const detail = err instanceof ValidationError ? err.errors.map((e) => e.message).join('; ') : err.detail;
+      setFlash(req, { type: 'error', message: `Refund not made: ${detail}` });
+    }
+    res.redirect(303, back);
   });
   pages.get('/checkout/cancel', requireAuth, (_req, res) => {
     res.render('payments/cancel', { title: 'Checkout cancelled' });

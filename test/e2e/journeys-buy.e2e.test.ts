@@ -61,6 +61,12 @@ describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits
     expect(await purchase.first().textContent()).toContain('$5.00');
     await checkAccessibility(page);
     await screenshot(page, 'journey-1-bought-credits');
+
+    await purchase.first().getByRole('link', { name: /Receipt/ }).click();
+    await expect.poll(() => page.getByTestId('receipt-status').textContent()).toBe('Paid');
+    expect(await page.locator('.receipt').textContent()).toContain('$5.00');
+    await checkAccessibility(page);
+    await screenshot(page, 'journey-1-receipt');
   });
 });
 

@@ -9,6 +9,7 @@ import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
+import { BROWSER_ACCEPT, csrfFrom } from '../auth/auth-helpers.ts';
 
 const SECRET = 'whsec_test_secret';
 let ta: TestApp;
@@ -266,5 +267,52 @@ describe('refunds', () => {
     await buy(agent);
     await emulator.emulator.deliverDue();
     expect(await available(agent)).toBe(10);
+  });
+});
+
+describe('receipts and the admin refund form', () => {
+  it('shows the buyer a receipt with its refunds, and nobody else', async () => {
+    const { agent } = await signup();
+    const { paymentId } = await buy(agent);
+    await emulator.emulator.deliverDue();
+    const account = await agent.get('/account').set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(account.text).toContain(`/account/payments/${paymentId}`);
+    const receipt = await agent.get(`/account/payments/${paymentId}`).set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(receipt.text).toContain('$5.00');
+    expect(receipt.text).toMatch(/data-testid="receipt-status">Paid</);
+    const other = await signup();
+    await other.agent.get(`/account/payments/${paymentId}`).set('Accept', BROWSER_ACCEPT).expect(404);
+  });
+
+  it('lets an admin refund part of a payment from the user page; the credits follow the webhook', async () => {
+    const { agent, user } = await signup();
+    const { paymentId } = await buy(agent); // $5.00 for 100 credits
+    await emulator.emulator.deliverDue();
+    const boss = request.agent(ta.app).set('Accept', BROWSER_ACCEPT);
+    await boss.post('/api/auth/signup').send({ email: `boss-${crypto.randomBytes(4).toString('hex')}@example.test`, password: 'correct horse battery staple', name: 'Boss' }).expect(201);
+    const me = (await boss.get('/api/auth/me').expect(200)).body.user;
+    await ta.t.db('users').where({ id: me.id }).update({ role: 'admin' });
+
+    const page = await boss.get(`/admin/users/${user.id}`).expect(200);
+    expect(page.text).toContain(`/admin/payments/${paymentId}/refunds`);
+    const csrf = csrfFrom(page.text);
+    // Without a CSRF token the form post is refused and nothing is refunded.
+    await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send({ amount: '1.00' }).expect(403);
+    // A malformed amount is refused with a message, nothing refunded.
+    await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send({ _csrf: csrf, amount: '1.234' }).expect(303);
+    expect((await agent.get(`/api/payments/${paymentId}`)).body.payment.refunds).toEqual([]);
+
+    const done = await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send({ _csrf: csrf, amount: '1.25' }).expect(303);
+    expect(done.headers.location).toBe(`/admin/users/${user.id}#payments`);
+    const after = await boss.get(`/admin/users/${user.id}`).expect(200);
+    expect(after.text).toContain('Refunded $1.25');
+    await emulator.emulator.deliverDue();
+    // A quarter of the price back: a quarter of the 100 credits taken back.
+    expect(await available(agent)).toBe(110 - 25);
+    const receipt = await agent.get(`/account/payments/${paymentId}`).set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(receipt.text).toContain('Partly refunded');
+    expect(receipt.text).toContain('$1.25');
+    const audit = await ta.t.db('audit_log').where({ action: 'admin.payment_refunded', target_id: paymentId });
+    expect(audit).toHaveLength(1);
   });
 });
