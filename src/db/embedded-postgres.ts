@@ -88,6 +88,25 @@ function acquireLock(dataDir: string): () => void {
   throw new Error(`Could not take the lock ${lockPath}`);
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to walk down to the data
+ * dir. Throws a clear error naming the first directory on the way that only its owner may enter
+ * (e.g. a clone under /root), instead of initdb's bare "Permission denied".
+ */
+function assertReachableByOthers(dataDir: string): void {
+  for (let dir = path.dirname(path.resolve(dataDir)); ; dir = path.dirname(dir)) {
+    const stat = fs.statSync(dir);
+    if ((stat.mode & 0o001) === 0) {
+      throw new Error(
+        `The embedded PostgreSQL runs as the "postgres" user when Tally runs as root, and it cannot enter ${dir} ` +
+          `on the way to DATA_DIR (${dataDir}). Set DATA_DIR to a directory it can reach (e.g. /var/lib/tally), ` +
+          `allow it in (chmod o+x ${dir}), or run Tally as a normal user.`,
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
 /** Asks the OS for a free TCP port on 127.0.0.1. */
 export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -155,6 +174,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       onLog: (m: string) => logger?.debug({ pg: m.trim() }, 'embedded postgres'),
       onError: (m: unknown) => logger?.error({ pg: String(m) }, 'embedded postgres'),
     });
+    if (isRoot) assertReachableByOthers(dataDir);
     if (!fs.existsSync(path.join(clusterDir, 'PG_VERSION'))) {
       logger?.info({ clusterDir }, 'initialising embedded PostgreSQL (first start)');
       await server.initialise();
