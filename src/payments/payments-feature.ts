@@ -1,4 +1,4 @@
-import express from 'express';
+import express, { type Request } from 'express';
 import { z } from 'zod';
 import type { Feature, FeatureDeps } from '../app.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
@@ -90,6 +90,20 @@ function packView(p: CreditPackage) {
 export function createPaymentsFeature(deps: FeatureDeps): Feature {
   const { payments } = deps.services;
 
+  /** Refunds through Stripe for the signed-in admin and records it in the audit log. */
+  async function refundAsAdmin(req: Request, paymentId: string, amountCents: number | undefined, idempotencyKey?: string) {
+    const refund = await payments.refund(paymentId, amountCents, `admin:${req.user!.id}`, idempotencyKey);
+    await deps.services.audit.record({
+      actor: `admin:${req.user!.id}`,
+      actorUserId: req.user!.id,
+      action: 'admin.payment_refunded',
+      target: { type: 'payment', id: paymentId },
+      details: { refundId: refund.id, amountCents: refund.amount },
+      ...requestContext(req),
+    });
+    return refund;
+  }
+
   const raw = express.Router();
   raw.post('/api/payments/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -122,15 +136,7 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
   api.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const body = validate(RefundBody, req);
-    const refund = await payments.refund(id, body.amountCents, `admin:${req.user!.id}`, idempotencyKeyOf(req));
-    await deps.services.audit.record({
-      actor: `admin:${req.user!.id}`,
-      actorUserId: req.user!.id,
-      action: 'admin.payment_refunded',
-      target: { type: 'payment', id },
-      details: { refundId: refund.id, amountCents: refund.amount },
-      ...requestContext(req),
-    });
+    const refund = await refundAsAdmin(req, id, body.amountCents, idempotencyKeyOf(req));
     const { payment, refunds } = await payments.getPayment(id, null);
     res.status(201).json({ refund: { id: refund.id, amountCents: refund.amount, status: refund.status }, payment: paymentJson(payment, refunds) });
   });
@@ -183,15 +189,7 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
     const back = `/admin/users/${payment.userId}#payments`;
     try {
       const form = validate(RefundForm, req);
-      const refund = await payments.refund(id, parseCents(form.amount), `admin:${req.user!.id}`);
-      await deps.services.audit.record({
-        actor: `admin:${req.user!.id}`,
-        actorUserId: req.user!.id,
-        action: 'admin.payment_refunded',
-        target: { type: 'payment', id },
-        details: { refundId: refund.id, amountCents: refund.amount },
-        ...requestContext(req),
-      });
+      const refund = await refundAsAdmin(req, id, parseCents(form.amount));
       setFlash(req, { type: 'success', message: `Refunded ${formatMoney(refund.amount, payment.currency)}. The credits are taken back when Stripe confirms it.` });
     } catch (err) {
       if (!(err instanceof ValidationError) && !(err instanceof AppError)) throw err;
