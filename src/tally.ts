@@ -10,7 +10,6 @@ import { resolveSessionSecret } from './auth/session.ts';
 import { ensureAdmin } from './auth/ensure-admin.ts';
 import { createStripeClient } from './payments/stripe-client.ts';
 import { startTasks } from './tasks/tasks-runtime.ts';
-import { emulatorPublicUrl, emulatorWebhookUrl, resolveEmulatorWebhookSecret, startStripeEmulatorServer } from './stripe-emulator/stripe-emulator.ts';
 
 export interface RunningTally {
   /** Base URL the HTTP server listens on (e.g. http://127.0.0.1:3000). */
@@ -54,10 +53,15 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
 
     const ledger = createLedger(db);
     const sessionSecret = resolveSessionSecret(config);
-    // No Stripe key: run the built-in emulator in this process, on its own port, like api.stripe.com.
-    const webhookSecret = config.stripe.secretKey ? config.stripe.webhookSecret! : resolveEmulatorWebhookSecret(config);
+    // No Stripe key (development, tests, demo): run the emulator package in this process, on its
+    // own port, like api.stripe.com. Imported only then, so production never loads it.
+    const emulatorPackage = config.stripe.useEmulator ? await import('@tally/stripe-emulator') : undefined;
+    const webhookSecret = emulatorPackage ? emulatorPackage.resolveEmulatorWebhookSecret(config) : config.stripe.webhookSecret!;
     let emulatorUrl: string | undefined;
-    if (config.stripe.useEmulator && !config.stripe.apiBase) {
+    if (emulatorPackage && !config.stripe.apiBase) {
+      const { emulatorPublicUrl, emulatorWebhookUrl, migrateStripeEmulator, startStripeEmulatorServer } = emulatorPackage;
+      const emulatorApplied = await migrateStripeEmulator(db);
+      if (emulatorApplied.length > 0) logger.info({ applied: emulatorApplied }, 'Stripe emulator migrations applied');
       const emulator = await startStripeEmulatorServer({
         db,
         logger,

@@ -1,25 +1,26 @@
 /**
- * `npm run stripe:emulator`: runs the Stripe emulator alone, on STRIPE_EMULATOR_PORT
+ * `npm run stripe:emulator`: runs the Stripe emulator (packages/stripe-emulator) alone, on STRIPE_EMULATOR_PORT
  * (default 12111), against Tally's database (DATABASE_URL, or the embedded server: attached when
  * the app already runs it, started otherwise). Webhooks go to `${APP_URL}/api/payments/webhook`,
  * signed with STRIPE_WEBHOOK_SECRET or the secret generated in the data dir (the same one the
  * app reads through `resolveEmulatorWebhookSecret`).
  */
 import { loadConfig } from '../config.ts';
-import { migrateLatest, openDatabase } from '../db/database.ts';
+import { openDatabase } from '../db/database.ts';
 import { createLogger } from '../logger.ts';
 import {
   emulatorPublicUrl,
   emulatorWebhookUrl,
+  migrateStripeEmulator,
   resolveEmulatorWebhookSecret,
   startStripeEmulatorServer,
-} from './stripe-emulator.ts';
+} from '@tally/stripe-emulator';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   const database = await openDatabase(config, logger, { attach: true });
-  await migrateLatest(database.db);
+  await migrateStripeEmulator(database.db);
   const webhook = { url: emulatorWebhookUrl(config), secret: resolveEmulatorWebhookSecret(config) };
   const server = await startStripeEmulatorServer({
     db: database.db,

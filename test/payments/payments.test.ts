@@ -6,7 +6,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
 import { BROWSER_ACCEPT, csrfFrom } from '../auth/auth-helpers.ts';

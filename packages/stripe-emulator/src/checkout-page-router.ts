@@ -1,5 +1,5 @@
 import express, { type Request, type Response } from 'express';
-import type { Logger } from '../logger.ts';
+import type { Logger } from 'pino';
 import type { CheckoutService, PayOutcome } from './checkout-service.ts';
 import { successRedirect } from './checkout-service.ts';
 import {

@@ -1,4 +1,4 @@
-import { inTransaction, type Db, type Trx } from '../db/database.ts';
+import { inTransaction, type Db, type Trx } from './db.ts';
 import { AUTOMATIC, type RecordEvent } from './stripe-emulator-events.ts';
 import { newId, clientSecret } from './stripe-ids.ts';
 import { chargeObject, checkoutUrl, paymentIntentObject, sessionObject, unix } from './stripe-emulator-objects.ts';

@@ -1,4 +1,4 @@
-import type { Db, Trx } from '../db/database.ts';
+import type { Db, Trx } from './db.ts';
 import { newId } from './stripe-ids.ts';
 import { insertDelivery, insertEvent, type DbEventRow } from './stripe-emulator-store.ts';
 

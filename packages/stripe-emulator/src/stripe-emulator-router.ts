@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { inTransaction, type Db, type Trx } from '../db/database.ts';
-import type { Logger } from '../logger.ts';
+import { inTransaction, type Db, type Trx } from './db.ts';
+import type { Logger } from 'pino';
 import { internalError, invalidRequest, StripeApiError, unrecognizedUrl } from './stripe-errors.ts';
 import type { RequestContext } from './stripe-emulator-events.ts';
 import { canonicalJson, parseStripeForm, type FormHash } from './stripe-form.ts';

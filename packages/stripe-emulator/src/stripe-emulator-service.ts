@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
-import { inTransaction, type Db, type Trx } from '../db/database.ts';
-import type { Logger } from '../logger.ts';
+import { inTransaction, type Db, type Trx } from './db.ts';
+import type { Logger } from 'pino';
 import { formatAmount, minimumChargeAmount } from './currency.ts';
 import { invalidRequest, resourceMissing } from './stripe-errors.ts';
 import { AUTOMATIC, type RecordEvent, type RequestContext } from './stripe-emulator-events.ts';

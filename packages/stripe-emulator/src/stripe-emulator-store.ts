@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Db, Trx } from '../db/database.ts';
+import { SCHEMA, type Db, type Trx } from './db.ts';
 import { resourceMissing } from './stripe-errors.ts';
 
 /**
@@ -12,15 +12,15 @@ type Q = Db | Trx;
 export type Metadata = Record<string, string>;
 
 export const TABLES = {
-  customers: 'stripe_emulator_customers',
-  sessions: 'stripe_emulator_checkout_sessions',
-  lineItems: 'stripe_emulator_line_items',
-  paymentIntents: 'stripe_emulator_payment_intents',
-  charges: 'stripe_emulator_charges',
-  refunds: 'stripe_emulator_refunds',
-  events: 'stripe_emulator_events',
-  deliveries: 'stripe_emulator_webhook_deliveries',
-  idempotencyKeys: 'stripe_emulator_idempotency_keys',
+  customers: `${SCHEMA}.customers`,
+  sessions: `${SCHEMA}.checkout_sessions`,
+  lineItems: `${SCHEMA}.line_items`,
+  paymentIntents: `${SCHEMA}.payment_intents`,
+  charges: `${SCHEMA}.charges`,
+  refunds: `${SCHEMA}.refunds`,
+  events: `${SCHEMA}.events`,
+  deliveries: `${SCHEMA}.webhook_deliveries`,
+  idempotencyKeys: `${SCHEMA}.idempotency_keys`,
 } as const;
 
 export interface DbCustomerRow {

@@ -2,9 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import Stripe from 'stripe';
-import type { Config } from '../config.ts';
-import type { Db } from '../db/database.ts';
-import type { Logger } from '../logger.ts';
+import type { Db } from './db.ts';
+import type { Logger } from 'pino';
 import { createCheckoutPageRouter } from './checkout-page-router.ts';
 import { createCheckoutService } from './checkout-service.ts';
 import { createEventRecorder } from './stripe-emulator-events.ts';
@@ -19,8 +18,8 @@ export type { RetryOptions, WebhookEndpoint } from './webhook-delivery.ts';
  * The built-in Stripe emulator: the subset of Stripe's API Tally uses (Checkout Sessions,
  * PaymentIntents, Charges, Refunds, Customers, Events), a hosted test checkout page, and signed
  * webhooks with retries. Point the official SDK at it with
- * `new Stripe('sk_test_…', {host, port, protocol: 'http'})`; all state is in Postgres
- * (`stripe_emulator_*` tables).
+ * `new Stripe('sk_test_…', {host, port, protocol: 'http'})`; all state is in Postgres,
+ * in the tables of its own schema `stripe_emulator` (see {@link migrateStripeEmulator}).
  */
 
 /** The API version the emulator speaks and stamps on events: the one the installed SDK pins. */
@@ -58,7 +57,7 @@ export interface StripeEmulator {
 const SWEEP_EVERY_MS = 1000;
 
 /**
- * Builds the emulator on `deps.db` (migrated: needs the `stripe_emulator_*` tables). No side
+ * Builds the emulator on `deps.db` (migrated with {@link migrateStripeEmulator}). No side
  * effects until {@link StripeEmulator.startDelivery} or a request.
  */
 export function createStripeEmulator(deps: StripeEmulatorDeps): StripeEmulator {
@@ -182,11 +181,11 @@ export async function startStripeEmulatorServer(opts: StripeEmulatorServerOption
  * Where browsers reach a separately run emulator: the app's host name on the emulator port,
  * e.g. `APP_URL=http://localhost:3000` → `http://localhost:12111`.
  */
-export function emulatorPublicUrl(config: Pick<Config, 'appUrl'> & { stripe: Pick<Config['stripe'], 'emulatorPort'> }, port = config.stripe.emulatorPort): string {
+export function emulatorPublicUrl(config: { appUrl: string; stripe: { emulatorPort: number } }, port = config.stripe.emulatorPort): string {
   return `http://${new URL(config.appUrl).hostname}:${port}`;
 }
 
 /** The webhook endpoint the emulator posts to: the app's `/api/payments/webhook`. */
-export function emulatorWebhookUrl(config: Pick<Config, 'appUrl'>): string {
+export function emulatorWebhookUrl(config: { appUrl: string }): string {
   return `${config.appUrl}/api/payments/webhook`;
 }

@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
-import type { Db } from '../db/database.ts';
-import type { Logger } from '../logger.ts';
+import type { Db } from './db.ts';
+import type { Logger } from 'pino';
 import { eventObject } from './stripe-emulator-objects.ts';
 import * as store from './stripe-emulator-store.ts';
 

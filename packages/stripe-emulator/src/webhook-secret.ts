@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../config.ts';
 import { randomBase62 } from './stripe-ids.ts';
 
 /** File in the data dir that keeps the generated emulator webhook secret between runs. */
@@ -14,7 +13,7 @@ export const WEBHOOK_SECRET_FILE = 'stripe-webhook-secret';
  * processes race, both end up with the first one's secret.
  * @throws when the data dir cannot be created or the file holds something that is not `whsec_…`.
  */
-export function resolveEmulatorWebhookSecret(config: Pick<Config, 'dataDir'> & { stripe: Pick<Config['stripe'], 'webhookSecret'> }): string {
+export function resolveEmulatorWebhookSecret(config: { dataDir: string; stripe: { webhookSecret?: string | undefined } }): string {
   if (config.stripe.webhookSecret) return config.stripe.webhookSecret;
   const file = path.join(config.dataDir, WEBHOOK_SECRET_FILE);
   fs.mkdirSync(config.dataDir, { recursive: true });

@@ -1,8 +1,8 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { pino } from 'pino';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '../src/stripe-emulator.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let t: TestDatabase;
 let server: StripeEmulatorServer;
@@ -10,7 +10,7 @@ let stripe: Stripe;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  server = await startStripeEmulatorServer({ db: t.db, logger: createLogger('silent'), webhook: undefined, port: 0 });
+  server = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0 });
   stripe = new Stripe('sk_test_x', { host: '127.0.0.1', port: server.port, protocol: 'http', maxNetworkRetries: 0 });
 });
 afterAll(async () => {
@@ -169,7 +169,7 @@ describe('checkout sessions', () => {
 
   it('expires a session on its own once expires_at has passed (clock)', async () => {
     let now = new Date();
-    const local = await startStripeEmulatorServer({ db: t.db, logger: createLogger('silent'), webhook: undefined, port: 0, clock: () => now, deliver: false });
+    const local = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0, clock: () => now, deliver: false });
     try {
       const sdk = new Stripe('sk_test_x', { host: '127.0.0.1', port: local.port, protocol: 'http' });
       const s = await sdk.checkout.sessions.create(sessionParams({ expires_at: Math.floor(now.getTime() / 1000) + 31 * 60 }));
@@ -290,7 +290,7 @@ describe('idempotency keys', () => {
     const again = await stripe.checkout.sessions.create(sessionParams({ client_reference_id: 'idem' }), { idempotencyKey: key });
     expect(again.id).toBe(first.id);
     expect(again.lastResponse.headers['idempotent-replayed']).toBe('true');
-    const count = await t.db('stripe_emulator_checkout_sessions').where({ client_reference_id: 'idem' }).count<{ n: string }[]>({ n: '*' });
+    const count = await t.db('stripe_emulator.checkout_sessions').where({ client_reference_id: 'idem' }).count<{ n: string }[]>({ n: '*' });
     expect(Number(count[0]!.n)).toBe(1);
   });
 

@@ -1,8 +1,8 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { pino } from 'pino';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '../src/stripe-emulator.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let t: TestDatabase;
 let server: StripeEmulatorServer;
@@ -10,7 +10,7 @@ let stripe: Stripe;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  server = await startStripeEmulatorServer({ db: t.db, logger: createLogger('silent'), webhook: undefined, port: 0, deliver: false });
+  server = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0, deliver: false });
   stripe = new Stripe('sk_test_page', { host: '127.0.0.1', port: server.port, protocol: 'http' });
 });
 afterAll(async () => {
@@ -136,7 +136,7 @@ describe('paying with test cards', () => {
 
   it('never stores the card number or CVC', async () => {
     const rows = await Promise.all(
-      ['stripe_emulator_charges', 'stripe_emulator_payment_intents', 'stripe_emulator_events'].map((table) => t.db(table).select('*')),
+      ['stripe_emulator.charges', 'stripe_emulator.payment_intents', 'stripe_emulator.events'].map((table) => t.db(table).select('*')),
     );
     const dump = JSON.stringify(rows);
     expect(dump).not.toContain('4242424242424242');
@@ -152,7 +152,7 @@ describe('paying with test cards', () => {
     const again = await submit(s.id, card('4242424242424242'));
     expect(again.status).toBe(303);
     expect(again.headers.get('location')).toBe(`http://localhost:3000/credits/success?session_id=${s.id}`);
-    const charges = await t.db('stripe_emulator_charges').whereIn('payment_intent_id', t.db('stripe_emulator_checkout_sessions').select('payment_intent_id').where({ id: s.id }));
+    const charges = await t.db('stripe_emulator.charges').whereIn('payment_intent_id', t.db('stripe_emulator.checkout_sessions').select('payment_intent_id').where({ id: s.id }));
     expect(charges).toHaveLength(1);
   });
 

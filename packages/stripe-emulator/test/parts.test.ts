@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { down, up } from '../../migrations/20261121000300_create_stripe_emulator.ts';
-import { formatAmount } from '../../src/stripe-emulator/currency.ts';
-import { canonicalJson, parseStripeForm } from '../../src/stripe-emulator/stripe-form.ts';
-import { emulatorPublicUrl, emulatorWebhookUrl } from '../../src/stripe-emulator/stripe-emulator.ts';
-import { StripeApiError } from '../../src/stripe-emulator/stripe-errors.ts';
-import { luhnValid, validateCardForm } from '../../src/stripe-emulator/test-cards.ts';
-import { resolveEmulatorWebhookSecret } from '../../src/stripe-emulator/webhook-secret.ts';
-import { createTestDatabase } from '../helpers/db.ts';
+import { down, up } from '../migrations/20261130100010_create_stripe_emulator.ts';
+import { formatAmount } from '../src/currency.ts';
+import { canonicalJson, parseStripeForm } from '../src/stripe-form.ts';
+import { emulatorPublicUrl, emulatorWebhookUrl } from '../src/stripe-emulator.ts';
+import { StripeApiError } from '../src/stripe-errors.ts';
+import { luhnValid, validateCardForm } from '../src/test-cards.ts';
+import { resolveEmulatorWebhookSecret } from '../src/webhook-secret.ts';
+import { createTestDatabase } from '../../../test/helpers/db.ts';
 
 describe('Stripe form encoding', () => {
   it('nests brackets, reads indexed and pushed arrays, and decodes values', () => {
@@ -99,12 +99,15 @@ describe('migration', () => {
   it('goes down and up again cleanly', async () => {
     const t = await createTestDatabase();
     try {
+      const count = async (where: string) =>
+        (await t.db.raw(`SELECT count(*)::int AS n FROM information_schema.tables WHERE ${where} AND table_name NOT LIKE 'knex\\_%'`)).rows[0].n;
+      // Its own schema, none in the application's.
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(9);
+      expect(await count(`table_schema = 'public' AND table_name LIKE 'stripe\\_emulator\\_%'`)).toBe(0);
       await down(t.db);
-      const left = await t.db.raw(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name LIKE 'stripe\\_emulator\\_%'`);
-      expect(left.rows[0].n).toBe(0);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(0);
       await up(t.db);
-      const back = await t.db.raw(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name LIKE 'stripe\\_emulator\\_%'`);
-      expect(back.rows[0].n).toBe(9);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(9);
     } finally {
       await t.drop();
     }
@@ -114,14 +117,14 @@ describe('migration', () => {
     const t = await createTestDatabase();
     try {
       const now = new Date();
-      await t.db('stripe_emulator_payment_intents').insert({
+      await t.db('stripe_emulator.payment_intents').insert({
         id: 'pi_1', created: now, amount: 100, currency: 'usd', status: 'requires_payment_method', client_secret: 's',
       });
-      await t.db('stripe_emulator_charges').insert({
+      await t.db('stripe_emulator.charges').insert({
         id: 'ch_1', created: now, payment_intent_id: 'pi_1', amount: 100, currency: 'usd', status: 'succeeded',
         payment_method_id: 'pm_1', card: '{}', billing_details: '{}', outcome: '{}',
       });
-      await expect(t.db('stripe_emulator_charges').where({ id: 'ch_1' }).update({ amount_refunded: 101 })).rejects.toThrow(/refunded_range/);
+      await expect(t.db('stripe_emulator.charges').where({ id: 'ch_1' }).update({ amount_refunded: 101 })).rejects.toThrow(/refunded_range/);
     } finally {
       await t.drop();
     }

@@ -1,8 +1,8 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { pino } from 'pino';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '../src/stripe-emulator.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let t: TestDatabase;
 let server: StripeEmulatorServer;
@@ -10,7 +10,7 @@ let stripe: Stripe;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  server = await startStripeEmulatorServer({ db: t.db, logger: createLogger('silent'), webhook: undefined, port: 0, deliver: false });
+  server = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0, deliver: false });
   stripe = new Stripe('sk_test_refunds', { host: '127.0.0.1', port: server.port, protocol: 'http' });
 });
 afterAll(async () => {

@@ -2,17 +2,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
+import { pino } from 'pino';
 import {
   startStripeEmulatorServer,
   type StripeEmulatorServer,
   type StripeEmulatorServerOptions,
-} from '../../src/stripe-emulator/stripe-emulator.ts';
-import { retryDelayMs } from '../../src/stripe-emulator/webhook-delivery.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+} from '../src/stripe-emulator.ts';
+import { retryDelayMs } from '../src/webhook-delivery.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 const SECRET = 'whsec_test_emulator_secret_0123456789';
-const logger = createLogger('silent');
+const logger = pino({ level: 'silent' });
 
 interface Received {
   body: string;
@@ -146,8 +146,8 @@ describe('webhook delivery', () => {
     // 1st retry after ~baseMs, 2nd after ~2×baseMs
     expect(hook.received[1]!.at - hook.received[0]!.at).toBeGreaterThanOrEqual(45);
     expect(hook.received[2]!.at - hook.received[1]!.at).toBeGreaterThanOrEqual(95);
-    await waitFor(async () => (await t.db('stripe_emulator_webhook_deliveries').first())?.status === 'delivered');
-    const row = await t.db('stripe_emulator_webhook_deliveries').first();
+    await waitFor(async () => (await t.db('stripe_emulator.webhook_deliveries').first())?.status === 'delivered');
+    const row = await t.db('stripe_emulator.webhook_deliveries').first();
     expect(row).toMatchObject({ status: 'delivered', attempts: 3, last_response_status: 200 });
     await new Promise((r) => setTimeout(r, 300));
     expect(hook.received).toHaveLength(3);
@@ -158,8 +158,8 @@ describe('webhook delivery', () => {
     const { server, stripe } = await emulator({ webhook: { url: hook.url, secret: SECRET }, retry: { baseMs: 10, maxAttempts: 3 } });
     await stripe.customers.create({ email: 'gone@example.com' });
     server.emulator.startDelivery();
-    await waitFor(async () => (await t.db('stripe_emulator_webhook_deliveries').first())?.status === 'failed');
-    expect(await t.db('stripe_emulator_webhook_deliveries').first()).toMatchObject({ attempts: 3, last_response_status: 503, last_error: 'HTTP 503' });
+    await waitFor(async () => (await t.db('stripe_emulator.webhook_deliveries').first())?.status === 'failed');
+    expect(await t.db('stripe_emulator.webhook_deliveries').first()).toMatchObject({ attempts: 3, last_response_status: 503, last_error: 'HTTP 503' });
     expect(hook.received).toHaveLength(3);
   });
 
@@ -170,7 +170,7 @@ describe('webhook delivery', () => {
     const { server, stripe } = await emulator({ webhook: { url, secret: SECRET } });
     await stripe.customers.create({ email: 'net@example.com' });
     expect(await server.emulator.deliverDue()).toBe(1);
-    const row = await t.db('stripe_emulator_webhook_deliveries').first();
+    const row = await t.db('stripe_emulator.webhook_deliveries').first();
     expect(row).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null });
     expect(row.last_error).toBeTruthy();
   });
@@ -181,7 +181,7 @@ describe('webhook delivery', () => {
     await pay(first.server, first.stripe);
     await first.server.close();
     expect(hook.received).toHaveLength(0);
-    const pending = await t.db('stripe_emulator_webhook_deliveries').where({ status: 'pending' });
+    const pending = await t.db('stripe_emulator.webhook_deliveries').where({ status: 'pending' });
     expect(pending).toHaveLength(4);
 
     const second = await emulator({ webhook: { url: hook.url, secret: SECRET }, deliver: true });
@@ -208,7 +208,7 @@ describe('webhook delivery', () => {
     const { server, stripe } = await emulator({ webhook: undefined });
     await stripe.customers.create({ email: 'quiet@example.com' });
     expect(await server.emulator.deliverDue()).toBe(0);
-    expect(await t.db('stripe_emulator_webhook_deliveries')).toHaveLength(0);
+    expect(await t.db('stripe_emulator.webhook_deliveries')).toHaveLength(0);
     expect((await stripe.events.list({ type: 'customer.created' })).data).toHaveLength(1);
   });
 });
