@@ -3,7 +3,7 @@ import { loadConfigOrExit } from '../lifecycle.ts';
 import { migrateLatest, openDatabase } from '../db/database.ts';
 import { ValidationError } from '../http/errors.ts';
 import { createLogger } from '../logger.ts';
-import { ensureAdmin } from './ensure-admin.ts';
+import { ensureAdmin } from '../auth/ensure-admin.ts';
 
 /**
  * `npm run admin:create -- --email you@example.com --password '…' [--name 'Ada']`: creates an admin

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import { migrateLatest, migrateRollback, openDatabase, runSeeds } from './database.ts';
+import { migrateLatest, migrateRollback, openDatabase, runSeeds } from '../db/database.ts';
 
 /**
  * `npm run db:migrate | db:rollback [-- --all] | db:seed`: operator commands against `DATABASE_URL`,

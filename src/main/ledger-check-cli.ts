@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { openDatabase } from '../db/database.ts';
-import { checkBooks } from './ledger-check-store.ts';
+import { checkBooks } from '../ledger/ledger-check-store.ts';
 
 /**
  * `npm run ledger:check`: verifies every ledger invariant against the live database

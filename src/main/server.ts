@@ -1,7 +1,7 @@
-import { createLogger } from './logger.ts';
-import { DataDirInUseError } from './db/embedded-postgres.ts';
-import { loadConfigOrExit, stopOnSignals } from './lifecycle.ts';
-import { startTally } from './tally.ts';
+import { createLogger } from '../logger.ts';
+import { DataDirInUseError } from '../db/embedded-postgres.ts';
+import { loadConfigOrExit, stopOnSignals } from '../lifecycle.ts';
+import { startTally } from '../tally.ts';
 
 /** Entry point of `npm start`: config → database → migrate → app + worker → graceful shutdown. */
 async function main() {

@@ -2,7 +2,7 @@ import { loadConfigOrExit, stopOnSignals } from '../lifecycle.ts';
 import { migrateLatest, openDatabase, runSeeds } from '../db/database.ts';
 import { createLedger } from '../ledger/ledger-service.ts';
 import { createLogger } from '../logger.ts';
-import { startTasks } from './tasks-runtime.ts';
+import { startTasks } from '../tasks/tasks-runtime.ts';
 
 /**
  * Entry point of `npm run worker`: the OCR worker alone, without the web app. Any number of these
