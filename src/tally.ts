@@ -4,12 +4,12 @@ import pg from 'pg';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { createApp } from './app.ts';
+import { createServices, createWorker } from './compose.ts';
 import { migrateLatest, openDatabase, runSeeds } from './db/database.ts';
-import { createLedger } from './ledger/ledger-service.ts';
 import { resolveSessionSecret } from './auth/session.ts';
 import { ensureAdmin } from './auth/ensure-admin.ts';
 import { createStripeClient } from './payments/stripe-client.ts';
-import { startTasks } from './tasks/tasks-runtime.ts';
+import { startQueue } from './tasks/tasks-runtime.ts';
 
 export interface RunningTally {
   /** Base URL the HTTP server listens on (e.g. http://127.0.0.1:3000). */
@@ -51,7 +51,6 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     const pgPool = new pg.Pool({ connectionString: database.url, max: 5 });
     stops.push(() => pgPool.end());
 
-    const ledger = createLedger(db);
     const sessionSecret = resolveSessionSecret(config);
     // No Stripe key (development, tests, demo): run the emulator package in this process, on its
     // own port, like api.stripe.com. Imported only then, so production never loads it.
@@ -76,6 +75,12 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     }
     const stripe = createStripeClient(config, emulatorUrl);
 
+    // The job queue (pg-boss, same database); every service built once, on it.
+    const queue = await startQueue({ config, databaseUrl: database.url, logger });
+    stops.push(() => queue.stop());
+    const services = createServices(config, db, { pgPool, logger, stripe, sessionSecret, stripeWebhookSecret: webhookSecret, queue });
+    const { ledger } = services;
+
     const sweeper = setInterval(() => {
       void (async () => {
         try {
@@ -90,21 +95,13 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     sweeper.unref();
     stops.push(async () => clearInterval(sweeper));
 
-    // The job queue (pg-boss, same database) and, unless WORKER=off, the OCR worker in this process.
-    const tasks = await startTasks({ config, db, ledger, databaseUrl: database.url, logger });
-    stops.push(() => tasks.stop());
+    // Unless WORKER=off, the OCR worker in this process (stopped before the queue).
+    if (config.tasks.worker) {
+      const worker = await createWorker(services, { queue });
+      stops.push(() => worker.stop());
+    }
 
-    const app = createApp({
-      config,
-      db,
-      pgPool,
-      logger,
-      ledger,
-      stripe,
-      sessionSecret,
-      stripeWebhookSecret: webhookSecret,
-      tasks: tasks.services,
-    });
+    const app = createApp(services);
 
     const server = http.createServer(app);
     server.keepAliveTimeout = 5000;

@@ -1,8 +1,7 @@
 import { loadConfigOrExit, stopOnSignals } from '../lifecycle.ts';
 import { migrateLatest, openDatabase, runSeeds } from '../db/database.ts';
-import { createLedger } from '../ledger/ledger-service.ts';
 import { createLogger } from '../logger.ts';
-import { startTasks } from '../tasks/tasks-runtime.ts';
+import { startWorkerProcess } from '../worker-process.ts';
 
 /**
  * Entry point of `npm run worker`: the OCR worker alone, without the web app. Any number of these
@@ -19,7 +18,7 @@ async function main() {
   try {
     await migrateLatest(database.db);
     await runSeeds(database.db);
-    tasks = await startTasks({ config, db: database.db, ledger: createLedger(database.db), databaseUrl: database.url, logger, worker: true });
+    tasks = await startWorkerProcess(config, database, logger);
   } catch (err) {
     logger.fatal({ err }, 'the worker could not start');
     await database.close().catch(() => undefined);

@@ -4,7 +4,8 @@ import { requireAuth } from '../auth/auth-middleware.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { type AppError, ValidationError } from '../http/errors.ts';
 import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
@@ -30,7 +31,7 @@ interface PageError {
   topUp: boolean;
 }
 
-function pageError(err: AppError): PageError {
+function pageError(err: unknown, problem: AppError): PageError {
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -40,7 +41,7 @@ function pageError(err: AppError): PageError {
   if (err instanceof ValidationError) {
     return { message: err.errors.map((e) => e.message.charAt(0).toUpperCase() + e.message.slice(1)).join(' '), topUp: false };
   }
-  return { message: err.detail, topUp: false };
+  return { message: problem.detail, topUp: false };
 }
 
 /**
@@ -121,8 +122,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
       res.redirect(303, `/tasks/${task.id}`);
     } catch (err) {
-      if (err instanceof AppError && err.status < 500 && err.status !== 401 && err.status !== 403) {
-        return renderIndex(req, res, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
+        return renderIndex(req, res, problem.status, pageError(err, problem));
       }
       throw err;
     }
@@ -139,7 +141,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     try {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) return renderShow(req, res, id, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) return renderShow(req, res, id, problem.status, pageError(err, problem));
       throw err;
     }
     setFlash(req, { type: 'success', message: 'The task is queued again.' });

@@ -43,7 +43,6 @@ export function textFileName(fileName: string): string {
 
 /**
  * The tasks API, under `/api` (signed in; someone else's task is a 404):
- * - `POST /credits/estimate` (multipart `file`) → `{operation, credits, pages, kind, mimeType}`
  * - `POST /tasks` (multipart `file`, optional `Idempotency-Key`) → 202 `{task}`
  * - `GET /tasks?status=&cursor=&limit=` → `{tasks, nextCursor}`
  * - `GET /tasks/:id` → `{task, pageStats}`; `/result` text/plain; `/download` the original;
@@ -56,17 +55,6 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   const maxMs = options.eventsMaxMs ?? 10 * 60_000;
   const upload = uploadDocument(options.maxUploadBytes);
   const api = express.Router();
-
-  api.post('/credits/estimate', requireAuth, upload, async (req, res) => {
-    const estimate = await service.estimate(uploadedFile(req).bytes);
-    res.json({
-      operation: 'ocr',
-      credits: millicreditsToCredits(estimate.millicredits),
-      pages: estimate.pages,
-      kind: estimate.kind,
-      mimeType: estimate.mimeType,
-    });
-  });
 
   api.post('/tasks', requireAuth, upload, async (req, res) => {
     const key = idempotencyKeyOf(req);

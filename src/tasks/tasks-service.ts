@@ -5,7 +5,8 @@ import type { Pricing } from '../credits/pricing-service.ts';
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { ConflictError } from '../http/errors.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
-import { decodeCursor, encodeCursor, type Ledger } from '../ledger/ledger-service.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import { paginate, timeKeyCursor } from '../pagination.ts';
 import type { Page } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
@@ -214,13 +215,9 @@ export function createTasksService(deps: TasksServiceDeps) {
      * `cursor` is the previous page's `nextCursor` (400 when it is not one).
      */
     async list(userId: string, options: { status?: TaskStatus; cursor?: string; limit?: number } = {}): Promise<Page<Task>> {
-      const limit = Math.min(Math.max(options.limit ?? 20, 1), LIST_MAX);
-      const after = options.cursor ? decodeCursor(options.cursor) : undefined;
-      const items = await store.listTasks(db, userId, { status: options.status }, limit + 1, after);
-      const more = items.length > limit;
-      if (more) items.pop();
-      const last = items.at(-1);
-      return { items, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
+      return paginate({ limit: options.limit, default: 20, max: LIST_MAX, cursor: options.cursor, codec: timeKeyCursor }, (n, after) =>
+        store.listTasks(db, userId, { status: options.status }, n, after),
+      );
     },
 
     /** The extracted text. @throws {TaskStateError} 409 until the task has completed. */

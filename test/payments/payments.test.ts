@@ -263,7 +263,7 @@ describe('refunds', () => {
     expect(balance.available).toBe(-90); // 10 signup credits left − 100 owed
     await expect(
       ta.deps.ledger.reserve({ holdId: `blocked-${user.id}`, userId: user.id, millicredits: 1, timeoutMs: 60_000, actor: 'test' }),
-    ).rejects.toMatchObject({ status: 402 });
+    ).rejects.toMatchObject({ code: 'insufficient_credits' });
     await buy(agent);
     await emulator.emulator.deliverDue();
     expect(await available(agent)).toBe(10);
