@@ -7,6 +7,7 @@ import { createAuthService } from './auth/auth-service.ts';
 import { createLoginThrottle } from './auth/login-throttle.ts';
 import { createSessionsService } from './auth/sessions-service.ts';
 import { createPricing } from './credits/pricing-service.ts';
+import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
@@ -30,8 +31,9 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
   const admin = createAdminService({ db, ledger, audit });
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, auth, sessions, admin, tasks };
+  const idempotency = createIdempotencyKeys(db);
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, auth, sessions, admin, idempotency, tasks };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

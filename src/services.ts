@@ -7,6 +7,7 @@ import type { SessionsService } from './auth/sessions-service.ts';
 import type { Config } from './config.ts';
 import type { Pricing } from './credits/pricing-service.ts';
 import type { Db } from './db/database.ts';
+import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
@@ -46,5 +47,7 @@ export interface Services extends Required<Infrastructure> {
   auth: AuthService;
   sessions: SessionsService;
   admin: AdminService;
+  /** Idempotency-Keys of requests, remembered 24 h. */
+  idempotency: IdempotencyKeys;
   tasks: TasksService;
 }

@@ -86,7 +86,8 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
         try {
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
-          if (holds + lots > 0) logger.info({ holds, lots }, 'ledger sweep');
+          const keys = await services.idempotency.purgeExpired();
+          if (holds + lots + keys > 0) logger.info({ holds, lots, idempotencyKeys: keys }, 'ledger sweep');
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }

@@ -6,7 +6,7 @@ import { validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Services } from '../services.ts';
 import { uploadDocument, uploadedFile } from '../tasks/task-upload.ts';
-import { OCR_OPERATION } from '../tasks/tasks-service.ts';
+import { OCR_OPERATION } from '../tasks/task-pricing.ts';
 import { MAX_UNITS } from './pricing-service.ts';
 import type { OperationPrice } from './pricing-store.ts';
 

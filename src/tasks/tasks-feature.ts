@@ -5,10 +5,18 @@ import { createTasksRouter } from './tasks-router.ts';
 
 /** Upload and the tasks API (`/api/tasks/*`) and the /tasks pages, on the tasks service. */
 export function createTasksFeature(services: Services): Feature {
-  const { tasks, pricing, config, logger } = services;
+  const { tasks, pricing, config, logger, ledger, db } = services;
   const maxUploadBytes = config.tasks.maxUploadBytes;
   return {
-    api: createTasksRouter({ service: tasks, maxUploadBytes, logger }),
+    api: createTasksRouter({
+      service: tasks,
+      ledger,
+      db,
+      holdTimeoutMs: config.tasks.holdTimeoutMs,
+      topUpUrl: `${config.appUrl}/pricing`,
+      maxUploadBytes,
+      logger,
+    }),
     pages: createTasksPages({ service: tasks, pricing, maxUploadBytes }),
   };
 }

@@ -12,7 +12,8 @@ import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
-import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
+import { ocrCost } from './task-pricing.ts';
+import type { TasksService } from './tasks-service.ts';
 import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
@@ -66,7 +67,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       if (!(err instanceof ValidationError)) throw err;
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
-    const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const { price } = await ocrCost(pricing, 1);
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -120,7 +121,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
       const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
-      res.redirect(303, `/tasks/${task.id}`);
+      // A repeated form whose task was deleted since: back to the list, nothing held again.
+      res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {
       const problem = asProblem(err);
       if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
