@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
-import type { Db, Trx } from '../db/database.ts';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { UnauthorizedError } from '../http/errors.ts';
 import { idempotencyKeyOf } from '../http/validate.ts';
 import { assertMillicredits } from '../ledger/credits.ts';
@@ -65,7 +65,12 @@ export interface RequireCreditsOptions {
  * runs and exposes it as `req.credits`. The hold id is derived from the user, route and
  * `Idempotency-Key` header when one is sent, so a retried request holds nothing new.
  *
- * Settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
+ * With `settle: 'job'` the hold is placed in a transaction the handler finishes: it creates the
+ * job in it through `req.credits.handOff(work)`, and the hold, the job's records and the queued
+ * job commit together (the OCR upload route does this; the worker then posts or voids). A handler
+ * that throws or answers without handing off leaves nothing held.
+ *
+ * Otherwise settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
  * (`req.credits.handOff()`): when the response finishes with a status < 400 the reported cost
  * (`req.credits.report`, default the whole estimate) is posted and the rest released; on an error
  * status, or a connection closed early, the hold is voided.
@@ -75,10 +80,6 @@ export interface RequireCreditsOptions {
  *
  * @example router.post('/api/reports', requireAuth, requireCredits(() => 2000, { ledger, topUpUrl }), handler)
  */
-function ledgerless(): never {
-  throw new Error('requireCredits: handOff(work) needs options.db');
-}
-
 export function requireCredits(
   estimate: (req: Request) => number | Promise<number>,
   options: RequireCreditsOptions,
@@ -140,7 +141,11 @@ export function requireCredits(
       },
       async handOff<T>(work?: (t: Trx) => Promise<T>): Promise<T | undefined> {
         settled = true;
-        if (!trx) return work ? (options.db ?? ledgerless()).transaction((t) => work(t)) : undefined;
+        if (!trx) {
+          if (!work) return undefined;
+          if (!options.db) throw new Error('requireCredits: handOff(work) needs options.db');
+          return inTransaction(options.db, work);
+        }
         try {
           const result = work ? await work(trx) : undefined;
           await trx.commit();
