@@ -37,7 +37,7 @@ export function parseCents(amount: string | undefined): number | undefined {
  * payments API, the admin refund API, and the /pricing and /checkout pages.
  */
 export function createPaymentsFeature(services: Services): Feature {
-  const { payments, audit, ledger, config } = services;
+  const { payments, stripeWebhook, audit, ledger, config } = services;
 
   /** Refunds through Stripe for the signed-in admin and records it in the audit log. */
   async function refundAsAdmin(req: Request, paymentId: string, amountCents: number | undefined, idempotencyKey?: string) {
@@ -56,7 +56,7 @@ export function createPaymentsFeature(services: Services): Feature {
   const raw = express.Router();
   raw.post('/api/payments/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const result = await payments.handleWebhook(body, req.get('Stripe-Signature'));
+    const result = await stripeWebhook.handle(body, req.get('Stripe-Signature'));
     res.json({ received: true, duplicate: result.duplicate, outcome: result.outcome });
   });
 
