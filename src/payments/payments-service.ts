@@ -5,7 +5,7 @@ import { AppError, ConflictError, NotFoundError, ValidationError } from '../http
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { formatMoney } from './money.ts';
+import { formatMoney } from '@tally/money';
 import { numericIdCursor, paginate, type Page } from '../pagination.ts';
 import * as store from './payments-store.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
