@@ -52,3 +52,19 @@ export class AccountNotFoundError extends NotFoundError {
     super('account');
   }
 }
+
+/**
+ * 409: a grant would take the account's total credited past 2^53 − 1 millicredits, the largest
+ * amount JS numbers (and so this API) hold exactly (src/ledger/credits.ts). Nothing is granted;
+ * the account can still spend what it has.
+ */
+export class BalanceLimitError extends ConflictError {
+  constructor(readonly creditedMillicredits: number, readonly requestedMillicredits: number) {
+    super(
+      `This grant of ${millicreditsToCredits(requestedMillicredits)} credits would take the account past the largest balance Tally can hold ` +
+        `(${millicreditsToCredits(Number.MAX_SAFE_INTEGER)} credits in all, ${millicreditsToCredits(creditedMillicredits)} credited so far).`,
+      'balance_limit',
+      { limit: millicreditsToCredits(Number.MAX_SAFE_INTEGER) },
+    );
+  }
+}
