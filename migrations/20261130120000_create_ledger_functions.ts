@@ -59,6 +59,9 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`ALTER TABLE lots SET (fillfactor = 70)`);
   await knex.raw(`ALTER TABLE accounts SET (fillfactor = 70)`);
   await knex.raw(`ALTER TABLE holds SET (fillfactor = 90)`);
+  // Holds without a reference (a priced route's) need no entry in the reference index.
+  await knex.raw(`DROP INDEX holds_reference`);
+  await knex.raw(`CREATE INDEX holds_reference ON holds (reference_type, reference_id) WHERE reference_id IS NOT NULL`);
 
   // ---- helpers ----
   await knex.raw(`
@@ -72,20 +75,28 @@ export async function up(knex: Knex): Promise<void> {
       END IF;
       RETURN a;
     END $$`);
-  // The system account on the other side of each kind (COUNTERPARTY in ledger-types.ts).
+  // The system account on the other side of each kind (COUNTERPARTY in ledger-types.ts). PL/pgSQL,
+  // not SQL, for these helpers: PL/pgSQL keeps its plans per session, a SQL function called from
+  // PL/pgSQL is planned again on every call.
   await knex.raw(`
-    CREATE FUNCTION ledger_counterparty(p_kind text) RETURNS uuid LANGUAGE sql STABLE AS $$
-      SELECT id FROM accounts WHERE code = CASE p_kind
+    CREATE FUNCTION ledger_counterparty(p_kind text) RETURNS uuid LANGUAGE plpgsql STABLE AS $$
+    DECLARE r uuid;
+    BEGIN
+      SELECT id INTO r FROM accounts WHERE code = CASE p_kind
         WHEN 'purchase' THEN 'sales' WHEN 'signup_bonus' THEN 'promotions' WHEN 'bonus' THEN 'promotions'
         WHEN 'subscription_grant' THEN 'subscriptions' WHEN 'adjustment' THEN 'adjustments'
-        WHEN 'usage' THEN 'usage' WHEN 'refund_clawback' THEN 'refunds' WHEN 'expiry' THEN 'expired' END
-    $$`);
+        WHEN 'usage' THEN 'usage' WHEN 'refund_clawback' THEN 'refunds' WHEN 'expiry' THEN 'expired' END;
+      RETURN r;
+    END $$`);
   // Unheld credits of unexpired lots at p_now, minus debt. The caller holds the account lock.
   await knex.raw(`
-    CREATE FUNCTION ledger_available(p_account uuid, p_debt bigint, p_now timestamptz) RETURNS bigint LANGUAGE sql VOLATILE AS $$
-      SELECT (COALESCE(SUM(remaining - held), 0) - p_debt)::bigint FROM lots
-       WHERE account_id = p_account AND spendable AND (expires_at IS NULL OR expires_at > p_now)
-    $$`);
+    CREATE FUNCTION ledger_available(p_account uuid, p_debt bigint, p_now timestamptz) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE r bigint;
+    BEGIN
+      SELECT COALESCE(SUM(remaining - held), 0) - p_debt INTO r FROM lots
+       WHERE account_id = p_account AND spendable AND (expires_at IS NULL OR expires_at > p_now);
+      RETURN r;
+    END $$`);
 
   // ---- grant ----
   await knex.raw(`
@@ -95,11 +106,8 @@ export async function up(knex: Knex): Promise<void> {
     DECLARE a accounts; t transfers; l lots; c record; repay bigint; part bigint;
     BEGIN
       a := ledger_user_account(p_user_id);
-      SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
-      IF NOT FOUND THEN
-        IF a.credits_posted + p_amount > ${MAX} THEN
-          RETURN jsonb_build_object('error', 'TL413', 'limit', ${MAX}::bigint, 'credited', a.credits_posted, 'amount', p_amount);
-        END IF;
+      -- The common case first: a new id. A replay meets the id in ON CONFLICT and is answered below.
+      IF a.credits_posted + p_amount <= ${MAX} THEN
         INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, kind, reason, actor, reference_type, reference_id, credit_balance_after)
         VALUES (p_transfer_id, ledger_counterparty(p_kind), a.id, p_amount, p_kind, p_reason, p_actor, p_ref_type, p_ref_id,
                 a.credits_posted + p_amount - a.debits_posted)
@@ -130,8 +138,11 @@ export async function up(knex: Knex): Promise<void> {
           END IF;
           RETURN jsonb_build_object('transfer', to_jsonb(t), 'lot', to_jsonb(l), 'replayed', false);
         END IF;
-        -- A concurrent request with this id committed first (on another account's lock).
-        SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
+      END IF;
+      -- A replay, or a concurrent request with this id that committed first (on another account's lock).
+      SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
+      IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'TL413', 'limit', ${MAX}::bigint, 'credited', a.credits_posted, 'amount', p_amount);
       END IF;
       SELECT * INTO l FROM lots WHERE transfer_id = t.id;
       IF NOT FOUND OR t.kind <> p_kind OR t.amount <> p_amount OR t.credit_account_id <> a.id
@@ -150,12 +161,9 @@ export async function up(knex: Knex): Promise<void> {
     DECLARE a accounts; h holds; have bigint; left_ bigint; take bigint; lot record;
     BEGIN
       a := ledger_user_account(p_user_id);
-      SELECT * INTO h FROM holds WHERE id = p_hold_id;
-      IF NOT FOUND THEN
-        have := ledger_available(a.id, a.debt, p_now);
-        IF have < p_amount THEN
-          RETURN jsonb_build_object('error', 'TL402', 'required', p_amount, 'available', have);
-        END IF;
+      have := ledger_available(a.id, a.debt, p_now);
+      -- The common case first: a new id. A replay meets the id in ON CONFLICT and is answered below.
+      IF have >= p_amount THEN
         INSERT INTO holds (id, account_id, amount, expires_at, reason, actor, reference_type, reference_id, created_at)
         VALUES (p_hold_id, a.id, p_amount, p_now + p_timeout_ms * interval '1 millisecond', p_reason, p_actor, p_ref_type, p_ref_id, clock_timestamp())
         ON CONFLICT (id) DO NOTHING RETURNING * INTO h;
@@ -176,7 +184,10 @@ export async function up(knex: Knex): Promise<void> {
           UPDATE accounts SET debits_pending = debits_pending + p_amount WHERE id = a.id;
           RETURN jsonb_build_object('hold', to_jsonb(h), 'replayed', false);
         END IF;
-        SELECT * INTO h FROM holds WHERE id = p_hold_id;
+      END IF;
+      SELECT * INTO h FROM holds WHERE id = p_hold_id;
+      IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'TL402', 'required', p_amount, 'available', have);
       END IF;
       IF h.account_id <> a.id OR h.amount <> p_amount THEN
         RETURN jsonb_build_object('error', 'TL409', 'what', 'Hold', 'id', p_hold_id);
@@ -258,12 +269,9 @@ export async function up(knex: Knex): Promise<void> {
     DECLARE a accounts; t transfers; have bigint; left_ bigint; take bigint; lot record;
     BEGIN
       a := ledger_user_account(p_user_id);
-      SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
-      IF NOT FOUND THEN
-        have := ledger_available(a.id, a.debt, p_now);
-        IF have < p_amount THEN
-          RETURN jsonb_build_object('error', 'TL402', 'required', p_amount, 'available', have);
-        END IF;
+      have := ledger_available(a.id, a.debt, p_now);
+      -- The common case first: a new id. A replay meets the id in ON CONFLICT and is answered below.
+      IF have >= p_amount THEN
         INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, kind, reason, actor, reference_type, reference_id, debit_balance_after)
         VALUES (p_transfer_id, a.id, ledger_counterparty(p_kind), p_amount, p_kind, p_reason, p_actor, p_ref_type, p_ref_id,
                 a.credits_posted - a.debits_posted - p_amount)
@@ -285,7 +293,10 @@ export async function up(knex: Knex): Promise<void> {
           UPDATE accounts SET debits_posted = debits_posted + p_amount WHERE id = a.id;
           RETURN jsonb_build_object('transfer', to_jsonb(t), 'replayed', false);
         END IF;
-        SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
+      END IF;
+      SELECT * INTO t FROM transfers WHERE id = p_transfer_id;
+      IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'TL402', 'required', p_amount, 'available', have);
       END IF;
       IF t.kind <> p_kind OR t.amount <> p_amount OR t.debit_account_id <> a.id
          OR t.reference_type IS DISTINCT FROM p_ref_type OR t.reference_id IS DISTINCT FROM p_ref_id THEN
@@ -391,6 +402,8 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   for (const fn of FUNCTIONS) await knex.raw(`DROP FUNCTION ${fn}`);
+  await knex.raw(`DROP INDEX holds_reference`);
+  await knex.raw(`CREATE INDEX holds_reference ON holds (reference_type, reference_id)`);
   await knex.raw(`ALTER TABLE holds RESET (fillfactor)`);
   await knex.raw(`ALTER TABLE accounts RESET (fillfactor)`);
   await knex.raw(`ALTER TABLE lots RESET (fillfactor)`);

@@ -8,6 +8,7 @@ import { csrfSync } from 'csrf-sync';
 import type pg from 'pg';
 import type Stripe from 'stripe';
 import type { Config } from './config.ts';
+import { createBenchRouter } from './credits/bench-routes.ts';
 import type { Db } from './db/database.ts';
 import { isReady } from './db/database.ts';
 import type { Logger } from './logger.ts';
@@ -147,6 +148,7 @@ export function createApp(deps: AppDeps): express.Express {
   const apiRouter = express.Router();
   apiRouter.use(originCheck(config.appUrl, twins));
   for (const f of features) if (f.api) apiRouter.use(f.api);
+  if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: deps.ledger, config }));
   apiRouter.use(notFoundHandler);
   app.use('/api', apiRouter);
 

@@ -1,15 +1,22 @@
 import crypto from 'node:crypto';
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { UnauthorizedError } from '../http/errors.ts';
 import { idempotencyKeyOf } from '../http/validate.ts';
 import { assertMillicredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
-import type { Hold, Reference } from '../ledger/ledger-types.ts';
+import type { Hold, Reference, Transfer } from '../ledger/ledger-types.ts';
 
 /** What `requireCredits` puts on `req.credits` for the handler. Amounts are millicredits. */
 export interface CreditsContext {
+  /**
+   * The hold. With `oneCommit`, the pending charge seen as a hold: `id` is the usage transfer's id,
+   * `status` is `active` until the charge commits (`posted` when it was committed by an earlier
+   * request with the same Idempotency-Key).
+   */
   hold: Hold;
+  /** With `oneCommit`: the usage transfer, committed when the request settles successfully. */
+  charge?: Transfer;
   /** True when this hold already existed (same Idempotency-Key replayed). */
   replayed: boolean;
   /**
@@ -40,6 +47,15 @@ export interface RequireCreditsOptions {
   /** What the hold is for, shown in the user's statement. */
   reason?: string | ((req: Request) => string);
   reference?: (req: Request) => Reference | null;
+  /**
+   * The price is final up front: charge it in ONE commit instead of reserve + post. The debit is
+   * made (under the account lock, 402 when short) before the handler, in a transaction that
+   * commits when the response finishes with a status < 400 and rolls back otherwise (error status,
+   * connection closed early, `void()`, or no settlement within `timeoutMs`). The account row stays
+   * locked meanwhile: for short, synchronous handlers that do not use this user's ledger.
+   * `report()`/`post()` of another amount and `handOff()` throw: use a hold for those routes.
+   */
+  oneCommit?: boolean;
 }
 
 /**
@@ -63,6 +79,84 @@ export function requireCredits(
 ): RequestHandler {
   const { ledger } = options;
   const timeoutMs = options.timeoutMs ?? 15 * 60_000;
+
+  /** `oneCommit`: debit in an open transaction, committed or rolled back when the request settles. */
+  async function chargeInOneCommit(a: {
+    req: Request;
+    res: Response;
+    next: NextFunction;
+    holdId: string;
+    userId: string;
+    millicredits: number;
+    reason: string;
+    reference: Reference | null;
+  }): Promise<void> {
+    const { req, res, userId, millicredits } = a;
+    const actor = `user:${userId}`;
+    let charge: Awaited<ReturnType<Ledger['openDebit']>>;
+    try {
+      charge = await ledger.openDebit({ transferId: a.holdId, userId, millicredits, kind: 'usage', actor, reason: a.reason, reference: a.reference });
+    } catch (err) {
+      if (err instanceof InsufficientCreditsError) {
+        throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl: options.topUpUrl });
+      }
+      throw err;
+    }
+    const { transfer, replayed } = charge;
+    let settled = replayed;
+    if (replayed) await charge.commit();
+    const end = async (commit: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      await (commit ? charge.commit() : charge.rollback());
+    };
+    const timer = setTimeout(() => {
+      end(false).catch((err) => req.log?.error({ err, transferId: transfer.id }, 'could not roll back a charge'));
+    }, timeoutMs);
+    timer.unref();
+    const onlyThePrice = (amount: number) => {
+      if (amount !== millicredits) throw new Error(`requireCredits oneCommit: the price is ${millicredits} millicredits, not ${amount}`);
+    };
+    req.credits = {
+      hold: {
+        id: transfer.id,
+        accountId: transfer.debitAccountId,
+        amount: millicredits,
+        status: replayed ? 'posted' : 'active',
+        expiresAt: new Date(Date.now() + timeoutMs),
+        reason: transfer.reason,
+        actor: transfer.actor,
+        reference: transfer.reference,
+        postedAmount: replayed ? millicredits : null,
+        transferId: replayed ? transfer.id : null,
+        createdAt: transfer.createdAt,
+        resolvedAt: null,
+      },
+      charge: transfer,
+      replayed,
+      async post(amount = millicredits) {
+        onlyThePrice(amount);
+        await end(true);
+      },
+      async void() {
+        await end(false);
+      },
+      handOff() {
+        throw new Error('requireCredits oneCommit: a charge cannot be handed off to a job; use a hold');
+      },
+      report(amount) {
+        onlyThePrice(amount);
+      },
+    };
+    const settleOnEnd = () => {
+      end(res.statusCode < 400 && res.writableFinished).catch((err) => req.log?.error({ err, transferId: transfer.id }, 'could not settle a charge'));
+    };
+    res.on('finish', settleOnEnd);
+    res.on('close', settleOnEnd);
+    a.next();
+  }
+
   return async (req, res, next) => {
     if (!req.user) throw new UnauthorizedError();
     const userId = req.user.id;
@@ -72,6 +166,9 @@ export function requireCredits(
     const holdId = key
       ? `rc:${crypto.createHash('sha256').update(`${userId}\n${req.method}\n${req.baseUrl}${req.path}\n${key}`).digest('hex')}`
       : `rc:${crypto.randomUUID()}`;
+    const reason = typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`);
+    const reference = options.reference?.(req) ?? null;
+    if (options.oneCommit) return chargeInOneCommit({ req, res, next, holdId, userId, millicredits, reason, reference });
     const existed = key ? (await ledger.findHold(holdId)) !== undefined : false;
     let hold: Hold;
     try {
@@ -81,8 +178,8 @@ export function requireCredits(
         millicredits,
         timeoutMs,
         actor: `user:${userId}`,
-        reason: typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`),
-        reference: options.reference?.(req) ?? null,
+        reason,
+        reference,
       });
     } catch (err) {
       if (err instanceof InsufficientCreditsError) {

@@ -306,6 +306,41 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
     },
 
     /**
+     * A debit (as {@link debit}: same checks, refusals and idempotency) in a transaction left open
+     * for the caller, who ends it with `commit()` (the charge stands) or `rollback()` (nothing was
+     * charged): a priced request that knows its price up front pays in ONE commit, with the
+     * guarantees of a hold (credits checked and taken under the account lock before the work, given
+     * back by the rollback if the work fails). The account row stays locked until the end, so keep
+     * the work between short, and never touch the same account's ledger from it.
+     * A replayed `transferId` comes back with `replayed: true` and nothing to commit.
+     */
+    async openDebit(input: DebitInput): Promise<{ transfer: Transfer; replayed: boolean; commit(): Promise<void>; rollback(): Promise<void> }> {
+      assertMillicredits(input.millicredits);
+      const { outcome, end } = await store.applyOpOpen(
+        db,
+        {
+          op: 'debit',
+          id: input.transferId,
+          userId: input.userId,
+          amount: input.millicredits,
+          kind: input.kind,
+          reason: input.reason ?? null,
+          actor: input.actor,
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        clock(),
+      );
+      accepted(outcome);
+      return {
+        transfer: store.fromJson.transfer(outcome.transfer),
+        replayed: outcome.replayed as boolean,
+        commit: () => end(true),
+        rollback: () => end(false),
+      };
+    },
+
+    /**
      * Takes back `millicredits` of a specific lot (e.g. the refunded share of a purchase): a
      * `refund_clawback` transfer to the refunds account. What the lot no longer has free (spent or
      * held) becomes debt, which blocks spending until the next grant repays it.

@@ -283,6 +283,35 @@ export async function applyOp(db: Db, o: LedgerOp, now: Date, options: { raise: 
   return (await named(db, `tally_${o.op}_${options.raise ? 'r' : 'v'}`, (options.raise ? RAISING_SQL : VALUE_SQL)[o.op], argsOf(o, now))) as OpOutcome;
 }
 
+/**
+ * Opens a transaction on its own connection and applies `o` in it (BEGIN + one statement); the
+ * caller ends it with `end(true)` (COMMIT) or `end(false)` (ROLLBACK), once. A refusal is returned
+ * with the transaction already rolled back. The account row stays locked until the end.
+ */
+export async function applyOpOpen(db: Db, o: LedgerOp, now: Date): Promise<{ outcome: OpOutcome; end(commit: boolean): Promise<void> }> {
+  const conn = (await db.client.acquireConnection()) as PgConnection;
+  let open = true;
+  const finish = async (sql: 'COMMIT' | 'ROLLBACK') => {
+    if (!open) return;
+    open = false;
+    try {
+      await conn.query({ text: sql });
+    } finally {
+      await db.client.releaseConnection(conn);
+    }
+  };
+  try {
+    await conn.query({ text: 'BEGIN' });
+    const { rows } = await conn.query({ name: `tally_${o.op}_v`, text: VALUE_SQL[o.op], values: argsOf(o, now) });
+    const outcome = rows[0]!.r as OpOutcome;
+    if (outcome.error) await finish('ROLLBACK');
+    return { outcome, end: (commit) => finish(commit ? 'COMMIT' : 'ROLLBACK') };
+  } catch (err) {
+    await finish('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Applies one operation inside the caller's transaction; a refusal is returned, the transaction stays usable. */
 export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOutcome> {
   const { rows } = await trx.raw(IN_TRX_SQL[o.op], argsOf(o, now) as Knex.RawBinding[]);
