@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../src/db/database.ts';
 import { createLedger } from '../src/ledger/ledger-service.ts';
-import { closedLoop, printFigure, type Figure } from './ledger-bench.ts';
+import { closedLoop, interleaved, printFigure, type Figure } from './ledger-bench.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONNECTIONS = 8;
@@ -100,24 +100,19 @@ export async function benchHttp(db: Db, url: string, options: { seconds: number 
       cookies.push(r.cookie);
       userIds.push(userId);
     }
-    const loop = (duration: number, expect: number, method: string, path_: string, withCookie: boolean) =>
-      closedLoop(CONNECTIONS, duration, async (c) => {
-        const r = await request(agent, port, method, path_, withCookie ? { Cookie: cookies[c]! } : {});
-        if (r.status !== expect) throw new Error(`${method} ${path_} → ${r.status} ${r.body}`);
-      });
-    const healthz = (duration = ms) => loop(duration, 200, 'GET', '/healthz', false);
-    const priced = (duration = ms) => loop(duration, 200, 'POST', '/api/bench/priced', true);
-    const noop = (duration = ms) => loop(duration, 204, 'GET', '/api/bench/noop', true);
+    const hit = (expect: number, method: string, path_: string, withCookie: boolean) => async (c: number) => {
+      const r = await request(agent, port, method, path_, withCookie ? { Cookie: cookies[c]! } : {});
+      if (r.status !== expect) throw new Error(`${method} ${path_} → ${r.status} ${r.body}`);
+    };
+    const healthz = hit(200, 'GET', '/healthz', false);
+    const priced = hit(200, 'POST', '/api/bench/priced', true);
+    const noop = hit(204, 'GET', '/api/bench/noop', true);
     // Warm-up: JIT, plans, pools.
-    for (const warm of [healthz, priced, noop]) await warm(1000);
-
-    const baseA = await healthz();
-    const pricedRate = await priced();
-    const baseB = await healthz();
-    const authRate = await noop();
+    for (const w of [healthz, priced, noop]) await closedLoop(CONNECTIONS, 1000, w);
+    const [health, pricedRate, authRate] = await interleaved(CONNECTIONS, ms, [healthz, priced, noop]);
     figures.push(
-      { name: `priced-http@${CONNECTIONS}`, rate: pricedRate, baseline: baseA, unit: 'priced requests/s', baselineName: '/healthz' },
-      { name: `auth-http@${CONNECTIONS}`, rate: authRate, baseline: baseB, unit: 'authenticated requests/s', baselineName: '/healthz' },
+      { name: `priced-http@${CONNECTIONS}`, rate: pricedRate!, baseline: health!, unit: 'priced requests/s', baselineName: '/healthz' },
+      { name: `auth-http@${CONNECTIONS}`, rate: authRate!, baseline: health!, unit: 'authenticated requests/s', baselineName: '/healthz' },
     );
     figures.forEach(printFigure);
     const { rows } = await db.raw(

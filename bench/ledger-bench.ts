@@ -19,9 +19,9 @@ export function printFigure(f: Figure): void {
 
 /**
  * Runs `op(client)` from `clients` concurrent clients in a closed loop for `ms` (or until `op`
- * returns false: nothing left to do); returns completed operations per second.
+ * returns false: nothing left to do); returns completed operations and the time taken.
  */
-export async function closedLoop(clients: number, ms: number, op: (client: number) => Promise<boolean | void>): Promise<number> {
+export async function closedLoop(clients: number, ms: number, op: (client: number) => Promise<boolean | void>): Promise<{ done: number; ms: number }> {
   const deadline = performance.now() + ms;
   let done = 0;
   const start = performance.now();
@@ -33,7 +33,29 @@ export async function closedLoop(clients: number, ms: number, op: (client: numbe
       }
     }),
   );
-  return done / ((performance.now() - start) / 1000);
+  return { done, ms: performance.now() - start };
+}
+
+/**
+ * Measures several workloads interleaved: `rounds` rounds, each running every workload in turn for
+ * `totalMs / rounds`. A figure and its baseline thus see the same machine (this one is shared, its
+ * load drifts). Returns each workload's rate per second over all its slices.
+ */
+export async function interleaved(
+  clients: number,
+  totalMs: number,
+  workloads: Array<(client: number) => Promise<boolean | void>>,
+  rounds = 4,
+): Promise<number[]> {
+  const totals = workloads.map(() => ({ done: 0, ms: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, w] of workloads.entries()) {
+      const { done, ms } = await closedLoop(clients, totalMs / rounds, w);
+      totals[i]!.done += done;
+      totals[i]!.ms += ms;
+    }
+  }
+  return totals.map((t) => (t.ms > 0 ? t.done / (t.ms / 1000) : 0));
 }
 
 async function newUser(db: Db, ledger: Ledger): Promise<string> {
@@ -45,9 +67,10 @@ async function newUser(db: Db, ledger: Ledger): Promise<string> {
 
 /**
  * The ledger figures (issue 11), each next to the simplest write transaction PostgreSQL can do,
- * measured just before it with the same clients: Knex `BEGIN; UPDATE one row; COMMIT`.
+ * measured in the same run with the same clients: Knex `BEGIN; UPDATE one row; COMMIT`.
  * - `reserve@8`, `post@8`: 8 clients, each on its own account (uncontended), vs 8 clients each
- *   updating its own row. Reserve: 1-credit holds for `seconds`; post: those holds, in full.
+ *   updating its own row. Reserve: 1-credit holds; post: those holds, in full. The three workloads
+ *   run interleaved (see {@link interleaved}), `seconds` each in all.
  * - `reserve-hot@N`, `post-hot@N`: N clients on ONE account (group commit on, as in the app), vs
  *   N clients updating ONE row.
  * Then the share of lots/accounts/holds updates that were HOT (pg_stat_user_tables).
@@ -60,27 +83,28 @@ export async function benchLedger(url: string, options: { seconds: number }): Pr
     const ledger = createLedger(db);
     await db.raw('CREATE TABLE IF NOT EXISTS bench_counters (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)');
     await db.raw('INSERT INTO bench_counters (id) SELECT g FROM generate_series(0, 64) g ON CONFLICT DO NOTHING');
-    const baseline = (clients: number, row: (c: number) => number) =>
-      closedLoop(clients, ms, async (c) => {
-        await db.transaction(async (trx) => {
-          await trx.raw('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [row(c)]);
-        });
+    const update = (row: (c: number) => number) => async (c: number) => {
+      await db.transaction(async (trx) => {
+        await trx.raw('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [row(c)]);
       });
+    };
     const reserveThenPost = async (clients: number, userFor: (c: number) => string, suffix: string, rowFor: (c: number) => number) => {
       const holds: string[][] = Array.from({ length: clients }, () => []);
-      const base = await baseline(clients, rowFor);
-      const reserve = await closedLoop(clients, ms, async (c) => {
-        const hold = await ledger.reserve({ holdId: `b-${crypto.randomUUID()}`, userId: userFor(c), millicredits: 1000, timeoutMs: 3_600_000, actor: 'bench' });
-        holds[c]!.push(hold.id);
-      });
-      const post = await closedLoop(clients, ms, async (c) => {
-        const holdId = holds[c]!.pop();
-        if (!holdId) return false;
-        await ledger.post({ holdId, millicredits: 1000, actor: 'bench' });
-      });
+      const [base, reserve, post] = await interleaved(clients, ms, [
+        update(rowFor),
+        async (c) => {
+          const hold = await ledger.reserve({ holdId: `b-${crypto.randomUUID()}`, userId: userFor(c), millicredits: 1000, timeoutMs: 3_600_000, actor: 'bench' });
+          holds[c]!.push(hold.id);
+        },
+        async (c) => {
+          const holdId = holds[c]!.pop();
+          if (!holdId) return false;
+          await ledger.post({ holdId, millicredits: 1000, actor: 'bench' });
+        },
+      ]);
       const figs: Figure[] = [
-        { name: `reserve${suffix}@${clients}`, rate: reserve, baseline: base, unit: 'reserves/s', baselineName: 'UPDATE tx' },
-        { name: `post${suffix}@${clients}`, rate: post, baseline: base, unit: 'posts/s', baselineName: 'UPDATE tx' },
+        { name: `reserve${suffix}@${clients}`, rate: reserve!, baseline: base!, unit: 'reserves/s', baselineName: 'UPDATE tx' },
+        { name: `post${suffix}@${clients}`, rate: post!, baseline: base!, unit: 'posts/s', baselineName: 'UPDATE tx' },
       ];
       figs.forEach(printFigure);
       figures.push(...figs);
@@ -94,7 +118,7 @@ export async function benchLedger(url: string, options: { seconds: number }): Pr
       const h = await ledger.reserve({ holdId: `w-${crypto.randomUUID()}`, userId: users[c]!, millicredits: 1000, timeoutMs: 60_000, actor: 'bench' });
       await ledger.post({ holdId: h.id, millicredits: 1000, actor: 'bench' });
     });
-    await baseline(32, (c) => c);
+    await closedLoop(32, 500, update((c) => c));
 
     await reserveThenPost(8, (c) => users[c]!, '', (c) => c + 1);
     await reserveThenPost(8, () => hot, '-hot', () => 0);
