@@ -171,7 +171,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.csrfToken = csrf.generateToken(req);
     res.locals.path = req.path;
     res.locals.appName = 'Tally';
-    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits((await deps.ledger.getBalance(req.user.id)).available) : undefined;
+    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits(await deps.ledger.getAvailable(req.user.id)) : undefined;
     next();
   });
   for (const f of features) if (f.pages) app.use(f.pages);

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Db, Trx } from '../db/database.ts';
+import { queryNamed, type Db, type Trx } from '../db/database.ts';
 import type { GrantKind, Hold, HoldStatus, Lot, Reference, StatementEntry, Transfer, TransferKind } from './ledger-types.ts';
 
 /** SQL of the ledger. Every function takes the transaction (or db) as its first argument. */
@@ -259,19 +259,10 @@ interface PgConnection {
   query(q: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: Array<Record<string, unknown>> }>;
 }
 
-/**
- * Runs one statement as a named (prepared) statement on a pooled connection, in autocommit: the
- * statement is its own transaction, so the operation costs one round trip and PostgreSQL plans it
- * once per connection (Knex sends unnamed statements, which are planned on every call).
- */
+/** One named statement in autocommit (one round trip, planned once per connection); its `r` column. */
 async function named(db: Db, name: string, text: string, values: unknown[]): Promise<unknown> {
-  const conn = (await db.client.acquireConnection()) as PgConnection;
-  try {
-    const { rows } = await conn.query({ name, text, values });
-    return rows[0]!.r;
-  } finally {
-    await db.client.releaseConnection(conn);
-  }
+  const rows = await queryNamed<{ r: unknown }>(db, name, text, values);
+  return rows[0]!.r;
 }
 
 /**
@@ -377,11 +368,13 @@ export async function balanceSnapshot(
 
 /** Available millicredits (free lot credits at `now` − debt) in one statement; 0 without an account. */
 export async function availableOf(db: Db | Trx, userId: string, now: Date): Promise<number> {
-  const { rows } = await db.raw(
-    `SELECT (COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
-                        WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > ?)), 0) - a.debt)::bigint AS available
-       FROM accounts a WHERE a.user_id = ?`,
-    [now, userId],
-  );
-  return (rows[0] as { available: number } | undefined)?.available ?? 0;
+  const sql = `SELECT (COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
+                                 WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > $1)), 0) - a.debt)::bigint AS r
+                 FROM accounts a WHERE a.user_id = $2`;
+  if (!(db as Trx).isTransaction) {
+    const rows = await queryNamed<{ r: number }>(db as Db, 'tally_available', sql, [now, userId]);
+    return rows[0]?.r ?? 0;
+  }
+  const { rows } = await db.raw(sql.replace('$1', '?').replace('$2', '?'), [now, userId]);
+  return (rows[0] as { r: number } | undefined)?.r ?? 0;
 }
