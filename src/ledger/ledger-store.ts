@@ -255,8 +255,29 @@ function argsOf(o: LedgerOp, now: Date): unknown[] {
   return (OP_SPECS[o.op].args as (o: LedgerOp, now: Date) => unknown[])(o, now);
 }
 
+type Rows = { rows: Array<Record<string, unknown>> };
 interface PgConnection {
-  query(q: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: Array<Record<string, unknown>> }>;
+  query(q: { name?: string; text: string; values?: unknown[] }): Promise<Rows>;
+  /** A simple-protocol query (several statements, no parameters): one result per statement. */
+  query(text: string): Promise<Rows | Rows[]>;
+  escapeLiteral(value: string): string;
+}
+
+/** `o`'s function call with its arguments as SQL literals (for the simple protocol). */
+function literalCall(conn: PgConnection, o: LedgerOp, now: Date): string {
+  const spec = OP_SPECS[o.op];
+  const literal = (v: unknown) => {
+    if (v === null || v === undefined) return 'NULL';
+    if (v instanceof Date) return conn.escapeLiteral(v.toISOString());
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new Error(`ledger: ${v} is not an integer`);
+      return String(v);
+    }
+    return conn.escapeLiteral(String(v));
+  };
+  return `${spec.fn}(${argsOf(o, now)
+    .map((v, i) => `${literal(v)}::${spec.types[i]}`)
+    .join(', ')})`;
 }
 
 /** One named statement in autocommit (one round trip, planned once per connection); its `r` column. */
@@ -275,7 +296,8 @@ export async function applyOp(db: Db, o: LedgerOp, now: Date, options: { raise: 
 }
 
 /**
- * Opens a transaction on its own connection and applies `o` in it (BEGIN + one statement); the
+ * Opens a transaction on its own connection and applies `o` in it (BEGIN and the statement in one
+ * round trip); the
  * caller ends it with `end(true)` (COMMIT) or `end(false)` (ROLLBACK), once. A refusal is returned
  * with the transaction already rolled back. The account row stays locked until the end.
  */
@@ -292,9 +314,9 @@ export async function applyOpOpen(db: Db, o: LedgerOp, now: Date): Promise<{ out
     }
   };
   try {
-    await conn.query({ text: 'BEGIN' });
-    const { rows } = await conn.query({ name: `tally_${o.op}_v`, text: VALUE_SQL[o.op], values: argsOf(o, now) });
-    const outcome = rows[0]!.r as OpOutcome;
+    // BEGIN and the operation in one round trip (simple protocol, arguments as escaped literals).
+    const results = (await conn.query(`BEGIN; SELECT ${literalCall(conn, o, now)} AS r`)) as Rows[];
+    const outcome = results[1]!.rows[0]!.r as OpOutcome;
     if (outcome.error) await finish('ROLLBACK');
     return { outcome, end: (commit) => finish(commit ? 'COMMIT' : 'ROLLBACK') };
   } catch (err) {
