@@ -29,6 +29,14 @@ function pricedApp() {
   a.post('/refused', priced, (_req, res) => {
     res.status(422).json({ refused: true });
   });
+  const oddReason = "it's a \\ 'quoted' \"reason\"; DROP TABLE lots; --";
+  a.post(
+    '/odd',
+    requireCredits(() => 2 * C, { ledger, topUpUrl: 'http://localhost:3000/pricing', oneCommit: true, reason: oddReason, reference: () => ({ type: "o'k", id: '\\x' }) }),
+    (_req, res) => {
+      res.json({ reason: oddReason });
+    },
+  );
   a.post('/fails', priced, async () => {
     throw new Error('boom');
   });
@@ -82,6 +90,16 @@ describe('requireCredits with oneCommit (price known up front)', () => {
     const res = await request(app).post('/ok').set('x-user', user.id).expect(402);
     expect(res.body).toMatchObject({ required: 2, available: 1, topUpUrl: 'http://localhost:3000/pricing' });
     expect(await settled(user.id)).toMatchObject({ available: C });
+  });
+
+  it('keeps quotes and backslashes in the reason and reference exactly (they travel as SQL literals)', async () => {
+    const user = await buildUser(t.db);
+    await fundAccount(ledger, user.id, 10 * C);
+    const res = await request(app).post('/odd').set('x-user', user.id).expect(200);
+    await settled(user.id);
+    const [row] = await usageOf(user.id);
+    expect(row).toMatchObject({ reason: res.body.reason, reference_type: "o'k", reference_id: '\\x', amount: 2 * C });
+    expect(await t.db('lots').count({ n: '*' })).not.toEqual([{ n: 0 }]);
   });
 
   it('charges once per Idempotency-Key', async () => {
