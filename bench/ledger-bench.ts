@@ -69,8 +69,9 @@ async function newUser(db: Db, ledger: Ledger): Promise<string> {
  * The ledger figures (issue 11), each next to the simplest write transaction PostgreSQL can do,
  * measured in the same run with the same clients: Knex `BEGIN; UPDATE one row; COMMIT`.
  * - `reserve@8`, `post@8`: 8 clients, each on its own account (uncontended), vs 8 clients each
- *   updating its own row. Reserve: 1-credit holds; post: those holds, in full. The three workloads
- *   run interleaved (see {@link interleaved}), `seconds` each in all.
+ *   updating its own row. Reserve: 1-credit holds; post: such holds, in full (from a stock reserved
+ *   beforehand, untimed, so posting never waits for reserving). The three workloads run
+ *   interleaved (see {@link interleaved}), `seconds` each in all.
  * - `reserve-hot@N`, `post-hot@N`: N clients on ONE account (group commit on, as in the app), vs
  *   N clients updating ONE row.
  * Then the share of lots/accounts/holds updates that were HOT (pg_stat_user_tables).
@@ -90,12 +91,18 @@ export async function benchLedger(url: string, options: { seconds: number }): Pr
     };
     const reserveThenPost = async (clients: number, userFor: (c: number) => string, suffix: string, rowFor: (c: number) => number) => {
       const holds: string[][] = Array.from({ length: clients }, () => []);
+      const reserveOne = async (c: number) => {
+        const hold = await ledger.reserve({ holdId: `b-${crypto.randomUUID()}`, userId: userFor(c), millicredits: 1000, timeoutMs: 3_600_000, actor: 'bench' });
+        holds[c]!.push(hold.id);
+      };
+      // Untimed stock of holds, so that posting never runs dry between reserve slices.
+      const stock = Math.ceil((1500 * options.seconds) / clients);
+      await Promise.all(Array.from({ length: clients }, async (_, c) => {
+        while (holds[c]!.length < stock) await reserveOne(c);
+      }));
       const [base, reserve, post] = await interleaved(clients, ms, [
         update(rowFor),
-        async (c) => {
-          const hold = await ledger.reserve({ holdId: `b-${crypto.randomUUID()}`, userId: userFor(c), millicredits: 1000, timeoutMs: 3_600_000, actor: 'bench' });
-          holds[c]!.push(hold.id);
-        },
+        reserveOne,
         async (c) => {
           const holdId = holds[c]!.pop();
           if (!holdId) return false;
