@@ -76,6 +76,10 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
           item.resolve(n > 0 ? markReplayed(outcome.value) : outcome.value);
         });
       });
+      // Callers whose outcome was just delivered often send their next operation at once: wait one
+      // turn of the event loop so they join the next batch, instead of leapfrogging the callers
+      // already waiting into batches of their own (half the batch size, twice the commits).
+      await new Promise((resolve) => setImmediate(resolve));
     }
     queues.delete(key);
   }

@@ -100,6 +100,7 @@ describe('group commit', () => {
     const ledger = createLedger(t.db);
     const user = await buildUser(t.db);
     await fundAccount(ledger, user.id, 5 * C);
+    await new Promise((r) => setTimeout(r, 10)); // the grant's queue has wound down
     const [first, ...rest] = [
       ledger.reserve({ holdId: `g1-${user.id}`, userId: user.id, millicredits: C, timeoutMs: HOUR, actor: 'system' }),
       ledger.reserve({ holdId: `g2-${user.id}`, userId: user.id, millicredits: 2 * C, timeoutMs: HOUR, actor: 'system' }),
@@ -133,6 +134,7 @@ describe('group commit', () => {
     const results = await Promise.all(['a', 'b', 'b', 'b', 'c'].map((id) => group.submit('k', { id })));
     expect(calls).toEqual([1, 2]); // 'a' alone, then 'b' (once) and 'c' together
     expect(results.map((r) => `${r.id}${r.replayed ? '*' : ''}`)).toEqual(['a', 'b', 'b*', 'b*', 'c']);
+    await new Promise((r) => setTimeout(r, 10));
     expect(group.busyKeys).toBe(0);
   });
 
