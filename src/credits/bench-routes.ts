@@ -13,7 +13,7 @@ export const BENCH_PRICE_MILLICREDITS = 1000;
  * for the server it starts; see bench/http-bench.ts):
  * - `GET /api/bench/noop` → 204 for a signed-in user: the cost of an authenticated request.
  * - `POST /api/bench/priced` → 200 `{charged}`: a synchronous priced route through
- *   {@link requireCredits} with its price known up front (`oneCommit`), 1 credit per request.
+ *   {@link requireCredits} with its price known up front (`settle: 'one-commit'`), 1 credit per request.
  */
 export function createBenchRouter(deps: { ledger: Ledger; config: Pick<Config, 'appUrl'> }): express.Router {
   const router = express.Router();
@@ -23,7 +23,7 @@ export function createBenchRouter(deps: { ledger: Ledger; config: Pick<Config, '
   router.post(
     '/bench/priced',
     requireAuth,
-    requireCredits(() => BENCH_PRICE_MILLICREDITS, { ledger: deps.ledger, topUpUrl: `${deps.config.appUrl}/pricing`, oneCommit: true, reason: 'bench' }),
+    requireCredits(() => BENCH_PRICE_MILLICREDITS, { ledger: deps.ledger, topUpUrl: `${deps.config.appUrl}/pricing`, settle: 'one-commit', reason: 'bench' }),
     (_req, res) => {
       res.json({ charged: millicreditsToCredits(BENCH_PRICE_MILLICREDITS) });
     },

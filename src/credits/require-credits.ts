@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { UnauthorizedError } from '../http/errors.ts';
 import { idempotencyKeyOf } from '../http/validate.ts';
 import { assertMillicredits } from '../ledger/credits.ts';
+import { keyHash } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Hold, Reference, Transfer } from '../ledger/ledger-types.ts';
@@ -10,12 +12,12 @@ import type { Hold, Reference, Transfer } from '../ledger/ledger-types.ts';
 /** What `requireCredits` puts on `req.credits` for the handler. Amounts are millicredits. */
 export interface CreditsContext {
   /**
-   * The hold. With `oneCommit`, the pending charge seen as a hold: `id` is the usage transfer's id,
-   * `status` is `active` until the charge commits (`posted` when it was committed by an earlier
-   * request with the same Idempotency-Key).
+   * The hold. With `settle: 'one-commit'`, the pending charge seen as a hold: `id` is the usage
+   * transfer's id, `status` is `active` until the charge commits (`posted` when an earlier request
+   * with the same Idempotency-Key committed it).
    */
   hold: Hold;
-  /** With `oneCommit`: the usage transfer, committed when the request settles successfully. */
+  /** With `settle: 'one-commit'`: the usage transfer, committed when the request settles successfully. */
   charge?: Transfer;
   /** True when this hold already existed (same Idempotency-Key replayed). */
   replayed: boolean;
@@ -26,8 +28,13 @@ export interface CreditsContext {
   post(millicredits?: number): Promise<void>;
   /** Voids the hold now: the user pays nothing. */
   void(): Promise<void>;
-  /** The hold now belongs to a background job, which posts or voids it; the middleware lets go. */
-  handOff(): void;
+  /**
+   * The hold now belongs to a background job, which posts or voids it; the middleware lets go.
+   * With `settle: 'job'`, `work` runs in the transaction that placed the hold (create the job's
+   * records and queue it there), which then commits: hold, records and job exist together or not
+   * at all. If `work` throws, the transaction rolls back (nothing held) and the error is rethrown.
+   */
+  handOff<T>(work?: (trx: Trx) => Promise<T>): Promise<T | undefined>;
   /** Reports the actual cost; posted when the response finishes (if nothing else settled it). */
   report(millicredits: number): void;
 }
@@ -40,6 +47,24 @@ declare module 'express-serve-static-core' {
 
 export interface RequireCreditsOptions {
   ledger: Ledger;
+  /**
+   * `response` (default): the hold commits at once and is posted/voided when the response ends.
+   * `job`: the hold is placed in a transaction left open for the handler, which must call
+   * `req.credits.handOff(work)` to create the job in that same transaction; needs `db`. A handler
+   * that fails or never hands off leaves nothing held (the transaction rolls back).
+   * `one-commit`: the price is final up front, so it is charged in ONE commit instead of reserve +
+   * post: a debit made under the account lock before the handler (402 when short), in a
+   * transaction that commits when the response finishes with a status < 400 and rolls back
+   * otherwise (error status, connection closed early, `void()`, or no settlement within
+   * `timeoutMs`) — a hold's guarantees, one write to disk. The account row stays locked meanwhile:
+   * for short, synchronous handlers that do not use this user's ledger. `report()`/`post()` of
+   * another amount and `handOff()` throw: use a hold for those routes.
+   */
+  settle?: 'response' | 'job' | 'one-commit';
+  /** The database, for `settle: 'job'`. */
+  db?: Db;
+  /** The hold's id. Default: derived from user, route and `Idempotency-Key` (random without one). */
+  holdId?: (req: Request) => string;
   /** How long the hold lives before the sweeper voids it (ms). Default 15 minutes. */
   timeoutMs?: number;
   /** Where the 402 problem sends people to buy credits (`topUpUrl`). */
@@ -47,15 +72,6 @@ export interface RequireCreditsOptions {
   /** What the hold is for, shown in the user's statement. */
   reason?: string | ((req: Request) => string);
   reference?: (req: Request) => Reference | null;
-  /**
-   * The price is final up front: charge it in ONE commit instead of reserve + post. The debit is
-   * made (under the account lock, 402 when short) before the handler, in a transaction that
-   * commits when the response finishes with a status < 400 and rolls back otherwise (error status,
-   * connection closed early, `void()`, or no settlement within `timeoutMs`). The account row stays
-   * locked meanwhile: for short, synchronous handlers that do not use this user's ledger.
-   * `report()`/`post()` of another amount and `handOff()` throw: use a hold for those routes.
-   */
-  oneCommit?: boolean;
 }
 
 /**
@@ -63,10 +79,18 @@ export interface RequireCreditsOptions {
  * runs and exposes it as `req.credits`. The hold id is derived from the user, route and
  * `Idempotency-Key` header when one is sent, so a retried request holds nothing new.
  *
- * Settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
+ * With `settle: 'job'` the hold is placed in a transaction the handler finishes: it creates the
+ * job in it through `req.credits.handOff(work)`, and the hold, the job's records and the queued
+ * job commit together (the OCR upload route does this; the worker then posts or voids). A handler
+ * that throws or answers without handing off leaves nothing held.
+ *
+ * Otherwise settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
  * (`req.credits.handOff()`): when the response finishes with a status < 400 the reported cost
  * (`req.credits.report`, default the whole estimate) is posted and the rest released; on an error
  * status, or a connection closed early, the hold is voided.
+ *
+ * With `settle: 'one-commit'` (a price known up front) there is no hold: the price is debited in a
+ * transaction that commits with the successful response (see {@link RequireCreditsOptions.settle}).
  *
  * Not enough credits → 402 problem+json `{required, available, topUpUrl}` (credits) and no hold.
  * Requires a signed-in user (`req.user`), else 401.
@@ -80,7 +104,7 @@ export function requireCredits(
   const { ledger } = options;
   const timeoutMs = options.timeoutMs ?? 15 * 60_000;
 
-  /** `oneCommit`: debit in an open transaction, committed or rolled back when the request settles. */
+  /** `one-commit`: debit in an open transaction, committed or rolled back when the request settles. */
   async function chargeInOneCommit(a: {
     req: Request;
     res: Response;
@@ -116,7 +140,7 @@ export function requireCredits(
     }, timeoutMs);
     timer.unref();
     const onlyThePrice = (amount: number) => {
-      if (amount !== millicredits) throw new Error(`requireCredits oneCommit: the price is ${millicredits} millicredits, not ${amount}`);
+      if (amount !== millicredits) throw new Error(`requireCredits settle 'one-commit': the price is ${millicredits} millicredits, not ${amount}`);
     };
     req.credits = {
       hold: {
@@ -142,8 +166,8 @@ export function requireCredits(
       async void() {
         await end(false);
       },
-      handOff() {
-        throw new Error('requireCredits oneCommit: a charge cannot be handed off to a job; use a hold');
+      async handOff() {
+        throw new Error("requireCredits settle 'one-commit': a charge cannot be handed off to a job; use a hold");
       },
       report(amount) {
         onlyThePrice(amount);
@@ -163,25 +187,36 @@ export function requireCredits(
     const millicredits = await estimate(req);
     assertMillicredits(millicredits);
     const key = idempotencyKeyOf(req);
-    const holdId = key
-      ? `rc:${crypto.createHash('sha256').update(`${userId}\n${req.method}\n${req.baseUrl}${req.path}\n${key}`).digest('hex')}`
-      : `rc:${crypto.randomUUID()}`;
+    const holdId = options.holdId ? options.holdId(req) : key ? `rc:${keyHash(userId, req.method, `${req.baseUrl}${req.path}`, key)}` : `rc:${crypto.randomUUID()}`;
     const reason = typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`);
     const reference = options.reference?.(req) ?? null;
-    if (options.oneCommit) return chargeInOneCommit({ req, res, next, holdId, userId, millicredits, reason, reference });
-    const existed = key ? (await ledger.findHold(holdId)) !== undefined : false;
+    if (options.settle === 'one-commit') return chargeInOneCommit({ req, res, next, holdId, userId, millicredits, reason, reference });
+    const existed = key && !options.holdId ? (await ledger.findHold(holdId)) !== undefined : false;
+    // `job`: the hold's transaction stays open until the handler hands the hold off (or fails).
+    let trx: Trx | undefined;
+    if (options.settle === 'job') {
+      if (!options.db) throw new Error("requireCredits: settle 'job' needs options.db");
+      trx = await options.db.transaction();
+    }
+    const rollback = async () => {
+      if (trx && !trx.isCompleted()) await trx.rollback().catch((err: unknown) => req.log?.error({ err, holdId }, 'could not roll back hold'));
+    };
     let hold: Hold;
     try {
-      hold = await ledger.reserve({
-        holdId,
-        userId,
-        millicredits,
-        timeoutMs,
-        actor: `user:${userId}`,
-        reason,
-        reference,
-      });
+      hold = await ledger.reserve(
+        {
+          holdId,
+          userId,
+          millicredits,
+          timeoutMs,
+          actor: `user:${userId}`,
+          reason,
+          reference,
+        },
+        trx,
+      );
     } catch (err) {
+      await rollback();
       if (err instanceof InsufficientCreditsError) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl: options.topUpUrl });
       }
@@ -196,14 +231,27 @@ export function requireCredits(
       replayed: existed,
       async post(amount = reported ?? hold.amount) {
         settled = true;
-        await ledger.post({ holdId: hold.id, millicredits: amount, actor });
+        await ledger.post({ holdId: hold.id, millicredits: amount, actor }, trx);
       },
       async void() {
         settled = true;
-        await ledger.void({ holdId: hold.id, actor });
+        await ledger.void({ holdId: hold.id, actor }, trx);
       },
-      handOff() {
+      async handOff<T>(work?: (t: Trx) => Promise<T>): Promise<T | undefined> {
         settled = true;
+        if (!trx) {
+          if (!work) return undefined;
+          if (!options.db) throw new Error('requireCredits: handOff(work) needs options.db');
+          return inTransaction(options.db, work);
+        }
+        try {
+          const result = work ? await work(trx) : undefined;
+          await trx.commit();
+          return result;
+        } catch (err) {
+          await rollback();
+          throw err;
+        }
       },
       report(amount) {
         assertMillicredits(amount, { allowZero: true });
@@ -213,6 +261,11 @@ export function requireCredits(
     req.credits = context;
 
     const settleOnEnd = () => {
+      if (trx) {
+        // Never handed off: nothing was created for this hold, so it never existed.
+        if (!trx.isCompleted()) void rollback();
+        return;
+      }
       if (settled) return;
       settled = true;
       const ok = res.statusCode < 400 && res.writableFinished;

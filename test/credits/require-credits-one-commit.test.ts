@@ -14,7 +14,7 @@ let ledger: Ledger;
 let app: express.Express;
 const C = 1000;
 
-/** Priced routes whose price is known up front (`oneCommit`); the user comes from a header. */
+/** Priced routes whose price is known up front (`settle: 'one-commit'`); the user comes from a header. */
 function pricedApp() {
   const a = express();
   a.use((req, _res, next) => {
@@ -22,7 +22,7 @@ function pricedApp() {
     if (id) req.user = { id, email: 'x@example.test', name: 'x', role: 'user' };
     next();
   });
-  const priced = requireCredits(() => 2 * C, { ledger, topUpUrl: 'http://localhost:3000/pricing', oneCommit: true });
+  const priced = requireCredits(() => 2 * C, { ledger, topUpUrl: 'http://localhost:3000/pricing', settle: 'one-commit' });
   a.post('/ok', priced, (req, res) => {
     res.json({ replayed: req.credits!.replayed, transferId: req.credits!.charge!.id });
   });
@@ -32,7 +32,7 @@ function pricedApp() {
   const oddReason = "it's a \\ 'quoted' \"reason\"; DROP TABLE lots; --";
   a.post(
     '/odd',
-    requireCredits(() => 2 * C, { ledger, topUpUrl: 'http://localhost:3000/pricing', oneCommit: true, reason: oddReason, reference: () => ({ type: "o'k", id: '\\x' }) }),
+    requireCredits(() => 2 * C, { ledger, topUpUrl: 'http://localhost:3000/pricing', settle: 'one-commit', reason: oddReason, reference: () => ({ type: "o'k", id: '\\x' }) }),
     (_req, res) => {
       res.json({ reason: oddReason });
     },
@@ -63,7 +63,7 @@ beforeAll(async () => {
 afterEach(async () => expect(await booksViolations(t.db)).toEqual([]));
 afterAll(async () => t.drop());
 
-describe('requireCredits with oneCommit (price known up front)', () => {
+describe("requireCredits with settle: 'one-commit' (price known up front)", () => {
   it('charges the price in one usage transfer, with no hold', async () => {
     const user = await buildUser(t.db);
     await fundAccount(ledger, user.id, 10 * C);

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/http/errors.ts';
+import { DomainError } from '../../src/domain-error.ts';
 import { createGroupCommit } from '../../src/ledger/group-commit.ts';
 import { createLedger, type Ledger } from '../../src/ledger/ledger-service.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -43,7 +43,7 @@ describe.each([
     );
     const lost = results.filter((r) => r.status === 'rejected');
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(50);
-    for (const r of lost) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 402 });
+    for (const r of lost) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'insufficient_credits' });
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 0, held: 50 * C });
     expect(await holdRows(user.id)).toHaveLength(50);
   });
@@ -89,7 +89,7 @@ describe.each([
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-    expect(refused.reason).toMatchObject({ status: 409, code: 'idempotency_conflict' });
+    expect(refused.reason).toMatchObject({ code: 'idempotency_conflict' });
     const balances = [(await ledger.getBalance(a.id)).available, (await ledger.getBalance(b.id)).available].sort();
     expect(balances).toEqual([0, 3 * C]);
   });
@@ -109,7 +109,7 @@ describe('group commit', () => {
       ledger.reserve({ holdId: `g2-${user.id}`, userId: user.id, millicredits: 3 * C, timeoutMs: HOUR, actor: 'system' }), // reused id: 409 alone
     ];
     const settled = await Promise.allSettled([first, ...rest]);
-    expect(settled.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as AppError).status))).toEqual(['ok', 'ok', 402, 'ok', 409]);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as DomainError).code))).toEqual(['ok', 'ok', 'insufficient_credits', 'ok', 'idempotency_conflict']);
     // The last four arrived while the first was in flight: one transaction for all of them.
     const xmins = await t.db('holds').whereIn('id', [`g1-${user.id}`, `g2-${user.id}`]).select(t.db.raw('xmin::text AS x')).orderBy('id');
     const debitXmin = await t.db('transfers').where({ id: `g4-${user.id}` }).first(t.db.raw('xmin::text AS x'));
@@ -190,7 +190,7 @@ describe('group commit', () => {
               outcomes.spent += amount;
             }
           } catch (err) {
-            if (!(err instanceof AppError) || err.status !== 402) throw err;
+            if (!(err instanceof DomainError) || err.code !== 'insufficient_credits') throw err;
             outcomes.refused++;
           }
           const b = await ledger.getBalance(user.id);
