@@ -16,6 +16,8 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createApiKeys } from './api-keys/api-keys-service.ts';
+import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -35,7 +37,32 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks };
+  const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
+    async sendInvitation(msg) {
+      logger.info({ to: msg.to, team: msg.teamName, acceptUrl: msg.acceptUrl }, 'team invitation (no email outbox yet: link logged)');
+    },
+  };
+  const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
+  const apiKeys = createApiKeys({ db, audit });
+  return {
+    ...infra,
+    invitationMailer,
+    storage,
+    config,
+    db,
+    ledger,
+    audit,
+    pricing,
+    payments,
+    stripeWebhook,
+    auth,
+    sessions,
+    admin,
+    idempotency,
+    tasks,
+    teams,
+    apiKeys,
+  };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

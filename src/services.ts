@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type Stripe from 'stripe';
 import type { AdminService } from './admin/admin-service.ts';
+import type { ApiKeys } from './api-keys/api-keys-service.ts';
+import type { Teams, InvitationMailer } from './teams/teams-service.ts';
 import type { AuditLog } from './auth/audit-log.ts';
 import type { AuthService } from './auth/auth-service.ts';
 import type { SessionsService } from './auth/sessions-service.ts';
@@ -32,6 +34,8 @@ export interface Infrastructure {
   queue: JobSender;
   /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
   storage?: FileStorage;
+  /** Sends team invitation emails. Default: logs the link (until the email outbox, issue 13, lands). */
+  invitationMailer?: InvitationMailer;
 }
 
 /**
@@ -53,4 +57,6 @@ export interface Services extends Required<Infrastructure> {
   /** Idempotency-Keys of requests, remembered 24 h. */
   idempotency: IdempotencyKeys;
   tasks: TasksService;
+  teams: Teams;
+  apiKeys: ApiKeys;
 }

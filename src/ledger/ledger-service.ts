@@ -34,6 +34,7 @@ interface Attribution {
 export interface GrantInput extends Attribution {
   /** Transfer id; doubles as the idempotency key. */
   transferId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   kind: GrantKind;
@@ -44,6 +45,7 @@ export interface GrantInput extends Attribution {
 export interface ReserveInput extends Attribution {
   /** Hold id; doubles as the idempotency key. */
   holdId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   /** How long the hold lives before the sweeper voids it (ms). */
@@ -60,6 +62,7 @@ export interface PostInput {
 
 export interface DebitInput extends Attribution {
   transferId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   kind: DebitKind;

@@ -8,6 +8,7 @@ export interface DbAccountRow {
   id: string;
   code: string | null;
   user_id: string | null;
+  team_id: string | null;
   credits_posted: number;
   debits_posted: number;
   debits_pending: number;
@@ -111,8 +112,9 @@ export function mapHold(r: DbHoldRow): Hold {
 
 // ---- accounts ----
 
-export async function findUserAccount(db: Db | Trx, userId: string): Promise<DbAccountRow | undefined> {
-  return db<DbAccountRow>('accounts').where({ user_id: userId }).first();
+/** The account owned by `ownerId`: a user's or a team's (their uuids never collide). */
+export async function findUserAccount(db: Db | Trx, ownerId: string): Promise<DbAccountRow | undefined> {
+  return db<DbAccountRow>('accounts').where({ user_id: ownerId }).orWhere({ team_id: ownerId }).first();
 }
 
 // ---- lots ----
@@ -380,8 +382,8 @@ export async function balanceSnapshot(
                         FROM lots l WHERE l.account_id = a.id AND l.open), '[]') AS lots,
             COALESCE((SELECT json_agg(h ORDER BY h.created_at) FROM holds h
                        WHERE h.account_id = a.id AND h.status = 'active'), '[]') AS holds
-       FROM accounts a WHERE a.user_id = ?`,
-    [now, userId],
+       FROM accounts a WHERE a.user_id = ? OR a.team_id = ?`,
+    [now, userId, userId],
   );
   const r = rows[0] as { debt: number; debits_pending: number; free: number; lots: unknown[]; holds: unknown[] } | undefined;
   if (!r) return undefined;
@@ -392,11 +394,11 @@ export async function balanceSnapshot(
 export async function availableOf(db: Db | Trx, userId: string, now: Date): Promise<number> {
   const sql = `SELECT (COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
                                  WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > $1)), 0) - a.debt)::bigint AS r
-                 FROM accounts a WHERE a.user_id = $2`;
+                 FROM accounts a WHERE a.user_id = $2 OR a.team_id = $2`;
   if (!(db as Trx).isTransaction) {
     const rows = await queryNamed<{ r: number }>(db as Db, 'tally_available', sql, [now, userId]);
     return rows[0]?.r ?? 0;
   }
-  const { rows } = await db.raw(sql.replace('$1', '?').replace('$2', '?'), [now, userId]);
+  const { rows } = await db.raw(sql.replace('$1', '?').replace(/\$2/g, '?'), [now, userId, userId]);
   return (rows[0] as { r: number } | undefined)?.r ?? 0;
 }

@@ -2,6 +2,7 @@ import type { Feature } from '../feature.ts';
 import type { Services } from '../services.ts';
 import { createTasksPages } from './tasks-pages.ts';
 import { createTasksRouter } from './tasks-router.ts';
+import { createWalletResolver } from '../teams/wallets.ts';
 
 /** Upload and the tasks API (`/api/tasks/*`) and the /tasks pages, on the tasks service. */
 export function createTasksFeature(services: Services): Feature {
@@ -16,6 +17,7 @@ export function createTasksFeature(services: Services): Feature {
       topUpUrl: `${config.appUrl}/pricing`,
       maxUploadBytes,
       logger,
+      spender: createWalletResolver(services.teams),
     }),
     pages: createTasksPages({ service: tasks, pricing, maxUploadBytes }),
   };

@@ -13,6 +13,7 @@ import { taskJson, taskPageJson } from './tasks-json.ts';
 import { TaskId, TasksQuery } from './tasks-schemas.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
 import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
+import type { Spender } from '../teams/spend-policy.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -35,6 +36,8 @@ export interface TasksRouterOptions {
   eventsPollMs?: number;
   /** A stream ends after this long (the browser's EventSource reconnects), ms. Default 10 minutes. */
   eventsMaxMs?: number;
+  /** Which wallet an upload spends from, and the policies to enforce (src/teams/wallets.ts). */
+  spender?: (req: Request) => Promise<Spender | undefined>;
 }
 
 /** The task id of the path, or 404 for anything that cannot be one. */
@@ -95,6 +98,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     holdId: (req) => req.taskUpload!.holdId,
     reason: (req) => req.taskUpload!.reason,
     reference: (req) => ({ type: 'task', id: req.taskUpload!.taskId }),
+    spender: options.spender,
   });
 
   api.post('/tasks', requireAuth, upload, replayIdempotentUpload, holdForUpload, async (req, res) => {
