@@ -19,6 +19,15 @@ export function createTasksFeature(services: Services): Feature {
       logger,
       spender: createWalletResolver(services.teams),
     }),
-    pages: createTasksPages({ service: tasks, pricing, maxUploadBytes }),
+    pages: createTasksPages({
+      service: tasks,
+      pricing,
+      maxUploadBytes,
+      spender: createWalletResolver(services.teams),
+      wallets: async (userId) => {
+        const [teams, current] = await Promise.all([services.teams.listFor(userId), services.teams.defaultWallet(userId)]);
+        return { teams: teams.map((t) => ({ id: t.id, name: t.name })), current: current ? `team:${current}` : 'personal' };
+      },
+    }),
   };
 }

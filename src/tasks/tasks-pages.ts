@@ -1,3 +1,4 @@
+import type { Spender } from '../teams/spend-policy.ts';
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { requireAuth } from '../auth/auth-middleware.ts';
@@ -24,6 +25,10 @@ export interface TasksPagesOptions {
   service: TasksService;
   pricing: Pricing;
   maxUploadBytes: number;
+  /** Which wallet an upload spends from (the form's `wallet` field; src/teams/wallets.ts). */
+  spender?: (req: Request) => Promise<Spender | undefined>;
+  /** The teams whose pools the user may spend from, and their default (`team:<id>` or `personal`). */
+  wallets?: (userId: string) => Promise<{ teams: Array<{ id: string; name: string }>; current: string }>;
 }
 
 /** A page-level message: what went wrong, and whether buying credits is the way out. */
@@ -71,8 +76,10 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
+    const wallets = options.wallets ? await options.wallets(req.user!.id) : { teams: [], current: 'personal' };
     res.status(status).render('tasks/index', {
       title: 'Tasks',
+      wallets,
       flash: takeFlash(req),
       error,
       tasks: list.items.map(taskJson),
@@ -120,12 +127,14 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       await new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
       const body = (req.body ?? {}) as Record<string, unknown>;
       const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
-      const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
+      const spender = options.spender ? await options.spender(req) : undefined;
+      const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined, spender);
       // A repeated form whose task was deleted since: back to the list, nothing held again.
       res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {
       const problem = asProblem(err);
-      if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
+      const policy = problem?.code === 'member-budget-exceeded' || problem?.code === 'not_a_team_member';
+      if (problem && problem.status < 500 && problem.status !== 401 && (problem.status !== 403 || policy)) {
         return renderIndex(req, res, problem.status, pageError(err, problem));
       }
       throw err;

@@ -1,3 +1,4 @@
+import { attributeHold, checkSpendPolicies, type Spender } from '../teams/spend-policy.ts';
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config.ts';
@@ -124,12 +125,17 @@ export function createTasksService(deps: TasksServiceDeps) {
     }
   }
 
-  async function reserveFor(userId: string, input: { holdId: string; taskId: string; millicredits: number; reason: string }, trx: Trx) {
+  /**
+   * Places the task's hold in `trx`: on the user's own wallet, or — with a `spender` (a team's
+   * pool, an API key) — on `spender.ownerId`'s account after its policies passed, recording who spent.
+   */
+  async function reserveFor(userId: string, input: { holdId: string; taskId: string; millicredits: number; reason: string }, trx: Trx, spender?: Spender) {
     try {
-      return await ledger.reserve(
+      if (spender) await checkSpendPolicies(trx, spender, input.millicredits, new Date());
+      const hold = await ledger.reserve(
         {
           holdId: input.holdId,
-          userId,
+          userId: spender?.ownerId ?? userId,
           millicredits: input.millicredits,
           timeoutMs: config.tasks.holdTimeoutMs,
           actor: `user:${userId}`,
@@ -138,6 +144,8 @@ export function createTasksService(deps: TasksServiceDeps) {
         },
         trx,
       );
+      if (spender) await attributeHold(trx, spender, hold);
+      return hold;
     } catch (err) {
       if (err instanceof InsufficientCreditsError) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl });
@@ -278,7 +286,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      * transaction holds the estimate (402 {@link InsufficientCreditsError} with `topUpUrl`), stores
      * the file, inserts the task and queues its job.
      */
-    async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult | DeletedTaskReplay> {
+    async create(userId: string, file: UploadedFile, idempotencyKey?: string, spender?: Spender): Promise<TaskResult | DeletedTaskReplay> {
       if (idempotencyKey) {
         const earlier = await service.replay(userId, idempotencyKey, file.bytes);
         if (earlier) return earlier;
@@ -286,7 +294,7 @@ export function createTasksService(deps: TasksServiceDeps) {
       const prepared = await service.prepare(userId, file, idempotencyKey);
       try {
         const task = await inTransaction(db, async (trx) => {
-          await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx);
+          await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx, spender);
           return service.createHeld(trx, prepared);
         });
         return { task, replayed: false };

@@ -8,6 +8,7 @@ import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations, fundAccount } from '../helpers/factories.ts';
 import { expectProblem, signup, tinyPng } from '../tasks/tasks-helpers.ts';
+import { csrfFrom } from '../auth/auth-helpers.ts';
 
 const SECRET = 'whsec_test_secret';
 let ta: TestApp;
@@ -205,5 +206,23 @@ describe('teams', () => {
     expect(memberPage.text).not.toContain('Send invitation');
     const keys = await owner.agent.get('/account/keys').set('Accept', 'text/html').expect(200);
     expect(keys.text).toContain('Create a key');
+  });
+
+  it('the /tasks form offers the team pool; its upload spends from it and an over-budget job is refused on the page', async () => {
+    const { owner, team, members } = await teamWith(1);
+    const m = members[0]!;
+    await fundAccount(ta.deps.ledger, team.id, 10_000);
+    await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ dailyBudget: 2 }).expect(204);
+    const page = await m.agent.get('/tasks').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Team Acme (within your budget)');
+    const csrf = csrfFrom(page.text);
+    const post = async () =>
+      m.agent.post(`/tasks?_csrf=${encodeURIComponent(csrf)}`).set('Accept', 'text/html').field('wallet', `team:${team.id}`).attach('file', await tinyPng(), 'scan.png');
+    expect((await post()).status).toBe(303);
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 1500 });
+    const refused = await post();
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('daily budget');
+    expect((await m.agent.get('/api/credits/balance').expect(200)).body).toMatchObject({ available: 10, held: 0 });
   });
 });
