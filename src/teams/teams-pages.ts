@@ -138,6 +138,13 @@ export function createTeamsPages(deps: { teams: Teams; ledger: Ledger; apiKeys: 
     return result.checkoutUrl;
   }));
 
+  pages.post('/teams/:id/default-wallet', requireAuth, action(back, async (req) => {
+    const { id } = parseOrThrow(TeamParams, req.params, 'params');
+    await teams.setDefaultWallet(req.user!.id, id);
+    setFlash(req, { type: 'success', message: 'Your jobs now pay from this team by default. You can still choose per upload.' });
+    return back(req);
+  }));
+
   pages.get('/invitations/:token', requireAuth, async (req, res) => {
     res.render('teams/invitation', { title: 'Team invitation', flash: takeFlash(req), token: String(req.params.token).slice(0, 200) });
   });
