@@ -8,18 +8,20 @@ import { balanceJson, transferJson } from './credits-json.ts';
 import { streamTransfersCsv } from './transfers-csv.ts';
 import { TransferIdParams, TransfersQuery } from './transfers-schemas.ts';
 import { findStatementEntry } from './transfers-store.ts';
+import '../api-keys/api-key-auth.ts';
 
 /**
  * The signed-in user's own credits: `GET /api/credits/balance`, `GET /api/credits/transfers`
  * (JSON pages, or `?format=csv` for every matching row) and `GET /api/credits/transfers/:id`.
- * Only ever the caller's account: another user's transfer id is a 404.
+ * Only ever the caller's account: another user's transfer id is a 404. A team API key reads its
+ * team's pool (balance and history) instead.
  */
 export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.Router {
   const { db, ledger } = deps;
   const api = express.Router();
 
   api.get('/credits/balance', requireAuth, async (req, res) => {
-    res.json(balanceJson(await ledger.getBalance(req.user!.id)));
+    res.json(balanceJson(await ledger.getBalance(req.apiKey?.teamId ?? req.user!.id)));
   });
 
   api.get('/credits/transfers', requireAuth, async (req, res) => {
@@ -27,10 +29,10 @@ export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.R
     const filters = { kind: q.kind, from: q.from, to: q.to };
     if (q.format === 'csv') {
       // The whole matching history: `limit` and `cursor` do not apply to the export.
-      await streamTransfersCsv(res, ledger, req.user!.id, filters);
+      await streamTransfersCsv(res, ledger, req.apiKey?.teamId ?? req.user!.id, filters);
       return;
     }
-    const page = await ledger.listTransfers(req.user!.id, filters, { limit: q.limit, cursor: q.cursor });
+    const page = await ledger.listTransfers(req.apiKey?.teamId ?? req.user!.id, filters, { limit: q.limit, cursor: q.cursor });
     res.json({ transfers: page.items.map((e) => transferJson(e)), nextCursor: page.nextCursor });
   });
 

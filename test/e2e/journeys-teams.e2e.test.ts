@@ -22,7 +22,7 @@ afterEach(async () => context?.close());
  * site header is measured apart: on main it is already 429 px wide at 390, the layout rework's.)
  */
 async function fitsTheScreen(p: Page) {
-  const widest = await p.evaluate(() => Math.max(...[...document.querySelectorAll('main > *')].map((e) => e.getBoundingClientRect().right)));
+  const widest = await p.evaluate(() => Math.max(...Array.from(document.querySelectorAll('main > *')).map((e) => e.getBoundingClientRect().right)));
   expect(widest, `content wider than the screen on ${p.url()}`).toBeLessThanOrEqual(390);
 }
 

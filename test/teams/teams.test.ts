@@ -177,6 +177,11 @@ describe('teams', () => {
     await uploadTo(other.agent, team.id).then((r) => expect(r.status).toBe(202));
     expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 4500 });
 
+    // A team key with credits:read would read the pool; this one lacks the scope.
+    expectProblem(await request(ta.app).get('/api/credits/balance').set('Authorization', `Bearer ${key}`), 403);
+    const reader = (await owner.agent.post('/api/keys').send({ name: 'dash', teamId: team.id, scopes: ['credits:read'] }).expect(201)).body.secret as string;
+    expect((await request(ta.app).get('/api/credits/balance').set('Authorization', `Bearer ${reader}`).expect(200)).body).toMatchObject({ available: 15.5, held: 4.5 });
+
     await owner.agent.delete(`/api/teams/${team.id}/members/${m.userId}`).expect(204);
     expectProblem(await uploadTo(m.agent, team.id), 403);
     expectProblem(await request(ta.app).post('/api/tasks').set('Authorization', `Bearer ${key}`).attach('file', await tinyPng(), 'k.png'), 401);
