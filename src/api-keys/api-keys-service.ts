@@ -180,6 +180,19 @@ export function createApiKeys(deps: { db: Db; audit: AuditLog }) {
     },
 
     /**
+     * Which key placed each of these holds (usage by key): hold id → the key's name and prefix.
+     * Holds placed without a key are absent.
+     */
+    async keysOfHolds(holdIds: string[]): Promise<Map<string, { name: string; prefix: string }>> {
+      if (holdIds.length === 0) return new Map();
+      const rows = (await db('spend_attributions as s')
+        .join('api_keys as k', 'k.id', 's.api_key_id')
+        .whereIn('s.hold_id', holdIds)
+        .select('s.hold_id', 'k.name', 'k.prefix')) as Array<{ hold_id: string; name: string; prefix: string }>;
+      return new Map(rows.map((r) => [r.hold_id, { name: r.name, prefix: r.prefix }]));
+    },
+
+    /**
      * The active key whose hash matches `presented`, or undefined. Always one indexed lookup of
      * the full hash, whatever the input looks like, so timing reveals nothing about prefixes.
      * A key of a team its owner no longer belongs to is refused too.

@@ -106,5 +106,7 @@ describe('API keys', () => {
     const list = await agent.get('/api/keys').expect(200);
     expect(list.body.keys[0]).toMatchObject({ spentThisMonth: 1.5, monthlyCreditLimit: 4 });
     expect(await ta.t.db('spend_attributions').where({ user_id: userId })).toHaveLength(2);
+    const usage = (await agent.get('/api/credits/transfers?kind=usage').expect(200)).body.transfers;
+    expect(usage).toEqual([expect.objectContaining({ amount: -1.5, apiKey: { name: 'script', prefix: key.prefix } })]);
   });
 });
