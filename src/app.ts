@@ -26,6 +26,8 @@ import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createPayments, type Payments } from './payments/payments-service.ts';
 import { createTasksFeature, type TaskServices } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
+import type { NotificationServices } from './notifications/notifications-services.ts';
+import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +44,8 @@ export interface AppDeps {
   sessionSecret: string;
   /** Signing secret of our Stripe webhook endpoint (whsec_…): configured, or the emulator's. */
   stripeWebhookSecret: string;
+  /** Emails, notification centre, alerts, webhooks, password reset (its `ledger` is the one in `ledger`). */
+  notifications: NotificationServices;
 }
 
 /** Services shared between features, built once by createApp. */
@@ -118,11 +122,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
   const services: Services = {
-    payments: createPayments({ db, ledger: deps.ledger, stripe: deps.stripe, config, webhookSecret: deps.stripeWebhookSecret, logger }),
+    payments: createPayments({ db, ledger: deps.ledger, stripe: deps.stripe, config, webhookSecret: deps.stripeWebhookSecret, logger, events: deps.notifications.paymentHooks }),
     audit: createAuditLog(db),
   };
   const featureDeps: FeatureDeps = { ...deps, services };
+  const notifications = createNotificationsFeature(deps.notifications);
   const features: Feature[] = [
+    // First: its pages router sets the header's unread count and /account's notices for the pages after it.
+    { api: notifications.api, pages: express.Router().use(notifications.locals, notifications.pages) },
     createAuthFeature(featureDeps),
     createPaymentsFeature(featureDeps), // before credits: adds purchases to /account
     createCreditsFeature(featureDeps),

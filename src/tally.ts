@@ -10,6 +10,9 @@ import { resolveSessionSecret } from './auth/session.ts';
 import { ensureAdmin } from './auth/ensure-admin.ts';
 import { createStripeClient } from './payments/stripe-client.ts';
 import { startTasks } from './tasks/tasks-runtime.ts';
+import { createAuditLog } from './auth/audit-log.ts';
+import { createSessionsService } from './auth/sessions-service.ts';
+import { createNotificationServices } from './notifications/notifications-services.ts';
 import { emulatorPublicUrl, emulatorWebhookUrl, resolveEmulatorWebhookSecret, startStripeEmulatorServer } from './stripe-emulator/stripe-emulator.ts';
 
 export interface RunningTally {
@@ -52,7 +55,6 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     const pgPool = new pg.Pool({ connectionString: database.url, max: 5 });
     stops.push(() => pgPool.end());
 
-    const ledger = createLedger(db);
     const sessionSecret = resolveSessionSecret(config);
     // No Stripe key: run the built-in emulator in this process, on its own port, like api.stripe.com.
     const webhookSecret = config.stripe.secretKey ? config.stripe.webhookSecret! : resolveEmulatorWebhookSecret(config);
@@ -71,6 +73,22 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
       logger.info({ url: emulator.url }, 'Stripe emulator listening (no STRIPE_SECRET_KEY set)');
     }
     const stripe = createStripeClient(config, emulatorUrl);
+
+    // The notification pipeline wraps the ledger: every feature and the worker get the wrapped one.
+    const audit = createAuditLog(db);
+    const notifications = createNotificationServices({
+      config,
+      db,
+      pgPool,
+      logger,
+      stripe,
+      ledger: createLedger(db),
+      sessions: createSessionsService({ db, audit }),
+      audit,
+    });
+    const ledger = notifications.ledger;
+    notifications.start();
+    stops.push(() => notifications.stop());
 
     const sweeper = setInterval(() => {
       void (async () => {
@@ -100,6 +118,7 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
       sessionSecret,
       stripeWebhookSecret: webhookSecret,
       tasks: tasks.services,
+      notifications,
     });
 
     const server = http.createServer(app);

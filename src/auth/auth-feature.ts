@@ -14,6 +14,7 @@ export function createAuthFeature(deps: FeatureDeps): Feature {
     config: deps.config,
     audit,
     throttle: createLoginThrottle(deps.pgPool, deps.config),
+    onSignup: (trx, user) => deps.notifications.recovery.sendVerification(trx, user),
   });
   const sessions = createSessionsService({ db: deps.db, audit });
   return {

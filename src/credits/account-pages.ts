@@ -62,6 +62,7 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       csvHref: `/api/credits/transfers?${csvParams}`,
       sessions,
       payments: res.locals.payments,
+      notices: res.locals.notices,
       fmt: viewHelpers,
     });
   });

@@ -134,6 +134,13 @@ export function createRecoveryService(deps: RecoveryDeps) {
       await outbox.enqueue(trx, { type: 'email_verification', to: user.email, userId: user.id, data: { name: user.name, verifyUrl: url(`/verify-email?token=${token}`) } });
     },
 
+    /** Sends a new verification link unless the address is verified already; true when one was written. */
+    async resendVerification(user: { id: string; email: string; name: string }): Promise<boolean> {
+      if (await store.userVerifiedAt(db, user.id)) return false;
+      await inTransaction(db, (trx) => this.sendVerification(trx, user));
+      return true;
+    },
+
     /** Marks the address verified with a token (400 on `body.token` when unknown, used or expired). */
     async verifyEmail(token: string): Promise<{ userId: string }> {
       const now = clock();

@@ -5,6 +5,9 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
+import { createAuditLog } from '../../src/auth/audit-log.ts';
+import { createSessionsService } from '../../src/auth/sessions-service.ts';
+import { createNotificationServices } from '../../src/notifications/notifications-services.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -40,17 +43,24 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
   const config = testConfig(options.env);
   const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
   const pgPool = new pg.Pool({ connectionString: t.url, max: 5 });
+  const logger = createLogger('silent', { pretty: false });
+  const stripe = overrides?.stripe ?? createStripeClient(config);
+  const audit = createAuditLog(t.db);
+  const notifications =
+    overrides?.notifications ??
+    createNotificationServices({ config, db: t.db, pgPool, logger, stripe, ledger: overrides?.ledger ?? createLedger(t.db), sessions: createSessionsService({ db: t.db, audit }), audit });
   const deps: AppDeps = {
     config,
     db: t.db,
     pgPool,
-    logger: createLogger('silent', { pretty: false }),
-    ledger: createLedger(t.db),
-    stripe: createStripeClient(config),
+    logger,
+    stripe,
     sessionSecret: config.session.secret!,
     stripeWebhookSecret: config.stripe.webhookSecret!,
     tasks: { enqueue: async () => {} },
     ...overrides,
+    ledger: notifications.ledger,
+    notifications,
   };
   const app = createApp(deps);
   return {
