@@ -23,7 +23,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('html_body').notNullable();
     t.text('status').notNullable().defaultTo('pending');
     t.integer('attempts').notNullable().defaultTo(0);
-    t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(knex.raw("date_trunc('milliseconds', clock_timestamp())"));
     t.timestamp('lease_until', { useTz: true });
     t.text('last_error');
     t.text('message_id');
@@ -149,7 +149,7 @@ export async function up(knex: Knex): Promise<void> {
     t.jsonb('payload').notNullable();
     t.text('status').notNullable().defaultTo('pending');
     t.integer('attempts').notNullable().defaultTo(0);
-    t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(knex.raw("date_trunc('milliseconds', clock_timestamp())"));
     t.timestamp('lease_until', { useTz: true });
     t.integer('last_response_code');
     t.text('last_error');

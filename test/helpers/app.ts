@@ -7,7 +7,7 @@ import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createAuditLog } from '../../src/auth/audit-log.ts';
 import { createSessionsService } from '../../src/auth/sessions-service.ts';
-import { createNotificationServices } from '../../src/notifications/notifications-services.ts';
+import { createNotificationServices, type NotificationServicesDeps } from '../../src/notifications/notifications-services.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -38,7 +38,9 @@ type Overrides = Partial<AppDeps> | ((t: TestDatabase, config: Readonly<Config>)
  * (e.g. a Stripe client pointed at a test emulator, or task services); as a function it gets the
  * test database and config first.
  */
-export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides } = {}): Promise<TestApp> {
+export async function buildTestApp(
+  options: { env?: Record<string, string>; overrides?: Overrides; notify?: Pick<NotificationServicesDeps, 'clock' | 'resolve' | 'transport'> } = {},
+): Promise<TestApp> {
   const t = await createTestDatabase();
   const config = testConfig(options.env);
   const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
@@ -48,7 +50,17 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
   const audit = createAuditLog(t.db);
   const notifications =
     overrides?.notifications ??
-    createNotificationServices({ config, db: t.db, pgPool, logger, stripe, ledger: overrides?.ledger ?? createLedger(t.db), sessions: createSessionsService({ db: t.db, audit }), audit });
+    createNotificationServices({
+      config,
+      db: t.db,
+      pgPool,
+      logger,
+      stripe,
+      ledger: overrides?.ledger ?? createLedger(t.db, options.notify?.clock ? { clock: options.notify.clock } : {}),
+      sessions: createSessionsService({ db: t.db, audit }),
+      audit,
+      ...options.notify,
+    });
   const deps: AppDeps = {
     config,
     db: t.db,
@@ -68,6 +80,7 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     deps,
     t,
     async close() {
+      await notifications.stop();
       await pgPool.end();
       await t.drop();
     },
