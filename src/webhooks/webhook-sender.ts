@@ -14,7 +14,10 @@ export const DISABLE_AFTER_MS = 3 * 86_400_000;
 const LEASE_MS = 60_000;
 const TIMEOUT_MS = 15_000;
 
-/** Exponential backoff: 10 s × 3^(n−1) after the n-th failed attempt, at most 12 h (≈ 14 attempts in 3 days). */
+/**
+ * Exponential backoff: 10 s × 3^(n−1) after the n-th failed attempt, at most 12 h, and a last
+ * attempt when the 3 days are up (≈ 14 attempts in all).
+ */
 export function webhookRetryDelayMs(attempts: number): number {
   return Math.min(10_000 * 3 ** Math.max(0, attempts - 1), 12 * 3_600_000);
 }
@@ -98,10 +101,13 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
         await store.setEndpointFailing(trx, d.endpointId, null);
         return;
       }
-      const retryAt = new Date(now.getTime() + webhookRetryDelayMs(d.attempts));
-      const giveUp = retryAt.getTime() - d.createdAt.getTime() > RETRY_WINDOW_MS;
+      // The last attempt is made when the 3 days are up; after it the delivery has failed for good.
+      const windowEnd = d.createdAt.getTime() + RETRY_WINDOW_MS;
+      const giveUp = now.getTime() >= windowEnd;
+      const retryAt = new Date(Math.min(now.getTime() + webhookRetryDelayMs(d.attempts), windowEnd));
       await store.finishDelivery(trx, d.id, giveUp ? { status: 'failed', responseCode: result.status, error: result.error } : { status: 'pending', responseCode: result.status, error: result.error, nextAttemptAt: retryAt });
-      const failingSince = d.failingSince ?? now;
+      // Failing since the oldest event it has not taken: with no success since, that is when this delivery was queued.
+      const failingSince = d.failingSince ?? (d.createdAt < now ? d.createdAt : now);
       await store.setEndpointFailing(trx, d.endpointId, failingSince);
       if (now.getTime() - failingSince.getTime() >= DISABLE_AFTER_MS) {
         const disabled = await store.disableEndpoint(trx, d.endpointId, `Deliveries failed for 3 days (last: ${result.status ?? result.error ?? 'no response'}).`);
