@@ -210,3 +210,32 @@ describe('without SMTP_URL', () => {
     }
   });
 });
+
+describe('payment events', () => {
+  it('a refund emails one notice and sends payment.succeeded, credits.granted and payment.refunded webhooks', async () => {
+    const { startReceiver } = await import('./helpers.ts');
+    const { Webhook } = await import('standardwebhooks');
+    const receiver = await startReceiver();
+    try {
+      const { agent, user } = await signedInUser(ta.app);
+      const hook = await agent.post('/api/webhook-endpoints').send({ url: receiver.url, events: ['payment.succeeded', 'payment.refunded', 'credits.granted'] }).expect(201);
+      const paymentId = await buyStarter(agent);
+      const { agent: boss } = await signedInAdmin(ta.app, ta.t.db);
+      await boss.post(`/api/admin/payments/${paymentId}/refunds`).send({ amountCents: 200 }).expect(201);
+      await emulator.emulator.deliverDue();
+      const refunds = await ta.t.db('email_outbox').where({ user_id: user.id, type: 'refund' });
+      expect(refunds).toHaveLength(1);
+      expect(refunds[0].subject).toBe('Refund of $2.00 for Starter');
+      expect(refunds[0].text_body).toContain('40 credits were taken back');
+      await ta.deps.notifications.webhookSender.runOnce();
+      const events = receiver.requests.map((r) => new Webhook(hook.body.secret).verify(r.body, r.headers as Record<string, string>) as { type: string; data: Record<string, unknown> });
+      expect(events.map((e) => e.type).sort()).toEqual(['credits.granted', 'payment.refunded', 'payment.succeeded']);
+      expect(events.find((e) => e.type === 'payment.succeeded')!.data).toMatchObject({ paymentId, credits: 100, amountCents: 500, currency: 'usd', card: { brand: 'visa', last4: '4242' } });
+      expect(events.find((e) => e.type === 'payment.refunded')!.data).toMatchObject({ paymentId, refundedCents: 200, totalRefundedCents: 200, creditsClawedBack: 40, status: 'partially_refunded' });
+      const titles = (await agent.get('/api/notifications').expect(200)).body.notifications.map((n: { title: string }) => n.title);
+      expect(titles).toEqual(expect.arrayContaining(['Payment received', 'Refund issued']));
+    } finally {
+      await receiver.close();
+    }
+  });
+});
