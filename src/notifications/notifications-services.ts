@@ -100,7 +100,7 @@ export function createNotificationServices(deps: NotificationServicesDeps): Noti
     notifier,
     webhooks,
     notifications: createNotificationsService({ db }),
-    recovery: createRecoveryService({ db, pgPool: deps.pgPool, config, outbox, sessions: deps.sessions, audit: deps.audit, clock: deps.clock }),
+    recovery: createRecoveryService({ db, pgPool: deps.pgPool, config, outbox, sessions: deps.sessions, audit: deps.audit, logger, clock: deps.clock }),
     paymentHooks: createPaymentNotices({ notifier, stripe: deps.stripe, logger }),
     emailSender,
     webhookSender,
@@ -121,7 +121,7 @@ export function createNotificationServices(deps: NotificationServicesDeps): Noti
     async stop() {
       if (sweep) clearInterval(sweep);
       sweep = undefined;
-      await Promise.all([emailSender.stop(), webhookSender.stop(), sweeping]);
+      await Promise.all([emailSender.stop(), webhookSender.stop(), sweeping, this.recovery.settled()]);
     },
   };
 }

@@ -28,8 +28,9 @@ export function createRecoveryPages(deps: { recovery: RecoveryService }): expres
     const values = { email: typeof fields.email === 'string' ? fields.email : '' };
     try {
       const { email } = parseOrThrow(PasswordResetBody, fields, 'body');
-      await recovery.requestReset(email, requestContext(req));
+      const { work } = await recovery.requestReset(email, requestContext(req));
       res.status(202).render('recovery/forgot', { title: 'Check your email', values, errors: {}, formError: undefined, sent: email });
+      await work;
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (errors) return res.status(400).render('recovery/forgot', { title: 'Forgot your password?', values, errors, formError: undefined, sent: undefined });

@@ -15,8 +15,9 @@ export function createRecoveryRouter(deps: { recovery: RecoveryService }): expre
 
   api.post('/auth/password-reset', async (req, res) => {
     const { email } = validate(PasswordResetBody, req);
-    await recovery.requestReset(email, requestContext(req));
+    const { work } = await recovery.requestReset(email, requestContext(req));
     res.status(202).json({ status: 'accepted', detail: 'If an account uses this address, an email with a reset link is on its way.' });
+    await work; // after answering: the same response and timing for every address
   });
 
   api.post('/auth/password-reset/confirm', async (req, res) => {

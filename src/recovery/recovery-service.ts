@@ -11,6 +11,7 @@ import { hashPassword, passwordProblems } from '../auth/passwords.ts';
 import type { SessionsService } from '../auth/sessions-service.ts';
 import { findUserRowByEmail } from '../auth/users-store.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
+import type { Logger } from '../logger.ts';
 import type { EmailOutbox } from '../notifications/email-outbox.ts';
 import * as store from './auth-tokens-store.ts';
 
@@ -33,6 +34,7 @@ export interface RecoveryDeps {
   outbox: EmailOutbox;
   sessions: SessionsService;
   audit: AuditLog;
+  logger: Logger;
   clock?: () => Date;
 }
 
@@ -52,6 +54,7 @@ export function createRecoveryService(deps: RecoveryDeps) {
   const byIp = new RateLimiterPostgres({ ...common, keyPrefix: 'reset_ip', points: limits.maxPerIp });
   const byEmail = new RateLimiterPostgres({ ...common, keyPrefix: 'reset_email', points: limits.maxPerEmail });
   const url = (path: string) => `${config.appUrl}${path}`;
+  const inFlight = new Set<Promise<void>>();
 
   /** Consumes one point; the seconds to wait when the key is used up, else 0. A store failure throws (fail closed). */
   async function take(limiter: RateLimiterPostgres, key: string): Promise<number> {
@@ -66,28 +69,42 @@ export function createRecoveryService(deps: RecoveryDeps) {
 
   return {
     /**
-     * Starts a reset for `email`. Always the same outcome for the caller (202), account or not;
-     * an email with a link is written only for an existing account and within the per-email limit.
-     * Throws {@link TooManyRequestsError} (429) past the per-IP limit, counted before any lookup.
+     * Starts a reset for `email`. Counts the request against the per-IP limit and throws
+     * {@link TooManyRequestsError} (429) past it, before any lookup. Otherwise returns at once with
+     * `work`: the lookup and, for an existing account within the per-email limit, the token and the
+     * email, done after the caller has answered 202. So the answer and its timing are the same
+     * whether or not the address has an account (OWASP Forgot Password Cheat Sheet). `work` never
+     * rejects (failures are logged).
      */
-    async requestReset(email: string, ctx: RequestContext): Promise<void> {
+    async requestReset(email: string, ctx: RequestContext): Promise<{ work: Promise<void> }> {
       const wait = await take(byIp, ctx.ip ?? 'unknown');
       if (wait > 0) throw new TooManyRequestsError(wait, 'Too many password reset requests from this network. Try again later.');
-      const { token, hash } = newToken(); // made either way, so both paths do the same work
-      const emailWait = await take(byEmail, email);
-      const user = await findUserRowByEmail(db, email);
-      if (!user || emailWait > 0) return;
-      const now = clock();
-      await inTransaction(db, async (trx) => {
-        await store.insertToken(trx, { userId: user.id, purpose: 'password_reset', tokenHash: hash, email: user.email, expiresAt: new Date(now.getTime() + RESET_TOKEN_MINUTES * 60_000) });
-        await outbox.enqueue(trx, {
-          type: 'password_reset',
-          to: user.email,
-          userId: user.id,
-          data: { name: user.name, resetUrl: url(`/reset-password?token=${token}`), minutes: RESET_TOKEN_MINUTES },
+      const work = (async () => {
+        const emailWait = await take(byEmail, email);
+        const user = await findUserRowByEmail(db, email);
+        if (!user || emailWait > 0) return;
+        const { token, hash } = newToken();
+        const now = clock();
+        await inTransaction(db, async (trx) => {
+          await store.insertToken(trx, { userId: user.id, purpose: 'password_reset', tokenHash: hash, email: user.email, expiresAt: new Date(now.getTime() + RESET_TOKEN_MINUTES * 60_000) });
+          await outbox.enqueue(trx, {
+            type: 'password_reset',
+            to: user.email,
+            userId: user.id,
+            data: { name: user.name, resetUrl: url(`/reset-password?token=${token}`), minutes: RESET_TOKEN_MINUTES },
+          });
+          await audit.record({ actor: 'anonymous', actorUserId: null, action: 'auth.password_reset_requested', target: { type: 'user', id: user.id }, ...ctx }, trx);
         });
-        await audit.record({ actor: 'anonymous', actorUserId: null, action: 'auth.password_reset_requested', target: { type: 'user', id: user.id }, ...ctx }, trx);
-      });
+      })()
+        .catch((err: unknown) => deps.logger.error({ err }, 'password reset request failed'))
+        .finally(() => inFlight.delete(work));
+      inFlight.add(work);
+      return { work };
+    },
+
+    /** Resolves when every reset request accepted so far has been handled (tests, shutdown). */
+    async settled(): Promise<void> {
+      await Promise.all([...inFlight]);
     },
 
     /** True when `token` is a usable reset token now (for the page, before the form is shown). */
