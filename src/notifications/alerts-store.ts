@@ -21,6 +21,17 @@ export async function ownerOfAccount(db: Db | Trx, accountId: string): Promise<s
   return row?.user_id ?? undefined;
 }
 
+/** The user's baseline and absolute floor (millicredits, null when unset), read without a lock. */
+export async function lowBalanceConfig(db: Db | Trx, userId: string): Promise<{ baseline: number | null; floor: number | null }> {
+  const r = await db.raw(
+    `SELECT (SELECT baseline_millicredits FROM low_balance_state WHERE user_id = :u) AS baseline,
+            (SELECT low_balance_floor_millicredits FROM notification_settings WHERE user_id = :u) AS floor`,
+    { u: userId },
+  );
+  const row = r.rows[0] as { baseline: number | null; floor: number | null };
+  return { baseline: row.baseline ?? null, floor: row.floor ?? null };
+}
+
 /**
  * Locks the user's low-balance state row (created on first use) for the rest of `trx`, so checks
  * of one user run one at a time. Returns the baseline (millicredits) or null when there is none yet.

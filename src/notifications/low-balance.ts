@@ -46,6 +46,11 @@ export function createLowBalanceMonitor(deps: { ledger: Pick<Ledger, 'getBalance
      * balance is above. Returns the keys that fired.
      */
     async check(trx: Trx, userId: string, opts: { rebase?: boolean } = {}): Promise<string[]> {
+      // Most spends are by users with no threshold at all (no purchase yet, no floor): one cheap read.
+      if (!opts.rebase) {
+        const pre = await store.lowBalanceConfig(trx, userId);
+        if (pre.baseline === null && pre.floor === null) return [];
+      }
       let baseline = await store.lockLowBalanceState(trx, userId);
       const { available } = await ledger.getBalance(userId, trx);
       if (opts.rebase) {

@@ -81,7 +81,7 @@ describe('journey: notifications', () => {
     await checkAccessibility(page);
     expect(await page.getByTestId('header-bell').isVisible()).toBe(true);
     // Nothing in the page's content is wider than 390 px (the shared header is the layout's own business).
-    expect(await page.evaluate(() => Math.max(...[...document.querySelectorAll('main *')].map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(390);
+    expect(await page.evaluate(() => Math.max(...Array.from(document.querySelectorAll('main *')).map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(390);
     await screenshot(page, 'notifications-dark-390');
   });
 });
