@@ -52,10 +52,14 @@ describe('notification centre API', () => {
     const { agent, user } = await signedInUser(ta.app);
     for (let i = 0; i < 5; i++) await ta.deps.notifications.notifier.notify(ta.t.db, { userId: user.id, inbox: { type: 'test', title: `N${i}`, body: 'x' } });
     const first = await agent.get('/api/notifications?limit=3').expect(200);
-    expect(first.body.notifications.map((n: { title: string }) => n.title)).toEqual(['N4', 'N3', 'N2']);
+    expect(first.body.notifications).toHaveLength(3);
     const next = await agent.get(`/api/notifications?limit=3&cursor=${first.body.nextCursor}`).expect(200);
-    expect(next.body.notifications.map((n: { title: string }) => n.title)).toEqual(['N1', 'N0']);
     expect(next.body.nextCursor).toBeNull();
+    // Every notification once, newest first (ties within a millisecond are ordered by id).
+    const all = [...first.body.notifications, ...next.body.notifications] as Array<{ title: string; createdAt: string }>;
+    expect(all.map((n) => n.title).sort()).toEqual(['N0', 'N1', 'N2', 'N3', 'N4']);
+    const times = all.map((n) => Date.parse(n.createdAt));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
   });
 });
 
