@@ -1,4 +1,4 @@
-import express, { type RequestHandler } from 'express';
+import express from 'express';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
@@ -35,14 +35,6 @@ export const notificationViewHelpers = {
   emailStatus: (s: string) => EMAIL_STATUS_LABELS[s] ?? s,
   credits: formatCredits,
 };
-
-/** Sets `res.locals.unreadNotifications` for the header's bell on every page of a signed-in user. */
-export function unreadCountLocals(notifications: NotificationsService): RequestHandler {
-  return async (req, res, next) => {
-    if (req.user && req.method === 'GET') res.locals.unreadNotifications = await notifications.unreadCount(req.user.id);
-    next();
-  };
-}
 
 /**
  * Pages: /notifications (the notification centre), /account/settings (email preferences and

@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.ts';
 import { NotFoundError, ValidationError } from '../http/errors.ts';
-import { creditsToMillicredits, InvalidAmountError } from '../ledger/credits.ts';
+import { creditsToMillicredits, formatCredits, InvalidAmountError } from '../ledger/credits.ts';
 import * as alerts from './alerts-store.ts';
 import * as inbox from './inbox-store.ts';
 import { getSettings, saveSettings, type NotificationSettings } from './notification-settings-store.ts';
@@ -67,6 +67,12 @@ export function createNotificationsService(deps: { db: Db }) {
     /** The user's low-balance and expiry alerts, newest first. */
     alertHistory(userId: string, limit = 20) {
       return alerts.listAlerts(db, userId, limit);
+    },
+
+    /** What /account shows (views/notifications/_account.ejs): whether the email is verified and the last 20 alerts. */
+    async forAccount(userId: string) {
+      const [recipient, history] = await Promise.all([alerts.findRecipient(db, userId), alerts.listAlerts(db, userId, 20)]);
+      return { verifiedAt: recipient?.emailVerifiedAt ?? null, alerts: history, credits: (m: number | null) => (m === null ? '' : formatCredits(m)) };
     },
   };
 }

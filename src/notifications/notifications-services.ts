@@ -22,12 +22,38 @@ import { createNotificationsService, type NotificationsService } from './notific
 import { createNotifier, type Notifier } from './notifier.ts';
 import { createPaymentNotices, type PaymentHooks } from './payment-notices.ts';
 
-export interface NotificationServices {
+/** What tests may replace: the SMTP transport, the DNS resolver (SSRF checks), the clock. */
+export interface NotificationTestHooks {
+  transport?: Transporter;
+  resolve?: Resolver;
+  clock?: () => Date;
+}
+
+/**
+ * The part of the pipeline every process that moves credits needs (the web app and `npm run
+ * worker`): the ledger with notifications hooked in, and what it writes to (outbox, webhooks).
+ */
+export interface NotificationCore {
   /** The ledger with low-balance checks and `credits.granted` events in each operation's transaction: give this one to every feature. */
   ledger: Ledger;
   outbox: EmailOutbox;
   notifier: Notifier;
   webhooks: WebhookService;
+}
+
+/**
+ * Builds the {@link NotificationCore} on the plain ledger from `createLedger`. No side effects.
+ */
+export function createNotificationCore(deps: { config: Readonly<Config>; db: Db; ledger: Ledger } & Pick<NotificationTestHooks, 'resolve' | 'clock'>): NotificationCore {
+  const { config, db } = deps;
+  const outbox = createEmailOutbox({ db, config });
+  const webhooks = createWebhookService({ db, production: config.isProduction, resolve: deps.resolve, clock: deps.clock });
+  const notifier = createNotifier({ db, config, outbox, webhooks });
+  const lowBalance = createLowBalanceMonitor({ ledger: deps.ledger, notifier });
+  return { ledger: withNotifications(deps.ledger, { db, lowBalance, notifier }), outbox, notifier, webhooks };
+}
+
+export interface NotificationServices extends NotificationCore {
   notifications: NotificationsService;
   recovery: RecoveryService;
   /** For the payments service: receipts and refund notices in the payment's transaction. */
@@ -41,35 +67,26 @@ export interface NotificationServices {
   stop(): Promise<void>;
 }
 
-export interface NotificationServicesDeps {
+export interface NotificationServicesDeps extends NotificationTestHooks {
+  core: NotificationCore;
   config: Readonly<Config>;
   db: Db;
   pgPool: pg.Pool;
   logger: Logger;
   stripe: Stripe;
-  /** The plain ledger from `createLedger`. */
-  ledger: Ledger;
   sessions: SessionsService;
   audit: AuditLog;
-  /** Tests: an SMTP transport, a DNS resolver, a clock. */
-  transport?: Transporter;
-  resolve?: Resolver;
-  clock?: () => Date;
 }
 
 /**
- * Builds the notification pipeline once (issue 13): the email outbox and its SMTP sender, the
- * notification centre, low-balance and expiry alerts, password reset / email verification, and
- * outbound webhooks with their sender. Side-effect free until {@link NotificationServices.start}.
+ * Builds the rest of the notification pipeline (issue 13) on its core: the SMTP sender, the
+ * notification centre, expiry and task notices, password reset / email verification, receipts,
+ * and the webhook sender. Side-effect free until {@link NotificationServices.start}.
  */
 export function createNotificationServices(deps: NotificationServicesDeps): NotificationServices {
-  const { config, db, logger } = deps;
+  const { config, db, logger, core } = deps;
+  const { outbox, notifier } = core;
   const production = config.isProduction;
-  const outbox = createEmailOutbox({ db, config });
-  const webhooks = createWebhookService({ db, production, resolve: deps.resolve, clock: deps.clock });
-  const notifier = createNotifier({ db, config, outbox, webhooks });
-  const lowBalance = createLowBalanceMonitor({ ledger: deps.ledger, notifier });
-  const ledger = withNotifications(deps.ledger, { db, lowBalance, notifier });
   const emailSender = createEmailSender({ db, config, logger, transport: deps.transport, clock: deps.clock });
   const webhookSender = createWebhookSender({
     db,
@@ -95,10 +112,7 @@ export function createNotificationServices(deps: NotificationServicesDeps): Noti
   let sweeping: Promise<unknown> | undefined;
 
   return {
-    ledger,
-    outbox,
-    notifier,
-    webhooks,
+    ...core,
     notifications: createNotificationsService({ db }),
     recovery: createRecoveryService({ db, pgPool: deps.pgPool, config, outbox, sessions: deps.sessions, audit: deps.audit, logger, clock: deps.clock }),
     paymentHooks: createPaymentNotices({ notifier, stripe: deps.stripe, logger }),

@@ -1,18 +1,17 @@
 import pg from 'pg';
 import type express from 'express';
-import { createApp, type AppDeps } from '../../src/app.ts';
+import { createApp } from '../../src/app.ts';
+import { createServices, type Infrastructure, type Services } from '../../src/compose.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { createAuditLog } from '../../src/auth/audit-log.ts';
-import { createSessionsService } from '../../src/auth/sessions-service.ts';
-import { createNotificationServices, type NotificationServicesDeps } from '../../src/notifications/notifications-services.ts';
+import type { NotificationTestHooks } from '../../src/notifications/notifications-services.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
   app: express.Express;
-  deps: AppDeps;
+  /** The services the app was built on (the one ledger, payments, …). */
+  deps: Services;
   t: TestDatabase;
   close(): Promise<void>;
 }
@@ -31,56 +30,35 @@ export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
   });
 }
 
-type Overrides = Partial<AppDeps> | ((t: TestDatabase, config: Readonly<Config>) => Partial<AppDeps> | Promise<Partial<AppDeps>>);
+type Overrides = Partial<Infrastructure> | ((t: TestDatabase, config: Readonly<Config>) => Partial<Infrastructure> | Promise<Partial<Infrastructure>>);
 
 /**
- * The whole app on a fresh database of its own, for supertest. `overrides` replaces deps
- * (e.g. a Stripe client pointed at a test emulator, or task services); as a function it gets the
- * test database and config first.
+ * The whole app on a fresh database of its own, for supertest, built by the composition root.
+ * `overrides` replaces parts of the infrastructure (e.g. a Stripe client pointed at a test
+ * emulator, or a started job queue); as a function it gets the test database and config first.
  */
-export async function buildTestApp(
-  options: { env?: Record<string, string>; overrides?: Overrides; notify?: Pick<NotificationServicesDeps, 'clock' | 'resolve' | 'transport'> } = {},
-): Promise<TestApp> {
+export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides; notify?: NotificationTestHooks } = {}): Promise<TestApp> {
   const t = await createTestDatabase();
   const config = testConfig(options.env);
   const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
   const pgPool = new pg.Pool({ connectionString: t.url, max: 5 });
-  const logger = createLogger('silent', { pretty: false });
-  const stripe = overrides?.stripe ?? createStripeClient(config);
-  const audit = createAuditLog(t.db);
-  const notifications =
-    overrides?.notifications ??
-    createNotificationServices({
-      config,
-      db: t.db,
-      pgPool,
-      logger,
-      stripe,
-      ledger: overrides?.ledger ?? createLedger(t.db, options.notify?.clock ? { clock: options.notify.clock } : {}),
-      sessions: createSessionsService({ db: t.db, audit }),
-      audit,
-      ...options.notify,
-    });
-  const deps: AppDeps = {
-    config,
-    db: t.db,
+  const deps = createServices(config, t.db, {
     pgPool,
-    logger,
-    stripe,
+    logger: createLogger('silent', { pretty: false }),
+    stripe: createStripeClient(config),
     sessionSecret: config.session.secret!,
     stripeWebhookSecret: config.stripe.webhookSecret!,
-    tasks: { enqueue: async () => {} },
+    queue: { enqueue: async () => {} },
+    ...(options.notify ? { notify: options.notify } : {}),
     ...overrides,
-    ledger: notifications.ledger,
-    notifications,
-  };
+  });
   const app = createApp(deps);
   return {
     app,
     deps,
     t,
     async close() {
-      await notifications.stop();
+      await deps.notifications.stop();
       await pgPool.end();
       await t.drop();
     },

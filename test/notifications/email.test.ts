@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inTransaction } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { emailRetryDelayMs } from '../../src/notifications/email-sender.ts';
 import { signedInAdmin, signedInUser } from '../auth/auth-helpers.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
