@@ -1,3 +1,4 @@
+import { redirectAfterSave } from './redirect-after-flash.ts';
 import express from 'express';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
@@ -79,7 +80,7 @@ export function createNotificationsPages(deps: { notifications: NotificationsSer
   pages.post('/notifications/read-all', requireAuth, async (req, res) => {
     const n = await notifications.markAllRead(req.user!.id);
     setFlash(req, { type: 'success', message: n === 1 ? 'Marked 1 notification as read.' : `Marked ${n} notifications as read.` });
-    res.redirect(303, '/notifications');
+    await redirectAfterSave(req, res, '/notifications');
   });
 
   pages.post('/notifications/:id/read', requireAuth, async (req, res) => {
@@ -87,7 +88,7 @@ export function createNotificationsPages(deps: { notifications: NotificationsSer
     const n = await notifications.markRead(req.user!.id, id);
     // "Open" follows the link; "Mark as read" stays on the list.
     const follow = (req.body as Record<string, unknown> | undefined)?.open === '1' && n.link?.startsWith('/');
-    res.redirect(303, follow ? n.link! : '/notifications');
+    await redirectAfterSave(req, res, follow ? n.link! : '/notifications');
   });
 
   async function renderSettings(req: express.Request, res: express.Response, status: number, form?: { values: Record<string, unknown>; errors: Record<string, string> }) {
@@ -126,7 +127,7 @@ export function createNotificationsPages(deps: { notifications: NotificationsSer
       const body = parseOrThrow(SettingsBody, input, 'body');
       await notifications.updateSettings(req.user!.id, body);
       setFlash(req, { type: 'success', message: 'Your notification settings are saved.' });
-      res.redirect(303, '/account/settings');
+      await redirectAfterSave(req, res, '/account/settings');
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (!errors) throw err;

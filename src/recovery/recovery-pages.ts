@@ -1,3 +1,4 @@
+import { redirectAfterSave } from '../notifications/redirect-after-flash.ts';
 import express from 'express';
 import { requestContext } from '../auth/audit-log.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
@@ -58,7 +59,7 @@ export function createRecoveryPages(deps: { recovery: RecoveryService }): expres
       delete req.user;
       await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
       setFlash(req, { type: 'success', message: 'Your password was changed and every session signed out. Log in with your new password.' });
-      res.redirect(303, '/login');
+      await redirectAfterSave(req, res, '/login');
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (!errors) throw err;
@@ -87,7 +88,7 @@ export function createRecoveryPages(deps: { recovery: RecoveryService }): expres
   pages.post('/account/verify-email', requireAuth, async (req, res) => {
     const sent = await recovery.resendVerification(req.user!);
     setFlash(req, { type: 'success', message: sent ? `We sent a new link to ${req.user!.email}.` : 'Your email address is already verified.' });
-    res.redirect(303, '/account#verification');
+    await redirectAfterSave(req, res, '/account#verification');
   });
 
   return pages;

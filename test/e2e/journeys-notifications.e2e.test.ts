@@ -66,7 +66,7 @@ describe('journey: notifications', () => {
     const newPassword = `${user.password} renewed`;
     await page.getByLabel('New password').fill(newPassword);
     await Promise.all([page.waitForURL(/\/login$/), page.getByRole('button', { name: 'Set new password' }).click()]);
-    await expect.poll(() => page.getByTestId('flash').textContent()).toContain('Your password was changed');
+    expect(await page.getByTestId('flash').textContent()).toContain('Your password was changed');
     await logIn(page, user.email, newPassword);
 
     // The reset's "password changed" notice, and the settings page, in dark mode.
@@ -75,13 +75,44 @@ describe('journey: notifications', () => {
     await checkAccessibility(page);
     await page.getByLabel('Finished and failed jobs').check();
     await page.getByLabel(/Also alert me/).fill('5');
-    await page.getByRole('button', { name: 'Save settings' }).click();
-    await expect.poll(() => page.getByTestId('flash').textContent()).toContain('saved');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/account/settings') && r.request().method() === 'GET'),
+      page.getByRole('button', { name: 'Save settings' }).click(),
+    ]);
+    await page.waitForLoadState();
+    expect(await page.getByTestId('flash').textContent()).toContain('saved');
     await page.goto(`${baseUrl}/notifications`);
     await checkAccessibility(page);
     expect(await page.getByTestId('header-bell').isVisible()).toBe(true);
     // Nothing in the page's content is wider than 390 px (the shared header is the layout's own business).
     expect(await page.evaluate(() => Math.max(...Array.from(document.querySelectorAll('main *')).map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(390);
     await screenshot(page, 'notifications-dark-390');
+  });
+
+  it('buy a pack: the receipt is at /admin/emails with the pack, the amount and the card, and the bell counts it', async () => {
+    const user = await signUp(page);
+    await page.goto(`${baseUrl}/pricing`);
+    await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+    await expect.poll(() => page.url()).toMatch(/\/c\/pay\/cs_test_/);
+    const email = page.getByLabel('Email');
+    if (await email.isEditable()) await email.fill(user.email);
+    await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+    await page.getByLabel(/^Expir/).fill('12 / 34');
+    await page.getByLabel(/CVC/).fill('123');
+    await page.getByLabel('Name on card').fill(user.name);
+    await page.getByRole('button', { name: /^Pay / }).click();
+    await page.waitForURL(/\/checkout\/success/);
+    await page.goto(`${baseUrl}/account`);
+    expect(await page.getByTestId('unread-count').textContent()).toBe('1');
+    await Promise.all([page.waitForURL(/\/notifications$/), page.getByTestId('header-bell').click()]);
+    await expect.poll(() => page.getByTestId('notification').first().textContent()).toContain('Payment received');
+    await checkAccessibility(page);
+    await logOut(page);
+
+    const receipt = await readEmailAsAdmin(page, user.email, 'receipt');
+    expect(receipt).toContain('Starter');
+    expect(receipt).toContain('$5.00');
+    expect(receipt).toContain('Visa ending in 4242');
+    expect(receipt).toMatch(/\/account\/payments\/[0-9a-f-]{36}/);
   });
 });

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signedInUser } from '../auth/auth-helpers.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations, buildUser } from '../helpers/factories.ts';
-import { manualClock } from './helpers.ts';
+import { Webhook } from 'standardwebhooks';
+import { manualClock, startReceiver } from './helpers.ts';
 
 let ta: TestApp;
 const clock = manualClock();
@@ -27,7 +28,8 @@ const count = async (table: string, where: Record<string, unknown>) => Number((a
 describe('low-balance thresholds', () => {
   it('50 concurrent spends crossing 20% fire the 20% alert exactly once: one alert, one notification, one email, one webhook', async () => {
     const { agent, user } = await signedInUser(ta.app);
-    await agent.post('/api/webhook-endpoints').send({ url: 'http://127.0.0.1:9/hook', events: ['balance.low'] }).expect(201);
+    const receiver = await startReceiver();
+    const hook = await agent.post('/api/webhook-endpoints').send({ url: receiver.url, events: ['balance.low'] }).expect(201);
     await spend(user.id, 10_000); // the sign-up bonus: no baseline yet, nothing fires
     expect(await lowAlerts(user.id)).toEqual([]);
     await purchase(user.id, 100_000); // baseline 100 credits: thresholds at 20, 10 and 5
@@ -44,6 +46,17 @@ describe('low-balance thresholds', () => {
     expect(await count('email_outbox', { user_id: user.id, type: 'low_balance' })).toBe(1);
     expect(await count('webhook_deliveries', { type: 'balance.low' })).toBe(1);
     expect(await booksViolations(ta.t.db)).toEqual([]);
+
+    // The webhook reaches the local receiver, signed.
+    try {
+      await ta.deps.notifications.webhookSender.runOnce();
+      expect(receiver.requests).toHaveLength(1);
+      const event = new Webhook(hook.body.secret).verify(receiver.requests[0]!.body, receiver.requests[0]!.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
+      expect(event).toMatchObject({ type: 'balance.low', data: { threshold: '20%', thresholdCredits: 20 } });
+      expect(event.data.availableCredits).toBeLessThan(20);
+    } finally {
+      await receiver.close();
+    }
 
     // The bell and the alert history show it.
     const page = await agent.get('/account').expect(200);
