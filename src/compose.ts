@@ -11,6 +11,7 @@ import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
+import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
@@ -30,7 +31,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, webhookSecret: infra.stripeWebhookSecret, logger, events: notifications.paymentHooks });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
+  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
   const auth = createAuthService({
     db,
     ledger,
@@ -42,7 +44,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, auth, sessions, admin, idempotency, tasks, notifications };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
 }
 
 /**
@@ -57,7 +59,7 @@ export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger
  */
 export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
   const clock = infra.notify?.clock;
-  const notificationCore = createNotificationCore({ config, db, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
   return {
     config,
     db,

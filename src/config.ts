@@ -67,6 +67,7 @@ const EnvSchema = z.object({
   PASSWORD_RESET_MAX_PER_IP: int(1, 100_000).default(20),
   PASSWORD_RESET_MAX_PER_EMAIL: int(1, 1000).default(3),
   PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
+  BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -131,6 +132,8 @@ export interface Config {
   outboxPollMs: number;
   /** Password-reset requests allowed per client IP and per email address per window. */
   passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
+  /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
+  benchRoutes: boolean;
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -233,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxPerEmail: e.PASSWORD_RESET_MAX_PER_EMAIL,
       windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
     },
+    benchRoutes: e.BENCH_ROUTES === 'on',
   };
   return deepFreeze(config);
 }

@@ -22,11 +22,12 @@ export type LowBalanceMonitor = ReturnType<typeof createLowBalanceMonitor>;
 /**
  * Low-balance alerts. Each threshold (20/10/5% of the baseline, and the user's optional absolute
  * floor) fires once when the available balance drops below it and re-arms only when the balance
- * rises above it again. A check runs in the transaction of the ledger operation that changed the
- * balance and first locks the user's state row, so concurrent spends are checked one after the
- * other; the alert row's unique key (user, threshold, arming generation) backs that up.
+ * rises above it again. A check first locks the user's state row, so concurrent checks run one
+ * after the other; the alert row's unique key (user, threshold, arming generation) backs that up. A check
+ * runs in the spend's transaction when the caller gives one, else right after the spend commits
+ * (src/notifications/alerting-ledger.ts).
  */
-export function createLowBalanceMonitor(deps: { ledger: Pick<Ledger, 'getBalance'>; notifier: Notifier }) {
+export function createLowBalanceMonitor(deps: { ledger: Pick<Ledger, 'getAvailable'>; notifier: Notifier }) {
   const { ledger, notifier } = deps;
 
   function thresholds(baseline: number | null, floor: number | null): Threshold[] {
@@ -52,7 +53,7 @@ export function createLowBalanceMonitor(deps: { ledger: Pick<Ledger, 'getBalance
         if (pre.baseline === null && pre.floor === null) return [];
       }
       let baseline = await store.lockLowBalanceState(trx, userId);
-      const { available } = await ledger.getBalance(userId, trx);
+      const available = await ledger.getAvailable(userId, trx);
       if (opts.rebase) {
         baseline = Math.max(available, 0);
         await store.setBaseline(trx, userId, baseline);

@@ -44,13 +44,13 @@ export interface NotificationCore {
 /**
  * Builds the {@link NotificationCore} on the plain ledger from `createLedger`. No side effects.
  */
-export function createNotificationCore(deps: { config: Readonly<Config>; db: Db; ledger: Ledger } & Pick<NotificationTestHooks, 'resolve' | 'clock'>): NotificationCore {
+export function createNotificationCore(deps: { config: Readonly<Config>; db: Db; ledger: Ledger; logger: Logger } & Pick<NotificationTestHooks, 'resolve' | 'clock'>): NotificationCore {
   const { config, db } = deps;
   const outbox = createEmailOutbox({ db, config });
   const webhooks = createWebhookService({ db, production: config.isProduction, resolve: deps.resolve, clock: deps.clock });
   const notifier = createNotifier({ db, config, outbox, webhooks });
   const lowBalance = createLowBalanceMonitor({ ledger: deps.ledger, notifier });
-  return { ledger: withNotifications(deps.ledger, { db, lowBalance, notifier }), outbox, notifier, webhooks };
+  return { ledger: withNotifications(deps.ledger, { db, lowBalance, notifier, logger: deps.logger }), outbox, notifier, webhooks };
 }
 
 export interface NotificationServices extends NotificationCore {

@@ -2,7 +2,7 @@ import type Stripe from 'stripe';
 import type { Trx } from '../db/database.ts';
 import { formatCredits, millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
-import { formatMoney } from '../payments/money.ts';
+import { formatMoney } from '@tally/money';
 import { findPackage, type Payment } from '../payments/payments-store.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import type { Notifier } from './notifier.ts';
