@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../http/errors.ts';
+import { decodeCursor as decodeTimeKey, InvalidCursorError, type TimeKey } from '../pagination.ts';
 import { schemas } from '../http/validate.ts';
 import { EMAIL_TYPES } from './email-messages.ts';
 
@@ -35,20 +36,19 @@ export const EmailsQuery = z
 
 export const UuidParams = z.object({ id: z.uuid({ error: 'is not an id this API produced' }) }).strict();
 
-/** Opaque keyset cursor over (created_at, id). */
-export function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
-}
+export { encodeCursor } from '../pagination.ts';
 
-/** Reads a cursor; {@link ValidationError} (400 on `query.cursor`) for anything this API did not produce. */
-export function decodeCursor(cursor: string | undefined): { createdAt: Date; id: string } | undefined {
+/**
+ * The `(createdAt, id)` of a cursor from `encodeCursor` (src/pagination.ts), or undefined without
+ * one; {@link ValidationError} (400 on `query.cursor`) for anything this API did not produce, so
+ * pages can show it like any other bad filter.
+ */
+export function decodeCursor(cursor: string | undefined): TimeKey | undefined {
   if (!cursor) return undefined;
   try {
-    const [ts, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    const createdAt = new Date(ts);
-    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(createdAt.getTime())) throw new Error();
-    return { createdAt, id };
-  } catch {
-    throw new ValidationError([{ field: 'query.cursor', message: 'is not a cursor this API produced' }]);
+    return decodeTimeKey(cursor);
+  } catch (err) {
+    if (err instanceof InvalidCursorError) throw new ValidationError([{ field: 'query.cursor', message: 'is not a cursor this API produced' }]);
+    throw err;
   }
 }
