@@ -42,7 +42,7 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
   async function checkAfterCommit(user: { userId?: string; accountId?: string }): Promise<void> {
     try {
       const userId = user.userId ?? (user.accountId ? await ownerOfAccount(db, user.accountId) : undefined);
-      if (userId) await inTransaction(db, (t) => lowBalance.check(t, userId));
+      if (userId && (await lowBalance.watching(db, userId))) await inTransaction(db, (t) => lowBalance.check(t, userId, { watched: true }));
     } catch (err) {
       logger.error({ err, ...user }, 'low-balance check after a ledger operation failed');
     }

@@ -34,12 +34,24 @@ export async function lowBalanceConfig(db: Db | Trx, userId: string): Promise<{ 
 
 /**
  * Locks the user's low-balance state row (created on first use) for the rest of `trx`, so checks
- * of one user run one at a time. Returns the baseline (millicredits) or null when there is none yet.
+ * of one user run one at a time. Returns the baseline and the floor (millicredits, null when unset).
  */
-export async function lockLowBalanceState(trx: Trx, userId: string): Promise<number | null> {
-  await trx('low_balance_state').insert({ user_id: userId }).onConflict('user_id').ignore();
-  const row = await trx('low_balance_state').where({ user_id: userId }).forUpdate().first('baseline_millicredits');
-  return row.baseline_millicredits ?? null;
+export async function lockLowBalanceState(trx: Trx, userId: string): Promise<{ baseline: number | null; floor: number | null }> {
+  const lock = async () =>
+    (
+      await trx.raw(
+        `SELECT s.baseline_millicredits AS baseline,
+                (SELECT low_balance_floor_millicredits FROM notification_settings WHERE user_id = s.user_id) AS floor
+           FROM low_balance_state s WHERE s.user_id = ? FOR UPDATE OF s`,
+        [userId],
+      )
+    ).rows[0] as { baseline: number | null; floor: number | null } | undefined;
+  let row = await lock();
+  if (!row) {
+    await trx('low_balance_state').insert({ user_id: userId }).onConflict('user_id').ignore();
+    row = await lock();
+  }
+  return { baseline: row?.baseline ?? null, floor: row?.floor ?? null };
 }
 
 export async function setBaseline(trx: Trx, userId: string, baseline: number): Promise<void> {

@@ -1,9 +1,8 @@
-import type { Trx } from '../db/database.ts';
+import type { Db, Trx } from '../db/database.ts';
 import { formatCredits, millicreditsToCredits } from '../ledger/credits.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import * as store from './alerts-store.ts';
 import type { Notifier } from './notifier.ts';
-import { getSettings } from './notification-settings-store.ts';
 
 /** Default thresholds: percentages of the balance right after the last purchase or subscription grant (issue 13). */
 export const LOW_BALANCE_PERCENTS = [20, 10, 5] as const;
@@ -42,26 +41,31 @@ export function createLowBalanceMonitor(deps: { ledger: Pick<Ledger, 'getAvailab
   return {
     /**
      * Re-evaluates the user's thresholds in `trx` after their balance changed. With `rebase` (a
-     * purchase or subscription grant just landed) the baseline becomes the balance now. Fires the
+     * purchase or subscription grant just landed) the baseline becomes the balance now; with
+     * `watched` the caller has seen {@link watching} say true. Fires the
      * thresholds crossed downward (one notification for the lowest of them) and re-arms those the
      * balance is above. Returns the keys that fired.
      */
-    async check(trx: Trx, userId: string, opts: { rebase?: boolean } = {}): Promise<string[]> {
-      // Most spends are by users with no threshold at all (no purchase yet, no floor): one cheap read.
-      if (!opts.rebase) {
-        const pre = await store.lowBalanceConfig(trx, userId);
-        if (pre.baseline === null && pre.floor === null) return [];
-      }
-      let baseline = await store.lockLowBalanceState(trx, userId);
+    /**
+     * True when the user has any threshold (a baseline or a floor): one unlocked read, so the many
+     * spends of users without one cost a single query. Call before opening a check's transaction.
+     */
+    async watching(db: Db | Trx, userId: string): Promise<boolean> {
+      const pre = await store.lowBalanceConfig(db, userId);
+      return pre.baseline !== null || pre.floor !== null;
+    },
+
+    async check(trx: Trx, userId: string, opts: { rebase?: boolean; watched?: boolean } = {}): Promise<string[]> {
+      if (!opts.rebase && !opts.watched && !(await this.watching(trx, userId))) return [];
+      let { baseline, floor } = await store.lockLowBalanceState(trx, userId);
       const available = await ledger.getAvailable(userId, trx);
       if (opts.rebase) {
         baseline = Math.max(available, 0);
         await store.setBaseline(trx, userId, baseline);
       }
-      const settings = await getSettings(trx, userId);
       const states = await store.thresholdStates(trx, userId);
       const fired: Threshold[] = [];
-      for (const t of thresholds(baseline, settings.lowBalanceFloor)) {
+      for (const t of thresholds(baseline, floor)) {
         const state = states.get(t.key) ?? { armed: true, generation: 0 };
         if (state.armed && available < t.millicredits) {
           await store.saveThresholdState(trx, userId, t.key, { armed: false, generation: state.generation });
