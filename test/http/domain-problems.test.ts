@@ -22,7 +22,7 @@ describe('domain errors → problem+json', () => {
       [new HoldNotFoundError(), 404],
       [new LotNotFoundError(), 404],
       [new AccountNotFoundError(), 404],
-      [new BalanceLimitError(9_007_199_254_000_000, 1_000_000), 409],
+      [new BalanceLimitError(9_000_000_000_000_000, 1_000_000), 409],
     ] as const;
     expect(cases.map(([e]) => e.code).sort()).toEqual([...LEDGER_ERROR_CODES].sort());
     for (const [err, status] of cases) {
