@@ -392,8 +392,10 @@ export async function up(knex: Knex): Promise<void> {
     END $$`);
 
   // A refusal returned as a value, raised with its own SQLSTATE (class TL) and the details as JSON.
+  // (IMMUTABLE is harmless here: its argument is always a VOLATILE ledger call, never a constant the
+  // planner could fold.)
   await knex.raw(`
-    CREATE FUNCTION ledger_raise(r jsonb) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+    CREATE FUNCTION ledger_raise(r jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
       IF r->>'error' IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = r->>'error', MESSAGE = 'ledger refused: ' || (r->>'error'), DETAIL = r::text;
