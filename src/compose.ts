@@ -10,6 +10,7 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
@@ -28,12 +29,20 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
+  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db);
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger });
-  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
-  const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
+  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
+  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
+  const auth = createAuthService({
+    db,
+    ledger,
+    config,
+    audit,
+    throttle: createLoginThrottle(infra.pgPool, config),
+    onSignup: (trx, user) => notifications.recovery.sendVerification(trx, user),
+  });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
@@ -46,6 +55,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const apiKeys = createApiKeys({ db, audit });
   return {
     ...infra,
+    notify: infra.notify ?? {},
     invitationMailer,
     storage,
     config,
@@ -62,22 +72,29 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     tasks,
     teams,
     apiKeys,
+    notifications,
   };
 }
 
-/** What a job worker needs: the ledger, pricing and file storage on the database. */
+/**
+ * What a job worker needs: the ledger (with its notifications: low-balance alerts fire whichever
+ * process spends), pricing and file storage on the database.
+ */
 export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
 
 /**
  * The services of a process that only works jobs (`npm run worker`): a subset of
  * {@link createServices}, which builds its own through this function, so both agree.
  */
-export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage'>): WorkerServices {
+export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
+  const clock = infra.notify?.clock;
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
   return {
     config,
     db,
     logger: infra.logger,
-    ledger: createLedger(db),
+    ledger: notificationCore.ledger,
+    notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),
   };

@@ -13,6 +13,7 @@ import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
@@ -36,6 +37,8 @@ export interface Infrastructure {
   storage?: FileStorage;
   /** Sends team invitation emails. Default: logs the link (until the email outbox, issue 13, lands). */
   invitationMailer?: InvitationMailer;
+  /** Tests: the SMTP transport, DNS resolver and clock of the notification pipeline. */
+  notify?: NotificationTestHooks;
 }
 
 /**
@@ -59,4 +62,6 @@ export interface Services extends Required<Infrastructure> {
   tasks: TasksService;
   teams: Teams;
   apiKeys: ApiKeys;
+  /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
+  notifications: NotificationServices;
 }
