@@ -46,9 +46,15 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
+  // Team invitations go through the email outbox, written in the invitation's transaction.
   const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
-    async sendInvitation(msg) {
-      logger.info({ to: msg.to, team: msg.teamName, acceptUrl: msg.acceptUrl }, 'team invitation (no email outbox yet: link logged)');
+    async sendInvitation(msg, trx) {
+      await notificationCore.outbox.enqueue(trx, {
+        type: 'team_invitation',
+        to: msg.to,
+        userId: null,
+        data: { teamName: msg.teamName, inviterName: msg.inviterName, role: msg.role, acceptUrl: msg.acceptUrl, expiresAt: `${msg.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC` },
+      });
     },
   };
   const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });

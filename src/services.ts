@@ -35,7 +35,7 @@ export interface Infrastructure {
   queue: JobSender;
   /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
   storage?: FileStorage;
-  /** Sends team invitation emails. Default: logs the link (until the email outbox, issue 13, lands). */
+  /** Sends team invitation emails. Default: the email outbox (src/notifications). */
   invitationMailer?: InvitationMailer;
   /** Tests: the SMTP transport, DNS resolver and clock of the notification pipeline. */
   notify?: NotificationTestHooks;

@@ -22,6 +22,7 @@ export interface EmailData {
   job_finished: { name: string; fileName: string; credits: string; taskUrl: string; settingsUrl: string };
   job_failed: { name: string; fileName: string; reason: string; taskUrl: string; settingsUrl: string };
   webhook_endpoint_disabled: { name: string; url: string; since: string; webhooksUrl: string };
+  team_invitation: { teamName: string; inviterName: string; role: string; acceptUrl: string; expiresAt: string };
 }
 
 export type EmailType = keyof EmailData;
@@ -38,6 +39,7 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   job_finished: { category: 'jobs', subject: (d) => `Finished: ${d.fileName}` },
   job_failed: { category: 'jobs', subject: (d) => `Failed: ${d.fileName}` },
   webhook_endpoint_disabled: { category: 'security', subject: () => 'A Tally webhook endpoint was disabled' },
+  team_invitation: { category: 'security', subject: (d) => `${d.inviterName} invited you to ${d.teamName} on Tally` },
 };
 
 export interface RenderedEmail {

@@ -109,4 +109,15 @@ describe('API keys', () => {
     const usage = (await agent.get('/api/credits/transfers?kind=usage').expect(200)).body.transfers;
     expect(usage).toEqual([expect.objectContaining({ amount: -1.5, apiKey: { name: 'script', prefix: key.prefix } })]);
   });
+
+  it('team invitations are written to the email outbox in the invitation\'s transaction, with the one-use link', async () => {
+    const { agent } = await signup(ta.app);
+    const team = (await agent.post('/api/teams').send({ name: 'Outbox Co' }).expect(201)).body.team;
+    await agent.post(`/api/teams/${team.id}/invitations`).send({ email: 'Invitee@Example.test', role: 'member' }).expect(201);
+    const mail = await ta.t.db('email_outbox').where({ to_address: 'invitee@example.test', type: 'team_invitation' });
+    expect(mail).toHaveLength(1);
+    expect(mail[0].subject).toMatch(/invited you to Outbox Co on Tally/);
+    expect(mail[0].text_body).toMatch(/http:\/\/localhost:3000\/invitations\/[A-Za-z0-9_-]{43}/);
+    expect(mail[0].text_body).not.toContain(team.id);
+  });
 });
