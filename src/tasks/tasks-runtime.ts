@@ -5,6 +5,7 @@ import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import { createLocalFileStorage, uploadsDir, type FileStorage } from './file-storage.ts';
 import { createOcrProcessor } from './ocr-processor.ts';
+import { createOcrWorkerPool, type OcrWorkerPool } from './ocr-worker-pool.ts';
 import { attemptTimeoutSeconds, startTaskQueue, type TaskQueue, type TaskQueueOptions } from './task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './task-worker.ts';
 import type { TaskServices } from './tasks-feature.ts';
@@ -36,7 +37,8 @@ export interface RunningTasks {
 
 /**
  * Starts the task pipeline for one process: pg-boss on the app's database and, when `worker` is
- * on, the OCR worker with `config.tasks.workerConcurrency` slots. Used by tally.ts (`npm start`),
+ * on, the OCR worker with `config.tasks.workerConcurrency` job slots sharing one pool of
+ * `config.tasks.ocrWorkers` Tesseract workers. Used by tally.ts (`npm start`),
  * worker-main.ts (`npm run worker`), the tests and the bench.
  */
 export async function startTasks(options: StartTasksOptions): Promise<RunningTasks> {
@@ -52,9 +54,13 @@ export async function startTasks(options: StartTasksOptions): Promise<RunningTas
     ...(options.queue?.maintenanceIntervalSeconds !== undefined ? { maintenanceIntervalSeconds: options.queue.maintenanceIntervalSeconds } : {}),
   });
   let worker: TaskWorker | undefined;
+  // One pool of Tesseract workers per process, started now so the first job finds them warm;
+  // every job slot's processor shares it.
+  let pool: OcrWorkerPool | undefined;
   try {
     if (options.worker ?? config.tasks.worker) {
-      const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels };
+      const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels, lowConfidence: config.tasks.lowConfidence };
+      const sharedPool = () => (pool ??= createOcrWorkerPool({ size: config.tasks.ocrWorkers, logger }));
       worker = await startTaskWorker({
         db,
         ledger,
@@ -63,11 +69,12 @@ export async function startTasks(options: StartTasksOptions): Promise<RunningTas
         logger,
         queue,
         concurrency: config.tasks.workerConcurrency,
-        createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, logger })),
+        createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),
         sweepIntervalMs: config.sweepIntervalMs,
       });
     }
   } catch (err) {
+    await pool?.close();
     await queue.stop();
     throw err;
   }
@@ -77,6 +84,7 @@ export async function startTasks(options: StartTasksOptions): Promise<RunningTas
     worker,
     async stop() {
       await worker?.stop();
+      await pool?.close();
       await queue.stop();
     },
   };

@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createLogger } from '../../src/logger.ts';
 import { inspectDocument } from '../../src/tasks/document-inspector.ts';
-import type { OcrProgress, OcrResult } from '../../src/tasks/ocr-processor.ts';
+import type { OcrPageResult, OcrProgress, OcrResult } from '../../src/tasks/ocr-processor.ts';
 import type { OwnedProcessor } from '../../src/tasks/task-worker.ts';
 import { startTasks, type RunningTasks } from '../../src/tasks/tasks-runtime.ts';
 import { DocumentRejectedError } from '../../src/tasks/tasks-errors.ts';
@@ -20,6 +20,25 @@ const LOCAL_FIXTURES = path.resolve(process.cwd(), 'test/fixtures/documents');
 export function fixture(name: string): Buffer {
   const local = path.join(LOCAL_FIXTURES, name);
   return fs.readFileSync(fs.existsSync(local) ? local : path.join(SHARED_FIXTURES, name));
+}
+
+/** A page as the OCR processor reports it: `source` and `words` as given, the rest plausible. */
+export function stubPage(page: number, text: string, source: OcrPageResult['source'] = 'ocr', words = 4): OcrPageResult {
+  const ocr = source === 'ocr';
+  return {
+    page,
+    text,
+    words,
+    confidence: ocr ? 90 : null,
+    lowConfidence: false,
+    source,
+    language: source === 'text-layer' ? null : 'eng',
+    rotation: 0,
+    width: ocr ? 2550 : 0,
+    height: ocr ? 3300 : 0,
+    lines: [],
+    durationMs: 1,
+  };
 }
 
 /** A small valid PNG (one page); `marker` is appended after IEND to steer the stub processor. */
@@ -61,7 +80,7 @@ export function stubProcessor(calls: StubCalls = { count: 0, byMarker: new Map()
       const results = [];
       for (let page = 1; page <= pages; page++) {
         if (marker === 'SLOW') await new Promise((r) => setTimeout(r, 300));
-        results.push({ page, text: `stub text page ${page}`, words: 4, confidence: 90, source: 'ocr' as const, durationMs: 1 });
+        results.push(stubPage(page, `stub text page ${page}`));
         await onPage?.({ page, pages });
       }
       return {
