@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { schemas } from '../http/validate.ts';
-import { OCR_LANGUAGE_CODES } from './ocr-languages.ts';
+import { isOcrLanguage, OCR_LANGUAGE_CODES } from './ocr-languages.ts';
 import { TASK_STATUSES } from './tasks-store.ts';
 
 /** `GET /api/tasks?status=&cursor=&limit=`. */
@@ -32,9 +32,10 @@ export type ResultQuery = z.infer<typeof ResultQuery>;
 export const UploadFields = z
   .object({
     language: z
-      .union([z.literal(''), z.enum(OCR_LANGUAGE_CODES, { error: `must be one of ${OCR_LANGUAGE_CODES.join(', ')}` })])
+      .string()
+      .refine((value) => value === '' || isOcrLanguage(value), { error: `must be one of ${OCR_LANGUAGE_CODES.join(', ')} (or empty to detect it)` })
       .optional()
-      .transform((value) => (value ? value : null)),
+      .transform((value) => (value && isOcrLanguage(value) ? value : null)),
   })
   .strip();
 export type UploadFields = z.infer<typeof UploadFields>;
