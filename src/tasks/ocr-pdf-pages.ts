@@ -51,6 +51,11 @@ export interface PageImages {
   largestShare: number;
   /** The resolution that image is drawn at, in dots per inch (its pixels over its size on the page). */
   largestDpi: number | undefined;
+  /**
+   * True when some text is painted visibly; false when all of it is invisible (render mode 3 or
+   * 7, ISO 32000-1, 9.3.6), the way OCR software (Tesseract, OCRmyPDF) lays its text over a scan.
+   */
+  visibleText: boolean;
 }
 
 /**
@@ -64,20 +69,25 @@ export async function readPageImages(page: PDFPageProxy): Promise<PageImages> {
   const view = page.view; // [x0, y0, x1, y1] in points
   const pageArea = Math.abs((view[2]! - view[0]!) * (view[3]! - view[1]!)) || 1;
   let ctm = [1, 0, 0, 1, 0, 0];
-  const stack: number[][] = [];
+  let renderMode = 0;
+  let visibleText = false;
+  const stack: Array<{ ctm: number[]; renderMode: number }> = [];
+  const showsText = new Set([OPS.showText, OPS.showSpacedText, OPS.nextLineShowText, OPS.nextLineSetSpacingShowText]);
   let largestShare = 0;
   let largestDpi: number | undefined;
   for (let index = 0; index < list.fnArray.length; index++) {
     const op = list.fnArray[index];
     const args = list.argsArray[index] as unknown[] | null;
-    if (op === OPS.save) stack.push(ctm);
-    else if (op === OPS.restore) ctm = stack.pop() ?? ctm;
+    if (op === OPS.save) stack.push({ ctm, renderMode });
+    else if (op === OPS.restore) ({ ctm, renderMode } = stack.pop() ?? { ctm, renderMode });
     else if (op === OPS.transform) ctm = multiply(ctm, args as number[]);
+    else if (op === OPS.setTextRenderingMode) renderMode = Number(args?.[0] ?? 0);
+    else if (op !== undefined && showsText.has(op)) visibleText ||= renderMode !== 3 && renderMode !== 7;
     else if (op === OPS.paintFormXObjectBegin) {
-      stack.push(ctm);
+      stack.push({ ctm, renderMode });
       const matrix = args?.[0];
       if (Array.isArray(matrix) || ArrayBuffer.isView(matrix)) ctm = multiply(ctm, Array.from(matrix as ArrayLike<number>));
-    } else if (op === OPS.paintFormXObjectEnd) ctm = stack.pop() ?? ctm;
+    } else if (op === OPS.paintFormXObjectEnd) ({ ctm, renderMode } = stack.pop() ?? { ctm, renderMode });
     else if (op === OPS.paintImageXObject || op === OPS.paintInlineImageXObject || op === OPS.paintImageMaskXObject) {
       const area = Math.abs(ctm[0]! * ctm[3]! - ctm[1]! * ctm[2]!);
       const share = Math.min(1, area / pageArea);
@@ -88,12 +98,16 @@ export async function readPageImages(page: PDFPageProxy): Promise<PageImages> {
       largestDpi = size && drawnWidthInches > 0 ? size.width / drawnWidthInches : undefined;
     }
   }
-  return { largestShare, largestDpi };
+  return { largestShare, largestDpi, visibleText };
 }
 
-/** True when the page is a full-page scan whose text layer is only a few words (a stamp). */
+/**
+ * True when the page is a full-page scan whose text layer is only a few visible words: a stamp,
+ * a header or a Bates number added after scanning, not the page's text. An invisible layer over a
+ * scan is an earlier OCR's text, and is kept however short.
+ */
 export function isStampOverScan(images: PageImages, textLayer: string): boolean {
-  return images.largestShare >= FULL_PAGE_IMAGE_SHARE && countWords(textLayer) < MAX_STAMP_WORDS;
+  return images.largestShare >= FULL_PAGE_IMAGE_SHARE && images.visibleText && countWords(textLayer) < MAX_STAMP_WORDS;
 }
 
 function imagePixelSize(args: unknown): { width: number; height: number } | undefined {
