@@ -36,7 +36,7 @@ async function main() {
       const tasksBench = './tasks-bench.ts'; // added with the tasks pipeline
       const { benchTasks } = (await import(tasksBench).catch(() => ({}))) as { benchTasks?: (db: Db, url: string) => Promise<void> };
       if (benchTasks) {
-        console.log('\nTasks: pages per minute through the whole pipeline vs tesseract.js alone on the same pages');
+        console.log('\nTasks: a 6-page scanned PDF through Tally vs the Tesseract command line, same pages, same run');
         await benchTasks(db, url);
       }
     }

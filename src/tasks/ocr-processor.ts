@@ -175,7 +175,8 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
 
   /** Orientation, then recognition in the asked language, or English then the language the page looks like. */
   async function readImage(image: PageImage, language: OcrLanguage | null | undefined, pdf: 'text-only' | 'with-image' | undefined): Promise<PageRead> {
-    const orientation = await pool.detectOrientation(image.encoded, image.dpi);
+    // OSD needs a resolution; for an image that states none, a scan's usual 300 dpi will do
+    const orientation = await pool.detectOrientation(image.encoded, image.dpi || 300);
     const turn = orientation && orientation.confidence >= MIN_ORIENTATION_CONFIDENCE ? orientation.turn : 0;
     let input = image.encoded;
     let pixels: GrayImage | undefined;

@@ -28,7 +28,7 @@ export interface TaskQueueOptions {
    * Keep all attempts together well under the hold's timeout.
    */
   expireInSeconds: number;
-  /** How often an idle worker polls for jobs, seconds (≥ 0.5). Default 1. */
+  /** How often an idle worker polls for jobs, seconds (≥ 0.5, pg-boss's minimum). Default 0.5: a job waits at most half a second. */
   pollingIntervalSeconds?: number;
   /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default 60. */
   maintenanceIntervalSeconds?: number;
@@ -68,7 +68,7 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
   const { logger } = options;
   const retryLimit = options.retryLimit ?? 3;
   const retryDelay = options.retryDelaySeconds ?? 5;
-  const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 1;
+  const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 0.5;
   const boss = new PgBoss({
     connectionString: options.connectionString,
     application_name: 'tally-queue',

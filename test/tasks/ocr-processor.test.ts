@@ -105,8 +105,8 @@ describe('OCR of PDFs', () => {
         source: 'blank',
         language: 'eng',
         rotation: 0,
-        width: 2550,
-        height: 3300,
+        width: 1250, // trivial.pdf's 3-inch page at 300 dpi
+        height: 1250,
         lines: [],
         durationMs: expect.any(Number),
       },
