@@ -33,7 +33,18 @@ function client(base: string) {
       init.body = JSON.stringify(body);
       (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
     }
-    const res = await fetch(base + url, init);
+    // While the in-process worker renders a huge page, the event loop is busy for seconds and
+    // the server may drop an idle keep-alive connection: retry the idempotent reads.
+    let res: Response;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await fetch(base + url, init);
+        break;
+      } catch (error) {
+        if (method !== 'GET' || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
     const set = res.headers.get('set-cookie');
     if (set) cookie = set.split(';')[0]!;
     const json = (await res.json().catch(() => null)) as Record<string, unknown> | null;

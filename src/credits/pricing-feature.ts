@@ -33,7 +33,17 @@ export function createPricingFeature(deps: AppDeps): Feature {
   const pricing = createPricing(deps.db);
   const api = express.Router();
   api.get('/credits/prices', async (_req, res) => {
-    res.json({ prices: (await pricing.list()).map(priceJson) });
+    const components = await pricing.components();
+    res.json({
+      prices: (await pricing.list()).map((p) => ({
+        ...priceJson(p),
+        // what each kind of unit costs (OCR: a page read by OCR, from its text layer, blank);
+        // `perUnitCredits` is the dearest, what an estimate holds
+        unitPrices: components
+          .filter((c) => c.operation === p.operation)
+          .map((c) => ({ kind: c.component, name: c.name, credits: millicreditsToCredits(c.millicredits) })),
+      })),
+    });
   });
   api.post('/credits/estimate', async (req, res, next) => {
     if (req.is('multipart/form-data')) return next(); // handled by the tasks feature

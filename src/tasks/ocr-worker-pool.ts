@@ -212,7 +212,8 @@ export function createOcrWorkerPool(options: { size: number; logger?: OcrLogger 
         osd ??= startOsd();
         const worker = await osd;
         try {
-          await worker.setParameters({ user_defined_dpi: String(dpi) });
+          // OSD reads the resolution from the image itself and warns on stderr when there is none
+          await worker.setParameters({ user_defined_dpi: String(dpi), debug_file: '/dev/null' });
           const { data } = await worker.detect(Buffer.from(image.buffer, image.byteOffset, image.byteLength));
           if (data.orientation_degrees === null || data.orientation_confidence === null) return undefined;
           // OSD reports how far the text is turned counter-clockwise; turning the image clockwise
@@ -256,6 +257,8 @@ export function createOcrWorkerPool(options: { size: number; logger?: OcrLogger 
       const parameters = {
         tessedit_pageseg_mode: PSM.AUTO,
         user_defined_dpi: String(options.dpi),
+        // Tesseract's diagnostics ("Estimating resolution as …") would go to the process's stderr
+        debug_file: '/dev/null',
         ...(options.pdf ? { pdfTextOnly: options.pdf === 'text-only', pdfTitle: 'Tally OCR' } : {}),
       };
       const { data } = await slot.worker.recognize(Buffer.from(image.buffer, image.byteOffset, image.byteLength), parameters, {
