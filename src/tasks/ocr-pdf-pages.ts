@@ -56,6 +56,11 @@ export interface PageImages {
    * 7, ISO 32000-1, 9.3.6), the way OCR software (Tesseract, OCRmyPDF) lays its text over a scan.
    */
   visibleText: boolean;
+  /**
+   * The page is nothing but one image XObject drawn upright (no other image, path or visible
+   * text): a plain scan, whose pixels can be taken as they are instead of rendered.
+   */
+  soleImage?: { objId: string; ctm: number[] };
 }
 
 /**
@@ -73,6 +78,13 @@ export async function readPageImages(page: PDFPageProxy): Promise<PageImages> {
   let visibleText = false;
   const stack: Array<{ ctm: number[]; renderMode: number }> = [];
   const showsText = new Set([OPS.showText, OPS.showSpacedText, OPS.nextLineShowText, OPS.nextLineSetSpacingShowText]);
+  const paintsPaths = new Set([
+    OPS.fill, OPS.eoFill, OPS.stroke, OPS.closeStroke, OPS.fillStroke, OPS.eoFillStroke,
+    OPS.closeFillStroke, OPS.closeEOFillStroke, OPS.shadingFill, OPS.rawFillPath, OPS.paintSolidColorImageMask,
+  ]);
+  let images = 0;
+  let otherPaint = false;
+  let first: { objId: string; ctm: number[] } | undefined;
   let largestShare = 0;
   let largestDpi: number | undefined;
   for (let index = 0; index < list.fnArray.length; index++) {
@@ -83,12 +95,17 @@ export async function readPageImages(page: PDFPageProxy): Promise<PageImages> {
     else if (op === OPS.transform) ctm = multiply(ctm, args as number[]);
     else if (op === OPS.setTextRenderingMode) renderMode = Number(args?.[0] ?? 0);
     else if (op !== undefined && showsText.has(op)) visibleText ||= renderMode !== 3 && renderMode !== 7;
+    // a path that only clips (pdf.js folds the painting operator into constructPath) paints nothing
+    else if (op === OPS.constructPath) otherPaint ||= args?.[0] !== OPS.endPath;
+    else if (op !== undefined && paintsPaths.has(op)) otherPaint = true;
     else if (op === OPS.paintFormXObjectBegin) {
       stack.push({ ctm, renderMode });
       const matrix = args?.[0];
       if (Array.isArray(matrix) || ArrayBuffer.isView(matrix)) ctm = multiply(ctm, Array.from(matrix as ArrayLike<number>));
     } else if (op === OPS.paintFormXObjectEnd) ({ ctm, renderMode } = stack.pop() ?? { ctm, renderMode });
     else if (op === OPS.paintImageXObject || op === OPS.paintInlineImageXObject || op === OPS.paintImageMaskXObject) {
+      images++;
+      if (op === OPS.paintImageXObject && typeof args?.[0] === 'string') first ??= { objId: args[0], ctm };
       const area = Math.abs(ctm[0]! * ctm[3]! - ctm[1]! * ctm[2]!);
       const share = Math.min(1, area / pageArea);
       if (share <= largestShare) continue;
@@ -98,7 +115,9 @@ export async function readPageImages(page: PDFPageProxy): Promise<PageImages> {
       largestDpi = size && drawnWidthInches > 0 ? size.width / drawnWidthInches : undefined;
     }
   }
-  return { largestShare, largestDpi, visibleText };
+  const upright = first !== undefined && first.ctm[0]! > 0 && first.ctm[3]! > 0 && first.ctm[1] === 0 && first.ctm[2] === 0;
+  const sole = images === 1 && !otherPaint && !visibleText && upright && page.rotate % 360 === 0;
+  return { largestShare, largestDpi, visibleText, ...(sole && first ? { soleImage: first } : {}) };
 }
 
 /**
@@ -129,6 +148,57 @@ function multiply(m: number[], n: number[]): number[] {
     m[0]! * n[4]! + m[2]! * n[5]! + m[4]!,
     m[1]! * n[4]! + m[3]! * n[5]! + m[5]!,
   ];
+}
+
+/** A plain scan's own pixels, and where they sit on the page. */
+export interface ScanImage {
+  image: GrayImage;
+  /** Maps a pixel of the image (x right, y down) to the page's user space, in points. */
+  toPage(x: number, y: number): [number, number];
+}
+
+/**
+ * The pixels of a page that is a plain scan (see {@link PageImages.soleImage}), as pdf.js decoded
+ * them for the operator list, in gray: no rendering, no resampling, the scan's own resolution.
+ * Rendering a 9000 × 9000 scan through a canvas takes seconds of the main thread; this takes a copy.
+ *
+ * @returns undefined when pdf.js has no pixel data for it (the caller renders the page instead)
+ */
+export async function readScanImage(page: PDFPageProxy, sole: NonNullable<PageImages['soleImage']>): Promise<ScanImage | undefined> {
+  const store = sole.objId.startsWith('g_') ? page.commonObjs : page.objs;
+  const decoded = await new Promise<unknown>((resolve) => {
+    try {
+      store.get(sole.objId, resolve);
+    } catch {
+      resolve(undefined);
+    }
+  });
+  const { width, height, data } = (decoded ?? {}) as { width?: number; height?: number; data?: Uint8Array | Uint8ClampedArray };
+  if (!width || !height || !data) return undefined;
+  const pixels = width * height;
+  let image: GrayImage;
+  if (data.length === ((width + 7) >> 3) * height) {
+    // pdf.js GRAYSCALE_1BPP: rows padded to a byte, a set bit is white
+    const gray = new Uint8Array(pixels);
+    const rowBytes = (width + 7) >> 3;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) gray[y * width + x] = data[y * rowBytes + (x >> 3)]! & (128 >> (x & 7)) ? 255 : 0;
+    }
+    image = { width, height, data: gray };
+  } else if (data.length === pixels * 4) {
+    image = rgbaToGray(data, width, height);
+  } else if (data.length === pixels * 3) {
+    const gray = new Uint8Array(pixels);
+    for (let i = 0, j = 0; i < pixels; i++, j += 3) gray[i] = (data[j]! * 77 + data[j + 1]! * 150 + data[j + 2]! * 29 + 128) >> 8;
+    image = { width, height, data: gray };
+  } else if (data.length === pixels) {
+    image = { width, height, data: Uint8Array.from(data) };
+  } else {
+    return undefined;
+  }
+  // the image fills the unit square of its CTM, its first row at the top (ISO 32000-1, 8.9.5)
+  const [a, , , d, e, f] = sole.ctm as [number, number, number, number, number, number];
+  return { image, toPage: (x, y) => [e + (x / width) * a, f + (1 - y / height) * d] };
 }
 
 /** A page rendered for OCR. */

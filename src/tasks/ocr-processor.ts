@@ -9,11 +9,12 @@ import {
   isStampOverScan,
   provideTransferToFixedLength,
   readPageImages,
+  readScanImage,
   readTextLayer,
   renderPage,
   tidyText,
 } from './ocr-pdf-pages.ts';
-import { decodeImage, decodeTiffPage, inkShare, rotateGray, tiffPageSizes, toPgm, unrotatePoint, type GrayImage, type QuarterTurn } from './ocr-raster.ts';
+import { decodeImage, decodeTiffPage, inkShare, rotateGray, shrinkGray, tiffPageSizes, toPgm, unrotatePoint, type GrayImage, type QuarterTurn } from './ocr-raster.ts';
 import { joinPagePdfs, overlayTextLayers, type TextOverlay } from './ocr-searchable-pdf.ts';
 import { createOcrWorkerPool, type OcrLine, type OcrLogger, type OcrWorkerPool, type Recognition } from './ocr-worker-pool.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
@@ -131,6 +132,8 @@ const SCAN_PAGE_SHARE = 0.5;
 // the OCRmyPDF default threshold is 14 on the same scale, but its pages are already upright
 // most of the time, so a lower bar is safer for sideways scans).
 const MIN_ORIENTATION_CONFIDENCE = 5;
+// Largest image OSD is given; larger pages are shrunk by a whole factor first.
+const OSD_MAX_PIXELS = 4_000_000;
 // A page without text is blank when fewer than this share of its pixels are ink.
 const MAX_BLANK_INK_SHARE = 0.001;
 const DEFAULT_LOW_CONFIDENCE = 60;
@@ -175,8 +178,17 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
 
   /** Orientation, then recognition in the asked language, or English then the language the page looks like. */
   async function readImage(image: PageImage, language: OcrLanguage | null | undefined, pdf: 'text-only' | 'with-image' | undefined): Promise<PageRead> {
-    // OSD needs a resolution; for an image that states none, a scan's usual 300 dpi will do
-    const orientation = await pool.detectOrientation(image.encoded, image.dpi || 300);
+    // OSD judges letter shapes, which it sees as well at half the resolution: on a large page it
+    // gets a smaller copy (its time grows with the pixels: 8 s for a 9000 × 9000 scan in full).
+    // It needs a resolution; for an image that states none, a scan's usual 300 dpi will do.
+    let osdInput = image.encoded;
+    let osdDpi = image.dpi || 300;
+    if (image.width * image.height > OSD_MAX_PIXELS) {
+      const small = shrinkGray(await image.pixels(), OSD_MAX_PIXELS);
+      osdInput = toPgm(small.image);
+      osdDpi = Math.max(MIN_TESSERACT_DPI, Math.round(osdDpi / small.factor));
+    }
+    const orientation = await pool.detectOrientation(osdInput, osdDpi);
     const turn = orientation && orientation.confidence >= MIN_ORIENTATION_CONFIDENCE ? orientation.turn : 0;
     let input = image.encoded;
     let pixels: GrayImage | undefined;
@@ -280,18 +292,32 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
             return textLayerPage(pageNumber, layer, started);
           }
           const native = images.largestShare >= SCAN_PAGE_SHARE && images.largestDpi ? Math.min(MAX_NATIVE_DPI, images.largestDpi) : 0;
-          const render = await readPdf(() => renderPage(page!, Math.max(renderDpi, native), maxPagePixels), unreadable);
-          if (render.dpi < renderDpi - 0.5) {
-            logger?.warn({ page: pageNumber, renderDpi, dpi: Math.floor(render.dpi), maxPagePixels }, 'page rendered below renderDpi to stay within maxPagePixels');
+          // A plain scan at least as fine as renderDpi is read from its own pixels; anything else
+          // (or a coarser scan, which Tesseract reads better enlarged) is rendered.
+          const scan = images.soleImage && native >= renderDpi - 0.5 && images.largestDpi! <= MAX_NATIVE_DPI
+            ? await readPdf(() => readScanImage(page!, images.soleImage!), unreadable)
+            : undefined;
+          let image: GrayImage;
+          let dpi: number;
+          let toPage: (x: number, y: number) => [number, number];
+          if (scan) {
+            ({ image, toPage } = scan);
+            dpi = native;
+          } else {
+            const render = await readPdf(() => renderPage(page!, Math.max(renderDpi, native), maxPagePixels), unreadable);
+            if (render.dpi < renderDpi - 0.5) {
+              logger?.warn({ page: pageNumber, renderDpi, dpi: Math.floor(render.dpi), maxPagePixels }, 'page rendered below renderDpi to stay within maxPagePixels');
+            }
+            const viewport = page.getViewport({ scale: render.scale });
+            image = render.image;
+            dpi = render.dpi;
+            toPage = (x, y) => viewport.convertToPdfPoint(x, y) as [number, number];
           }
-          const viewport = page.getViewport({ scale: render.scale });
           page.cleanup();
           page = undefined;
           rendered();
-          const dpi = Math.min(MAX_TESSERACT_DPI, Math.max(MIN_TESSERACT_DPI, Math.round(render.dpi)));
-          const image = render.image;
           const read = await readImage(
-            { encoded: toPgm(image), dpi, width: image.width, height: image.height, pixels: async () => image },
+            { encoded: toPgm(image), dpi: clampDpi(dpi), width: image.width, height: image.height, pixels: async () => image },
             options.language,
             options.searchablePdf ? 'text-only' : undefined,
           );
@@ -303,8 +329,7 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
               image: { width: read.width, height: read.height },
               toPage: (x, y) => {
                 const [px, py] = unrotatePoint(x, y, read.turn, image.width, image.height);
-                const [ux, uy] = viewport.convertToPdfPoint(px, py) as [number, number];
-                return [ux, uy];
+                return toPage(px, py);
               },
             });
           }
@@ -351,6 +376,10 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
       if (ownPool) await pool.close();
     },
   };
+}
+
+function clampDpi(dpi: number): number {
+  return Math.min(MAX_TESSERACT_DPI, Math.max(MIN_TESSERACT_DPI, Math.round(dpi)));
 }
 
 function textLayerPage(page: number, text: string, started: number): OcrPageResult {

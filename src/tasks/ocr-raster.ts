@@ -80,6 +80,32 @@ export function unrotatePoint(x: number, y: number, turn: QuarterTurn, width: nu
   }
 }
 
+/**
+ * Shrinks `image` by the smallest whole factor that brings it to at most `maxPixels`, each new
+ * pixel the mean of the block it replaces (area averaging, no aliasing).
+ *
+ * @returns the image and the factor (1: unchanged)
+ */
+export function shrinkGray(image: GrayImage, maxPixels: number): { image: GrayImage; factor: number } {
+  const factor = Math.ceil(Math.sqrt((image.width * image.height) / maxPixels));
+  if (factor <= 1) return { image, factor: 1 };
+  const width = Math.floor(image.width / factor);
+  const height = Math.floor(image.height / factor);
+  const data = new Uint8Array(width * height);
+  const area = factor * factor;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      for (let dy = 0; dy < factor; dy++) {
+        const row = (y * factor + dy) * image.width + x * factor;
+        for (let dx = 0; dx < factor; dx++) sum += image.data[row + dx]!;
+      }
+      data[y * width + x] = Math.round(sum / area);
+    }
+  }
+  return { image: { width, height, data }, factor };
+}
+
 /** The share of a page's pixels that are ink (darker than mid-gray), 0–1. */
 export function inkShare(image: GrayImage): number {
   let dark = 0;
