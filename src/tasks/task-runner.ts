@@ -10,7 +10,7 @@ import { newStorageKey, StoredFileMissingError, type FileStorage } from './file-
 import { isOcrLanguage, OCR_LANGUAGES } from './ocr-languages.ts';
 import type { TaskJob } from './task-queue.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
-import { OCR_OPERATION } from './tasks-service.ts';
+import { ocrSettlement } from './task-pricing.ts';
 import * as store from './tasks-store.ts';
 import type { Task } from './tasks-store.ts';
 
@@ -113,6 +113,13 @@ export interface TaskRunnerDeps {
   logger: Logger;
 }
 
+/** A task locked for settlement, with its hold. */
+interface Guarded {
+  task: Task;
+  hold: Hold | undefined;
+  holdActive: boolean;
+}
+
 export interface RunOptions {
   /** True on the last attempt pg-boss will make: a failure now voids the hold. */
   final: boolean;
@@ -152,10 +159,19 @@ function holdGone(hold: Hold | undefined): TaskError {
 export function createTaskRunner(deps: TaskRunnerDeps) {
   const { db, ledger, pricing, storage, logger } = deps;
 
-  /** Locks the task of `job`, or undefined when the job is stale or the task gone. */
-  async function lockCurrent(trx: Trx, job: TaskJob): Promise<Task | undefined> {
-    const task = await store.findTask(trx, job.taskId, { lock: true });
-    return task && task.jobId === job.jobId ? task : undefined;
+  /**
+   * The settlement guard, the one way into settling a task: in `trx`, locks the task (of `job`,
+   * ignoring a stale job of an earlier try; or by id), checks it is unfinished and finds its hold.
+   * Undefined when there is nothing to settle (task gone, finished, or superseded). `holdActive`
+   * false means the hold was voided or expired meanwhile: the task must not be charged.
+   */
+  async function guardUnfinished(trx: Trx, target: { job: TaskJob } | { taskId: string }): Promise<Guarded | undefined> {
+    const id = 'job' in target ? target.job.taskId : target.taskId;
+    const task = await store.findTask(trx, id, { lock: true });
+    if (!task || ('job' in target && task.jobId !== target.job.jobId)) return undefined;
+    if (!store.UNFINISHED.includes(task.status)) return undefined;
+    const hold = await ledger.findHold(task.holdId, trx);
+    return { task, hold, holdActive: hold?.status === 'active' };
   }
 
   /** Writes the JSON result and the searchable PDF to storage, before the settling transaction. */
@@ -173,19 +189,16 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
   async function settleSuccess(job: TaskJob, task: Task, result: OcrResult): Promise<RunOutcome> {
     const files = await storeOutputs(task, result);
     const outcome = await inTransaction(db, async (trx): Promise<RunOutcome> => {
-      const task = await lockCurrent(trx, job);
-      if (!task || !store.UNFINISHED.includes(task.status)) return 'skipped';
-      const hold = await ledger.findHold(task.holdId, trx);
-      if (!hold || hold.status !== 'active') {
+      const guarded = await guardUnfinished(trx, { job });
+      if (!guarded) return 'skipped';
+      const { task, hold } = guarded;
+      if (!guarded.holdActive || !hold) {
         await store.markFailed(trx, task.id, holdGone(hold));
         return 'failed';
       }
       const pages = Math.max(1, result.pageCount);
       // Each page is priced as what it turned out to be (issue 12): OCR, text layer, or blank.
-      const units: Record<string, number> = {};
-      for (const page of result.pages) units[page.source] = (units[page.source] ?? 0) + 1;
-      // pages the processor did not report (a stopped run reports fewer) are not charged
-      const priced = await pricing.priceUnits(OCR_OPERATION, units, trx);
+      const priced = await ocrSettlement(pricing, result.pages, trx);
       const charge = Math.min(priced.millicredits, hold.amount);
       const unitPrice = new Map(priced.lines.map((line) => [line.component, line.millicredits]));
       try {
@@ -235,14 +248,13 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
      */
     async run(job: TaskJob, processor: DocumentProcessor, options: RunOptions): Promise<RunOutcome> {
       const begun = await inTransaction(db, async (trx) => {
-        const task = await lockCurrent(trx, job);
-        if (!task || !store.UNFINISHED.includes(task.status)) return undefined;
-        const hold = await ledger.findHold(task.holdId, trx);
-        if (!hold || hold.status !== 'active') {
-          await store.markFailed(trx, task.id, holdGone(hold));
+        const guarded = await guardUnfinished(trx, { job });
+        if (!guarded) return undefined;
+        if (!guarded.holdActive) {
+          await store.markFailed(trx, guarded.task.id, holdGone(guarded.hold));
           return null;
         }
-        return { task, attempt: await store.startAttempt(trx, task.id) };
+        return { task: guarded.task, attempt: await store.startAttempt(trx, guarded.task.id) };
       });
       if (begun === undefined) return 'skipped';
       if (begun === null) return 'failed';
@@ -299,11 +311,10 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
      */
     async fail(job: TaskJob, error: TaskError): Promise<boolean> {
       return inTransaction(db, async (trx) => {
-        const task = await lockCurrent(trx, job);
-        if (!task || !store.UNFINISHED.includes(task.status)) return false;
-        const hold = await ledger.findHold(task.holdId, trx);
-        if (hold?.status === 'active') await ledger.void({ holdId: hold.id, actor: 'system' }, trx);
-        await store.markFailed(trx, task.id, error);
+        const guarded = await guardUnfinished(trx, { job });
+        if (!guarded) return false;
+        if (guarded.holdActive) await ledger.void({ holdId: guarded.task.holdId, actor: 'system' }, trx);
+        await store.markFailed(trx, guarded.task.id, error);
         return true;
       });
     },
@@ -316,11 +327,9 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
       let count = 0;
       for (const { id } of await store.unfinishedWithoutHold(db, batch)) {
         const failed = await inTransaction(db, async (trx) => {
-          const task = await store.findTask(trx, id, { lock: true });
-          if (!task || !store.UNFINISHED.includes(task.status)) return false;
-          const hold = await ledger.findHold(task.holdId, trx);
-          if (hold?.status === 'active') return false;
-          await store.markFailed(trx, id, holdGone(hold));
+          const guarded = await guardUnfinished(trx, { taskId: id });
+          if (!guarded || guarded.holdActive) return false;
+          await store.markFailed(trx, id, holdGone(guarded.hold));
           return true;
         });
         if (failed) count++;

@@ -4,14 +4,16 @@ import { requireAuth } from '../auth/auth-middleware.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { type AppError, ValidationError } from '../http/errors.ts';
 import { parseOrThrow, schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
-import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
+import { OCR_OPERATION, ocrCost } from './task-pricing.ts';
+import type { TasksService } from './tasks-service.ts';
 import { OCR_LANGUAGES } from './ocr-languages.ts';
 import { UploadFields } from './tasks-schemas.ts';
 import { TASK_STATUSES, type TaskPage, type TaskStatus } from './tasks-store.ts';
@@ -57,7 +59,7 @@ interface PageError {
   topUp: boolean;
 }
 
-function pageError(err: AppError): PageError {
+function pageError(err: unknown, problem: AppError): PageError {
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -67,7 +69,7 @@ function pageError(err: AppError): PageError {
   if (err instanceof ValidationError) {
     return { message: err.errors.map((e) => e.message.charAt(0).toUpperCase() + e.message.slice(1)).join(' '), topUp: false };
   }
-  return { message: err.detail, topUp: false };
+  return { message: problem.detail, topUp: false };
 }
 
 /**
@@ -92,7 +94,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       if (!(err instanceof ValidationError)) throw err;
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
-    const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const { price } = await ocrCost(pricing, 1);
     const components = new Map((await pricing.components(OCR_OPERATION)).map((c) => [c.component, millicreditsToCredits(c.millicredits)]));
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
@@ -158,10 +160,12 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
       const { language } = parseOrThrow(UploadFields, body, 'body');
       const { task } = await service.create(req.user!.id, { ...uploadedFile(req), language }, key.success ? key.data : undefined);
-      res.redirect(303, `/tasks/${task.id}`);
+      // A repeated form whose task was deleted since: back to the list, nothing held again.
+      res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {
-      if (err instanceof AppError && err.status < 500 && err.status !== 401 && err.status !== 403) {
-        return renderIndex(req, res, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
+        return renderIndex(req, res, problem.status, pageError(err, problem));
       }
       throw err;
     }
@@ -178,7 +182,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     try {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) return renderShow(req, res, id, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) return renderShow(req, res, id, problem.status, pageError(err, problem));
       throw err;
     }
     setFlash(req, { type: 'success', message: 'The task is queued again.' });
