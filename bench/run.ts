@@ -33,8 +33,7 @@ async function main() {
       await benchLedger(db, { seconds, clientCounts: [1, 8, 32] });
     }
     if (!only || only === 'tasks') {
-      const tasksBench = './tasks-bench.ts'; // added with the tasks pipeline
-      const { benchTasks } = (await import(tasksBench).catch(() => ({}))) as { benchTasks?: (db: Db, url: string) => Promise<void> };
+      const { benchTasks } = (await import('./tasks-bench.ts')) as { benchTasks?: (db: Db, url: string) => Promise<void> };
       if (benchTasks) {
         console.log('\nTasks: a 6-page scanned PDF through Tally vs the Tesseract command line, same pages, same run');
         await benchTasks(db, url);
