@@ -3,6 +3,7 @@ import { getResolvedPDFJS } from 'unpdf';
 import type { PDFPageProxy } from 'unpdf/pdfjs';
 import { POINTS_PER_INCH, renderedSize } from './document-inspector.ts';
 import { rgbaToGray, type GrayImage } from './ocr-raster.ts';
+import type { OcrLine, OcrWord, PixelBox } from './ocr-worker-pool.ts';
 
 // A text layer counts when it holds at least this many letters or digits and is mostly made of
 // them (fonts without a Unicode map yield symbols or U+FFFD instead of text).
@@ -14,14 +15,77 @@ const FULL_PAGE_IMAGE_SHARE = 0.75;
 // number added after scanning, not the page's text: the scan is read instead.
 const MAX_STAMP_WORDS = 30;
 
-/** The text layer of a PDF page, in content order, whitespace tidied. */
-export async function readTextLayer(page: PDFPageProxy): Promise<string> {
+/** A page's text layer: its text, and its lines and words with boxes. */
+export interface TextLayer {
+  /** In content order, whitespace tidied. */
+  text: string;
+  /** Boxes in pixels of the page at `scale` (as if rendered), confidence null. */
+  lines: OcrLine[];
+  /** The page's size in pixels at that scale. */
+  width: number;
+  height: number;
+}
+
+// Below the baseline a glyph reaches about a fifth of the font size (descenders).
+const DESCENT = 0.2;
+
+/**
+ * The text layer of a PDF page (pdf.js text content), with each line's and word's box in pixels
+ * of the page at `scale` pixels per point: a text item's box runs from its origin on the baseline
+ * along its width, from a fifth of its height below the baseline to its height above; words share
+ * their item's width in proportion to their characters. Exact for horizontal text; for rotated
+ * text the box is the upright rectangle around the item's corners.
+ */
+export async function readTextLayer(page: PDFPageProxy, scale: number): Promise<TextLayer> {
   const content = await page.getTextContent();
+  const viewport = page.getViewport({ scale });
   let text = '';
+  const lines: OcrLine[] = [];
+  let words: OcrWord[] = [];
+  let lineText = '';
+  const endLine = () => {
+    if (words.length > 0) lines.push({ text: lineText.trim(), bbox: union(words.map((w) => w.bbox)), confidence: null, words });
+    words = [];
+    lineText = '';
+  };
   for (const item of content.items) {
-    if ('str' in item) text += item.str + (item.hasEOL ? '\n' : '');
+    if (!('str' in item)) continue;
+    text += item.str + (item.hasEOL ? '\n' : '');
+    lineText += item.str;
+    const [a, b, c, d, e, f] = item.transform as number[];
+    const length = Math.hypot(a!, b!) || 1;
+    const along = [a! / length, b! / length]; // unit vector along the baseline
+    const up = [-along[1]!, along[0]!];
+    const height = item.height || Math.hypot(c!, d!);
+    const chars = [...item.str].length || 1;
+    for (const match of item.str.matchAll(/\S+/gu)) {
+      const start = [...item.str.slice(0, match.index)].length / chars;
+      const end = start + [...match[0]].length / chars;
+      const corners = [
+        [start, -DESCENT],
+        [end, -DESCENT],
+        [start, 1],
+        [end, 1],
+      ].map(([t, h]) => {
+        const x = e! + along[0]! * t! * item.width + up[0]! * h! * height;
+        const y = f! + along[1]! * t! * item.width + up[1]! * h! * height;
+        return viewport.convertToViewportPoint(x, y) as [number, number];
+      });
+      words.push({ text: match[0], bbox: union(corners.map(([x, y]) => ({ x0: x, y0: y, x1: x, y1: y }))), confidence: null });
+    }
+    if (item.hasEOL) endLine();
   }
-  return tidyText(text);
+  endLine();
+  return { text: tidyText(text), lines, width: Math.floor(viewport.width), height: Math.floor(viewport.height) };
+}
+
+function union(boxes: PixelBox[]): PixelBox {
+  return {
+    x0: Math.max(0, Math.floor(Math.min(...boxes.map((b) => b.x0)))),
+    y0: Math.max(0, Math.floor(Math.min(...boxes.map((b) => b.y0)))),
+    x1: Math.ceil(Math.max(...boxes.map((b) => b.x1))),
+    y1: Math.ceil(Math.max(...boxes.map((b) => b.y1))),
+  };
 }
 
 /** True when a text layer holds real text (see the thresholds above). */

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { createIsomorphicCanvasFactory } from 'unpdf';
 import type { PDFPageProxy } from 'unpdf/pdfjs';
-import { assertImageWithinLimit, assertPdfImagesWithinLimit, openPdf, readImageSize, readPdf, type DocumentKind } from './document-inspector.ts';
+import { assertImageWithinLimit, assertPdfImagesWithinLimit, openPdf, POINTS_PER_INCH, readImageSize, readPdf, type DocumentKind } from './document-inspector.ts';
 import { DEFAULT_OCR_LANGUAGE, guessOcrLanguage, type OcrLanguage } from './ocr-languages.ts';
 import {
   countWords,
@@ -13,6 +13,7 @@ import {
   readTextLayer,
   renderPage,
   tidyText,
+  type TextLayer,
 } from './ocr-pdf-pages.ts';
 import { decodeImage, decodeTiffPage, inkShare, rotateGray, shrinkGray, tiffPageSizes, toPgm, unrotatePoint, type GrayImage, type QuarterTurn } from './ocr-raster.ts';
 import { joinPagePdfs, overlayTextLayers, type TextOverlay } from './ocr-searchable-pdf.ts';
@@ -43,7 +44,7 @@ export interface OcrPageResult {
   language: OcrLanguage | null;
   /** The quarter turn (degrees clockwise) applied before recognition, from Tesseract's OSD. */
   rotation: QuarterTurn;
-  /** Size in pixels of the page as processed (after rendering and rotation); 0 for a text layer. */
+  /** Size in pixels of the page as processed (after rendering and rotation; a text layer's page at renderDpi). */
   width: number;
   height: number;
   /** Lines in reading order, with words and boxes in pixels of the page as processed. */
@@ -285,9 +286,9 @@ export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
         // the next page start while this one is recognized
         let page: PDFPageProxy | undefined = await readPdf(() => document.getPage(pageNumber), unreadable);
         try {
-          const layer = await readPdf(() => readTextLayer(page!), unreadable);
+          const layer = await readPdf(() => readTextLayer(page!, renderDpi / POINTS_PER_INCH), unreadable);
           const images = await readPdf(() => readPageImages(page!), unreadable);
-          if (isMeaningfulText(layer) && !isStampOverScan(images, layer)) {
+          if (isMeaningfulText(layer.text) && !isStampOverScan(images, layer.text)) {
             rendered();
             return textLayerPage(pageNumber, layer, started);
           }
@@ -382,19 +383,20 @@ function clampDpi(dpi: number): number {
   return Math.min(MAX_TESSERACT_DPI, Math.max(MIN_TESSERACT_DPI, Math.round(dpi)));
 }
 
-function textLayerPage(page: number, text: string, started: number): OcrPageResult {
+function textLayerPage(page: number, layer: TextLayer, started: number): OcrPageResult {
   return {
     page,
-    text,
-    words: countWords(text),
+    text: layer.text,
+    words: countWords(layer.text),
     confidence: null,
     lowConfidence: false,
     source: 'text-layer',
     language: null,
     rotation: 0,
-    width: 0,
-    height: 0,
-    lines: [],
+    // the page as it would be rendered at renderDpi: the frame of its words' boxes
+    width: layer.width,
+    height: layer.height,
+    lines: layer.lines,
     durationMs: elapsed(started),
   };
 }

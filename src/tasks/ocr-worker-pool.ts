@@ -16,18 +16,18 @@ export interface PixelBox {
   y1: number;
 }
 
-/** One recognized word. `confidence` is Tesseract's, 0–100. */
+/** One recognized word. `confidence` is Tesseract's, 0–100; null for a word of a PDF's text layer. */
 export interface OcrWord {
   text: string;
   bbox: PixelBox;
-  confidence: number;
+  confidence: number | null;
 }
 
 /** One text line, in reading order, with its words. */
 export interface OcrLine {
   text: string;
   bbox: PixelBox;
-  confidence: number;
+  confidence: number | null;
   words: OcrWord[];
 }
 

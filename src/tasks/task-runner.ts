@@ -80,7 +80,8 @@ export function settlementReason(
  * The JSON result of a task (`GET /api/tasks/:id/result?format=json`): every page with how it was
  * read, its language, the quarter turn applied, its size in pixels as processed, its mean
  * confidence and low-confidence flag, its text, and its lines and words with boxes in those
- * pixels (origin top-left) and confidences (0–100). Text-layer pages have text but no boxes.
+ * pixels (origin top-left) and confidences (0–100; null for words of a text layer, whose boxes are
+ * in pixels of the page at renderDpi).
  */
 export function resultDocument(task: Pick<Task, 'fileName'>, result: OcrResult) {
   return {

@@ -126,6 +126,19 @@ describe('OCR of PDFs', () => {
     ]);
     expect(result.pages.map((page) => page.source)).toEqual(['text-layer', 'ocr']);
     expect(result.pages[0]).toMatchObject({ text: 'The quick brown fox jumps over the lazy dog.', words: 9, confidence: null });
+    // the text layer's words with boxes in pixels of the page at 300 dpi (2550 × 3300): "The" is
+    // set at x = 72 pt (300 px), on a baseline 92 pt from the top (383 px), 14 pt high (58 px)
+    const layerWords = result.pages[0]!.lines.flatMap((line) => line.words);
+    expect(layerWords.map((word) => word.text)).toEqual(['The', 'quick', 'brown', 'fox', 'jumps', 'over', 'the', 'lazy', 'dog.']);
+    expect(result.pages[0]).toMatchObject({ width: 2550, height: 3300 });
+    const the = layerWords[0]!;
+    expect(the.bbox.x0).toBeGreaterThanOrEqual(298);
+    expect(the.bbox.x0).toBeLessThanOrEqual(302);
+    expect(the.bbox.y0).toBeGreaterThan(383 - 70);
+    expect(the.bbox.y0).toBeLessThan(383 - 40);
+    expect(the.bbox.y1).toBeGreaterThan(383);
+    expect(the.confidence).toBeNull();
+    expect(layerWords[1]!.bbox.x0).toBeGreaterThan(the.bbox.x1 - 5);
     expect(result.pages[1]!.text).toBe('HELLO');
     expect(result.text).toBe('The quick brown fox jumps over the lazy dog.\n\nHELLO');
     expect(result.words).toBe(10);
