@@ -59,7 +59,7 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
 
 export interface WorkerOptions {
   /** The started queue (pg-boss) the worker takes jobs from. */
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
   /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
   createProcessor?: () => OwnedProcessor;
 }
