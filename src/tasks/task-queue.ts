@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import PgBoss from 'pg-boss';
 import type { Logger } from '../logger.ts';
 
@@ -24,13 +25,14 @@ export interface TaskQueueOptions {
   /** Base delay before a retry, seconds; doubled per retry with jitter (`retryBackoff`). Default 5. */
   retryDelaySeconds?: number;
   /**
-   * How long one attempt may run before pg-boss fails it (and retries it elsewhere), seconds.
-   * Keep all attempts together well under the hold's timeout.
+   * The lease of a running job, seconds (pg-boss `expireInSeconds`): a worker renews it while the
+   * job runs ({@link renewLease}); a job whose worker died stops being renewed and is failed and
+   * retried by pg-boss's maintenance within about a lease and a half.
    */
   expireInSeconds: number;
   /** How often an idle worker polls for jobs, seconds (≥ 0.5). Default 1. */
   pollingIntervalSeconds?: number;
-  /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default 60. */
+  /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default: half the lease, 5–60 s. */
   maintenanceIntervalSeconds?: number;
   /** Connections in pg-boss's own pool. Default 4. */
   poolMax?: number;
@@ -49,7 +51,24 @@ export interface TaskQueue {
 }
 
 /**
- * The expiry of one attempt for a hold of `holdTimeoutMs`: the first attempt and `retryLimit`
+ * Renews the lease of a running job: moves its `started_on` to now, so pg-boss's maintenance
+ * (which fails active jobs older than their `expire_in`) leaves it alone for another lease.
+ * pg-boss 10 has no heartbeat of its own; this is the one place that writes its table.
+ * `retryCount` tells this attempt from a later one of the same job id.
+ *
+ * @returns false when the job is no longer this attempt's (expired and retried, or finished)
+ */
+export async function renewLease(db: Knex, job: { id: string; retryCount: number }): Promise<boolean> {
+  const r = await db.raw(`UPDATE pgboss.job SET started_on = now() WHERE name = ? AND id = ? AND state = 'active' AND retry_count = ?`, [
+    OCR_QUEUE,
+    job.id,
+    job.retryCount,
+  ]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/**
+ * The longest one attempt may run (its lease is no longer renewed after that) for a hold of `holdTimeoutMs`: the first attempt and `retryLimit`
  * retries, plus room for backoff, all fit in the hold's lifetime. At least 30 s, at most 4 hours.
  */
 export function attemptTimeoutSeconds(holdTimeoutMs: number, retryLimit = 3): number {
@@ -75,7 +94,7 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
     max: options.poolMax ?? 4,
     schedule: false, // no cron jobs: the ledger sweeper runs in tally.ts
     supervise: true,
-    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60,
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? Math.max(5, Math.min(60, Math.floor(options.expireInSeconds / 2))),
   });
   boss.on('error', (err) => logger.error({ err }, 'pg-boss error'));
   await boss.start();

@@ -1,6 +1,6 @@
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../logger.ts';
-import { OCR_DEAD_LETTER_QUEUE, OCR_QUEUE, type TaskJob, type TaskQueue } from './task-queue.ts';
+import { OCR_DEAD_LETTER_QUEUE, OCR_QUEUE, renewLease, type TaskJob, type TaskQueue } from './task-queue.ts';
 import { createTaskRunner, type DocumentProcessor, type TaskRunnerDeps } from './task-runner.ts';
 
 /** A processor the worker owns: it closes it on stop. */
@@ -12,6 +12,10 @@ export interface TaskWorkerOptions extends TaskRunnerDeps {
   concurrency: number;
   /** Makes one processor per slot (the OCR processor; tests inject stubs). */
   createProcessor: () => OwnedProcessor;
+  /** A running job's lease, seconds: renewed every third of it (see task-queue.ts `renewLease`). */
+  leaseSeconds: number;
+  /** The longest one attempt runs before its lease is left to lapse, seconds. */
+  maxAttemptSeconds: number;
   /** How often unfinished tasks whose hold is gone are failed, ms. Default 60 s. */
   sweepIntervalMs?: number;
 }
@@ -35,7 +39,7 @@ function failureMessage(output: unknown): string {
  * ledger sweeper expired.
  */
 export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskWorker> {
-  const { queue, logger } = options;
+  const { queue, logger, db } = options;
   const boss: PgBoss = queue.boss;
   const runner = createTaskRunner(options);
   const control = { stopping: false };
@@ -43,25 +47,68 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
   const processors: OwnedProcessor[] = [];
   const workerIds: string[] = [];
 
-  for (let slot = 0; slot < Math.max(1, options.concurrency); slot++) {
+  const leaseMs = options.leaseSeconds * 1000;
+  const maxAttemptMs = options.maxAttemptSeconds * 1000;
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+  /**
+   * Runs one fetched job while renewing its lease every third of it, for at most
+   * `maxAttemptSeconds` (then the lease lapses and pg-boss retries the job elsewhere). When a
+   * renewal finds the job no longer ours, the run stops at its next page and reports nothing.
+   */
+  async function runLeased(job: PgBoss.JobWithMetadata<TaskJob>, processor: OwnedProcessor): Promise<void> {
+    const started = Date.now();
+    const runControl = { stopping: false, leaseLost: false };
+    const syncStopping = setInterval(() => (runControl.stopping = control.stopping), 200);
+    const renew = setInterval(() => {
+      if (Date.now() - started > maxAttemptMs) {
+        logger.warn({ taskId: job.data.taskId, jobId: job.id }, 'attempt ran longer than its limit; letting its lease lapse');
+        runControl.leaseLost = true;
+        clearInterval(renew);
+        return;
+      }
+      renewLease(db, job).then(
+        (ours) => {
+          if (!ours) runControl.leaseLost = true;
+        },
+        (err: unknown) => logger.warn({ err, jobId: job.id }, 'could not renew a job lease'),
+      );
+    }, Math.max(1000, Math.floor(leaseMs / 3)));
+    const run = runner.run(job.data, processor, { final: job.retryCount >= job.retryLimit, control: runControl });
+    running.add(run);
+    try {
+      const outcome = await run;
+      if (!runControl.leaseLost && (await renewLease(db, job))) await boss.complete(OCR_QUEUE, job.id, { outcome });
+    } catch (err) {
+      if (!runControl.leaseLost) await boss.fail(OCR_QUEUE, job.id, err as object);
+    } finally {
+      running.delete(run);
+      clearInterval(renew);
+      clearInterval(syncStopping);
+    }
+  }
+
+  /** One slot: fetch a job, run it, repeat; polls every `pollingIntervalSeconds` when idle. */
+  async function slot(processor: OwnedProcessor): Promise<void> {
+    while (!control.stopping) {
+      try {
+        const [job] = await boss.fetch<TaskJob>(OCR_QUEUE, { batchSize: 1, includeMetadata: true });
+        if (job) {
+          await runLeased(job, processor);
+          continue;
+        }
+      } catch (err) {
+        logger.error({ err }, 'task worker: fetching or settling a job failed');
+      }
+      await sleep(queue.pollingIntervalSeconds * 1000);
+    }
+  }
+
+  const slots: Array<Promise<void>> = [];
+  for (let i = 0; i < Math.max(1, options.concurrency); i++) {
     const processor = options.createProcessor();
     processors.push(processor);
-    workerIds.push(
-      await boss.work<TaskJob>(
-        OCR_QUEUE,
-        { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: queue.pollingIntervalSeconds },
-        async ([job]) => {
-          if (!job) return;
-          const run = runner.run(job.data, processor, { final: job.retryCount >= job.retryLimit, control });
-          running.add(run);
-          try {
-            return { outcome: await run };
-          } finally {
-            running.delete(run);
-          }
-        },
-      ),
-    );
+    slots.push(slot(processor));
   }
   workerIds.push(
     await boss.work<TaskJob>(OCR_DEAD_LETTER_QUEUE, { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: 5 }, async ([job]) => {
@@ -92,7 +139,7 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
         clearInterval(sweeper);
         for (const id of workerIds) await boss.offWork({ id });
         const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
-        await Promise.race([Promise.allSettled([...running]), deadline]);
+        await Promise.race([Promise.allSettled([...running, ...slots]), deadline]);
         await Promise.allSettled(processors.map((p) => p.close()));
         logger.info('task worker stopped');
       })();

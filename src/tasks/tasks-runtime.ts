@@ -46,7 +46,7 @@ export async function startTasks(options: StartTasksOptions): Promise<RunningTas
     connectionString: options.databaseUrl,
     logger,
     retryLimit: 3,
-    expireInSeconds: options.queue?.expireInSeconds ?? attemptTimeoutSeconds(config.tasks.holdTimeoutMs, 3),
+    expireInSeconds: options.queue?.expireInSeconds ?? config.tasks.jobLeaseSeconds,
     ...(options.queue?.retryDelaySeconds !== undefined ? { retryDelaySeconds: options.queue.retryDelaySeconds } : {}),
     ...(options.queue?.pollingIntervalSeconds !== undefined ? { pollingIntervalSeconds: options.queue.pollingIntervalSeconds } : {}),
     ...(options.queue?.maintenanceIntervalSeconds !== undefined ? { maintenanceIntervalSeconds: options.queue.maintenanceIntervalSeconds } : {}),
@@ -65,6 +65,8 @@ export async function startTasks(options: StartTasksOptions): Promise<RunningTas
         concurrency: config.tasks.workerConcurrency,
         createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, logger })),
         sweepIntervalMs: config.sweepIntervalMs,
+        leaseSeconds: options.queue?.expireInSeconds ?? config.tasks.jobLeaseSeconds,
+        maxAttemptSeconds: attemptTimeoutSeconds(config.tasks.holdTimeoutMs, 3),
       });
     }
   } catch (err) {
