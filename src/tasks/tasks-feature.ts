@@ -38,7 +38,7 @@ export function createTasksFeature(deps: AppDeps): Feature {
   });
   const maxUploadBytes = config.tasks.maxUploadBytes;
   return {
-    api: createTasksRouter({ service, maxUploadBytes, logger }),
+    api: createTasksRouter({ service, maxUploadBytes, logger, maxEventStreamsPerUser: config.tasks.maxEventStreamsPerUser }),
     pages: createTasksPages({ service, pricing, maxUploadBytes }),
   };
 }
