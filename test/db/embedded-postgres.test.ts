@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { processFacts, startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
 
 const isRoot = process.getuid?.() === 0;
 let dataDir: string;
@@ -48,8 +48,9 @@ async function makeZombie(): Promise<number> {
   const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(parent);
   const pid = Number((await new Promise<Buffer>((resolve) => parent.stdout!.once('data', resolve))).toString().trim());
-  for (let i = 0; i < 100 && false; i++) await new Promise((r) => setTimeout(r, 20));
-  
+  for (let i = 0; i < 100 && processFacts(pid)?.state !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(processFacts(pid)?.state).toBe('Z');
+
   return pid;
 }
 
@@ -58,7 +59,7 @@ describe('embedded PostgreSQL start-up (issue 9, defects 2 and 10)', () => {
     expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     const server = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off' } });
     try {
-      expect(String(server.clusterDir).startsWith(dataDir)).toBe(false);
+      expect(server.clusterDir.startsWith(dataDir)).toBe(false);
       expect(fs.readFileSync(path.join(dataDir, 'pg-location'), 'utf8').trim()).toBe(server.clusterDir);
       expect(await query(server.url, 'SELECT current_database() AS db')).toEqual([{ db: 'tally' }]);
     } finally {

