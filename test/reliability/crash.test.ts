@@ -114,7 +114,14 @@ describe('the crash test', () => {
         const r = await db.query(`SELECT count(*)::int AS n FROM payments WHERE checkout_session_id = ANY($1) AND status <> 'paid'`, [[...paidSessions]]);
         return r.rows[0].n as number;
       };
-      expect(await eventually(async () => (await unfinishedTasks(url)) === 0 && (await unfulfilled()) === 0, 180_000)).toBe(true);
+      const settled = await eventually(async () => (await unfinishedTasks(url)) === 0 && (await unfulfilled()) === 0, 180_000);
+      if (!settled) {
+        const stuckTasks = await db.query(`SELECT t.id, t.status, t.attempts, t.created_at, h.status AS hold, j.state AS job
+          FROM tasks t LEFT JOIN holds h ON h.id = t.hold_id LEFT JOIN pgboss.job j ON j.id::text = t.job_id::text WHERE t.status IN ('queued', 'processing')`);
+        const stuckPayments = await db.query(`SELECT id, status, checkout_session_id FROM payments WHERE checkout_session_id = ANY($1) AND status <> 'paid'`, [[...paidSessions]]);
+        console.log('crash test: not settled', { tasks: stuckTasks.rows, payments: stuckPayments.rows });
+      }
+      expect(settled).toBe(true);
       const fulfilled = await db.query(`SELECT count(*)::int AS n FROM payments WHERE checkout_session_id = ANY($1) AND status = 'paid'`, [[...paidSessions]]);
       expect(fulfilled.rows[0].n).toBe(paidSessions.size);
     } finally {
