@@ -6,11 +6,14 @@ import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import { balanceJson, transferJson } from '../credits/credits-json.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { ValidationError } from '../http/errors.ts';
 import { parseOrThrow, schemas, validate } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
+import { paymentView } from '../payments/payments-json.ts';
+import type { Payments } from '../payments/payments-service.ts';
 
 type FormName = 'grant' | 'adjust';
 
@@ -20,8 +23,8 @@ type FormName = 'grant' | 'adjust';
  * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
  * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
  */
-export function createAdminPages(deps: { admin: AdminService; audit: AuditLog }): express.Router {
-  const { admin, audit } = deps;
+export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'> }): express.Router {
+  const { admin, audit, payments } = deps;
   const pages = express.Router();
   pages.use('/admin', requireAdmin);
 
@@ -37,6 +40,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
   pages.get('/admin', async (req, res) => {
     const { value: q, error } = queryOrEmpty(() => validate(UsersQuery, req, 'query'));
     const page = await admin.listUsers(q);
+    const webhookProblems = (await payments.listWebhookProblems({ limit: 5 })).items;
     const olderParams = new URLSearchParams();
     if (q.query) olderParams.set('query', q.query);
     if (page.nextCursor) olderParams.set('cursor', page.nextCursor);
@@ -48,6 +52,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
       users: page.items,
       isFirstPage: !q.cursor,
       nextHref: page.nextCursor ? `/admin?${olderParams}` : undefined,
+      webhookProblems,
       fmt: viewHelpers,
     });
   });
@@ -62,6 +67,9 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
     const { value: q, error } = queryOrEmpty(() => validate(UserDetailQuery, req, 'query'));
     const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
     const auditEntries = await admin.userAudit(user.id, 10);
+    // The payments section, with refund forms (posted to the payments feature).
+    const list = await payments.listPayments(user.id, 20);
+    const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
@@ -73,6 +81,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
       isFirstPage: !q.cursor,
       historyError: error,
       auditEntries,
+      adminPayments,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
       fmt: viewHelpers,
@@ -106,8 +115,9 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (errors) return renderUser(req, res, id, 400, { name, values, errors });
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) {
-        return renderUser(req, res, id, err.status, { name, values, errors: { [err.status === 402 ? 'credits' : 'form']: err.detail } });
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) {
+        return renderUser(req, res, id, problem.status, { name, values, errors: { [problem.status === 402 ? 'credits' : 'form']: problem.detail } });
       }
       throw err;
     }

@@ -8,6 +8,8 @@ import { NotFoundError, ValidationError } from '../http/errors.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { IdempotencyConflictError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import { paginate, uuidCursor } from '../pagination.ts';
+import { keyHash } from '../idempotency/idempotency-keys.ts';
 import type { Balance, Lot, Page, StatementEntry, Transfer } from '../ledger/ledger-types.ts';
 import type { AdjustmentBody, GrantBody } from './admin-schemas.ts';
 
@@ -29,7 +31,7 @@ export interface AdjustmentOutcome {
 function transferIdFor(action: 'admin_grant' | 'admin_adjustment', admin: CurrentUser, key: string | undefined): string {
   if (!key) return `${action}:${crypto.randomUUID()}`;
   // transfers.id is ≤ 255 characters; long keys are hashed (still deterministic).
-  const part = key.length <= 150 ? key : `sha256-${crypto.createHash('sha256').update(key).digest('hex')}`;
+  const part = key.length <= 150 ? key : `sha256-${keyHash(key)}`;
   return `${action}:${admin.id}:${part}`;
 }
 
@@ -88,11 +90,9 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
   return {
     /** Users whose email or name contains `query`, newest first; `cursor` = the previous page's `nextCursor`. */
     async listUsers(query: { query?: string; cursor?: string; limit?: number }): Promise<Page<UserProfile>> {
-      const limit = Math.min(Math.max(query.limit ?? 50, 1), 200);
-      const rows = await searchUsers(db, { query: query.query?.trim() || undefined }, limit + 1, query.cursor);
-      const more = rows.length > limit;
-      if (more) rows.pop();
-      return { items: rows, nextCursor: more ? (rows.at(-1)?.id ?? null) : null };
+      return paginate({ limit: query.limit, max: 200, cursor: query.cursor, codec: uuidCursor }, (n, afterId) =>
+        searchUsers(db, { query: query.query?.trim() || undefined }, n, afterId),
+      );
     },
 
     /** A user's profile, balance and a page of their transfers. Unknown id → {@link NotFoundError}. */

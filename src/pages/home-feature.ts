@@ -1,8 +1,8 @@
 import express from 'express';
-import type { AppDeps, Feature } from '../app.ts';
+import type { Feature } from '../feature.ts';
 
 /** The landing page. */
-export function createHomeFeature(_deps: AppDeps): Feature {
+export function createHomeFeature(): Feature {
   const pages = express.Router();
   pages.get('/', (_req, res) => {
     res.render('home', { title: 'Prepaid credits for metered jobs' });

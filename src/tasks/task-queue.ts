@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import type { Trx } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 
 /** The pg-boss queue of OCR jobs. */
@@ -42,8 +44,14 @@ export interface TaskQueueOptions {
 export interface TaskQueue {
   boss: PgBoss;
   pollingIntervalSeconds: number;
-  /** Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key). */
-  enqueue(job: TaskJob): Promise<void>;
+  /** The lease of a running job, seconds (`expireInSeconds`): the worker renews it ({@link renewLease}). */
+  leaseSeconds: number;
+  /**
+   * Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key).
+   * With `trx`, the job row is inserted in that transaction: it exists if and only if the
+   * transaction commits (pg-boss's `db` option, given the transaction's own connection).
+   */
+  enqueue(job: TaskJob, trx?: Trx): Promise<void>;
   /** Cancels a job that has not finished (a deleted task); a finished or unknown job is ignored. */
   cancel(job: TaskJob): Promise<void>;
   /** Stops pg-boss: waits up to `timeoutMs` for jobs in progress, then fails them (they retry). */
@@ -68,7 +76,18 @@ export async function renewLease(db: Knex, job: { id: string; retryCount: number
 }
 
 /**
- * The longest one attempt may run (its lease is no longer renewed after that) for a hold of `holdTimeoutMs`: the first attempt and `retryLimit`
+ * pg-boss's `db` option over an open Knex transaction: its SQL (`$1` placeholders) runs on the
+ * transaction's own pg connection, so the job commits or rolls back with the caller's work.
+ * (Knex hands a transaction's connection out through its client's `acquireConnection`.)
+ */
+export async function pgBossDbOf(trx: Trx): Promise<PgBoss.Db> {
+  const connection = (await (trx.client as { acquireConnection(): Promise<pg.ClientBase> }).acquireConnection()) as pg.ClientBase;
+  return { executeSql: (text, values) => connection.query(text, values) };
+}
+
+/**
+ * The longest one attempt may run (its lease is no longer renewed after that) for a hold of
+ * `holdTimeoutMs`: the first attempt and `retryLimit`
  * retries, plus room for backoff, all fit in the hold's lifetime. At least 30 s, at most 4 hours.
  */
 export function attemptTimeoutSeconds(holdTimeoutMs: number, retryLimit = 3): number {
@@ -108,8 +127,9 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
   return {
     boss,
     pollingIntervalSeconds,
-    async enqueue(job) {
-      await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
+    leaseSeconds: options.expireInSeconds,
+    async enqueue(job, trx) {
+      await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE, ...(trx ? { db: await pgBossDbOf(trx) } : {}) });
     },
     async cancel(job) {
       await boss.cancel(OCR_QUEUE, job.jobId);

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
-import { PayloadTooLargeError, ValidationError } from '../http/errors.ts';
+import { ValidationError } from '../http/errors.ts';
+import { multipartProblem } from '../http/multipart.ts';
 import type { UploadedFile } from './tasks-service.ts';
 
 /** The multipart field that carries the document. */
@@ -17,23 +18,17 @@ export function uploadDocument(maxBytes: number): RequestHandler {
     limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 10_000, parts: 12 },
     defParamCharset: 'utf8', // browsers send UTF-8 file names; busboy's default is latin1
   }).single(FILE_FIELD);
-  const limit = `${Math.round((maxBytes / (1024 * 1024)) * 10) / 10} MB`;
+  const limits = { fileField: FILE_FIELD, maxFileBytes: maxBytes };
   return (req, res, next) => {
-    parse(req, res, (err?: unknown) => {
-      if (err instanceof multer.MulterError && err.code === 'LIMIT_FILE_SIZE') {
-        return next(new PayloadTooLargeError(`The file is larger than the upload limit of ${limit}.`));
-      }
-      if (err instanceof multer.MulterError) {
-        const field = err.field ? `body.${err.field}` : 'body';
-        const message = err.code === 'LIMIT_UNEXPECTED_FILE' ? `is not accepted: send one document in the "${FILE_FIELD}" field` : err.message;
-        return next(new ValidationError([{ field, message }]));
-      }
-      next(err);
-    });
+    parse(req, res, (err?: unknown) => next(multipartProblem(err, limits)));
   };
 }
 
-/** The uploaded document. @throws {ValidationError} 400 naming field `file` when there is none. */
+/**
+ * The uploaded document. @throws {ValidationError} 400 naming field `file` when there is none, or
+ * when its name holds control characters (CR, LF, NUL, …: no client sends them; they would break
+ * headers and logs).
+ */
 export function uploadedFile(req: Request): UploadedFile {
   const file = req.file;
   if (!file || file.size === 0) {
@@ -41,6 +36,9 @@ export function uploadedFile(req: Request): UploadedFile {
       ? 'is required: a PDF, PNG, JPEG, TIFF or WebP document'
       : 'is required: send the document as multipart/form-data in the "file" field';
     throw new ValidationError([{ field: FILE_FIELD, message }]);
+  }
+  if (/[\u0000-\u001f\u007f]/.test(file.originalname)) {
+    throw new ValidationError([{ field: FILE_FIELD, message: 'has a file name with control characters (such as CR, LF or NUL)' }]);
   }
   return { bytes: file.buffer, fileName: file.originalname };
 }

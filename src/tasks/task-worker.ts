@@ -7,15 +7,13 @@ import { createTaskRunner, type DocumentProcessor, type TaskRunnerDeps } from '.
 export type OwnedProcessor = DocumentProcessor & { close(): Promise<void> };
 
 export interface TaskWorkerOptions extends TaskRunnerDeps {
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds' | 'leaseSeconds'>;
   /** Jobs run at once in this process; each slot has its own processor (Tesseract worker). */
   concurrency: number;
   /** Makes one processor per slot (the OCR processor; tests inject stubs). */
   createProcessor: () => OwnedProcessor;
-  /** A running job's lease, seconds: renewed every third of it (see task-queue.ts `renewLease`). */
-  leaseSeconds: number;
-  /** The longest one attempt runs before its lease is left to lapse, seconds. */
-  maxAttemptSeconds: number;
+  /** The longest one attempt runs before its lease is left to lapse, seconds. Default 12 minutes. */
+  maxAttemptSeconds?: number;
   /** How often unfinished tasks whose hold is gone are failed, ms. Default 60 s. */
   sweepIntervalMs?: number;
 }
@@ -47,8 +45,9 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
   const processors: OwnedProcessor[] = [];
   const workerIds: string[] = [];
 
-  const leaseMs = options.leaseSeconds * 1000;
-  const maxAttemptMs = options.maxAttemptSeconds * 1000;
+  // a running job's lease is renewed every third of it (see task-queue.ts `renewLease`)
+  const leaseMs = queue.leaseSeconds * 1000;
+  const maxAttemptMs = (options.maxAttemptSeconds ?? 720) * 1000;
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
   /**

@@ -4,14 +4,16 @@ import { requireAuth } from '../auth/auth-middleware.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { type AppError, ValidationError } from '../http/errors.ts';
 import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
-import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
+import { ocrCost } from './task-pricing.ts';
+import type { TasksService } from './tasks-service.ts';
 import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
@@ -30,7 +32,7 @@ interface PageError {
   topUp: boolean;
 }
 
-function pageError(err: AppError): PageError {
+function pageError(err: unknown, problem: AppError): PageError {
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -40,7 +42,7 @@ function pageError(err: AppError): PageError {
   if (err instanceof ValidationError) {
     return { message: err.errors.map((e) => e.message.charAt(0).toUpperCase() + e.message.slice(1)).join(' '), topUp: false };
   }
-  return { message: err.detail, topUp: false };
+  return { message: problem.detail, topUp: false };
 }
 
 /**
@@ -65,7 +67,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       if (!(err instanceof ValidationError)) throw err;
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
-    const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const { price } = await ocrCost(pricing, 1);
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -119,10 +121,12 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
       const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
-      res.redirect(303, `/tasks/${task.id}`);
+      // A repeated form whose task was deleted since: back to the list, nothing held again.
+      res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {
-      if (err instanceof AppError && err.status < 500 && err.status !== 401 && err.status !== 403) {
-        return renderIndex(req, res, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
+        return renderIndex(req, res, problem.status, pageError(err, problem));
       }
       throw err;
     }
@@ -139,7 +143,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     try {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) return renderShow(req, res, id, err.status, pageError(err));
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) return renderShow(req, res, id, problem.status, pageError(err, problem));
       throw err;
     }
     setFlash(req, { type: 'success', message: 'The task is queued again.' });
