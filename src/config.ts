@@ -65,6 +65,7 @@ const EnvSchema = z.object({
   HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(120),
   HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(20),
   TASK_EVENTS_MAX_STREAMS: int(1, 1000).default(10),
+  BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -130,6 +131,8 @@ export interface Config {
   /** Node's `server.requestTimeout` and `server.headersTimeout`, ms (a slow client is cut off). */
   http: { requestTimeoutMs: number; headersTimeoutMs: number };
   sweepIntervalMs: number;
+  /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
+  benchRoutes: boolean;
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -222,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     },
     http: { requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_SECONDS * 1000, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_SECONDS * 1000 },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+    benchRoutes: e.BENCH_ROUTES === 'on',
   };
   return deepFreeze(config);
 }
