@@ -362,8 +362,11 @@ function portIsFree(port: number): Promise<boolean> {
  * restart; otherwise a new free port, which is then kept.
  */
 async function choosePort(dataDir: string, requested: number | undefined, logger: Logger | undefined): Promise<number> {
-  if (requested) return requested;
   const file = path.join(dataDir, PORT_FILE);
+  if (requested) {
+    fs.writeFileSync(file, `${requested}\n`); // what attached workers compare against
+    return requested;
+  }
   let kept: number | undefined;
   try {
     kept = Number(fs.readFileSync(file, 'utf8').trim());
