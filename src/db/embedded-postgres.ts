@@ -173,9 +173,12 @@ interface PostgresUser {
   gid: number;
 }
 
-/** True when the `postgres` user can enter `dir` (every directory on the way has x for it). */
+/**
+ * True when the `postgres` user can enter `dir` (every directory on the way has x for it). That is
+ * all the cluster needs: `<dir>/pg` itself is made by root and handed to `postgres`.
+ */
 function reachableBy(user: PostgresUser, dir: string): boolean {
-  const r = spawnSync('/bin/sh', ['-c', 'cd "$1" && test -w .', 'sh', dir], { uid: user.uid, gid: user.gid, stdio: 'ignore' });
+  const r = spawnSync('/bin/sh', ['-c', 'cd "$1"', 'sh', dir], { uid: user.uid, gid: user.gid, stdio: 'ignore' });
   return r.status === 0;
 }
 

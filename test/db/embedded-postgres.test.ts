@@ -67,6 +67,19 @@ describe('embedded PostgreSQL start-up (issue 9, defects 2 and 10)', () => {
     }
   });
 
+  it.skipIf(!isRoot)('as root, keeps the cluster under a DATA_DIR the postgres user can enter (0755), even if it cannot write there', async () => {
+    const open = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-pg-0755-'));
+    fs.chmodSync(open, 0o755);
+    try {
+      const server = await startEmbeddedPostgres({ dataDir: open, settings: { fsync: 'off' }, ephemeral: true });
+      expect(server.clusterDir).toBe(path.join(open, 'pg'));
+      expect(fs.existsSync(path.join(open, 'pg-location'))).toBe(false);
+      await server.stop();
+    } finally {
+      fs.rmSync(open, { recursive: true, force: true });
+    }
+  });
+
   it('keeps the same port across restarts, so a separate worker finds the server again', async () => {
     const first = await startEmbeddedPostgres({ dataDir, settings: { fsync: 'off' } });
     const port = first.info.port;
