@@ -91,6 +91,10 @@ function spawnScript(site: Site, script: string, env: Record<string, string>, la
   fs.writeSync(log, `\n===== ${new Date().toISOString()} start ${label} =====\n`);
   const child = spawn(process.execPath, nodeArgs(script), { cwd: ROOT, env: { ...process.env, ...site.env, ...env }, stdio: ['ignore', log, log] });
   fs.closeSync(log);
+  // If this test process ends without its afterAll (a crashed fork), take the child with it.
+  const orphanGuard = () => child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
+  child.once('exit', () => process.removeListener('exit', orphanGuard));
   let done = false;
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => {
