@@ -7,7 +7,7 @@ import { createTaskRunner, type DocumentProcessor, type TaskRunnerDeps } from '.
 export type OwnedProcessor = DocumentProcessor & { close(): Promise<void> };
 
 export interface TaskWorkerOptions extends TaskRunnerDeps {
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds' | 'leaseSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds' | 'leaseSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds' | 'localWakers'>>;
   /** Jobs run at once in this process; each slot has its own processor (Tesseract worker). */
   concurrency: number;
   /** Makes one processor per slot (the OCR processor; tests inject stubs). */
@@ -48,8 +48,6 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
   // a running job's lease is renewed every third of it (see task-queue.ts `renewLease`)
   const leaseMs = queue.leaseSeconds * 1000;
   const maxAttemptMs = (options.maxAttemptSeconds ?? 720) * 1000;
-  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
   /**
    * Runs one fetched job while renewing its lease every third of it, for at most
    * `maxAttemptSeconds` (then the lease lapses and pg-boss retries the job elsewhere). When a
@@ -87,8 +85,22 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
     }
   }
 
-  /** One slot: fetch a job, run it, repeat; polls every `pollingIntervalSeconds` when idle. */
+  /**
+   * One slot: fetch a job, run it, repeat; polls every `pollingIntervalSeconds` when idle, and
+   * wakes at once when this process sends a job (`queue.localWakers`).
+   */
   async function slot(processor: OwnedProcessor): Promise<void> {
+    let wake: (() => void) | undefined;
+    const waker = () => wake?.();
+    queue.localWakers?.add(waker);
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     while (!control.stopping) {
       try {
         const [job] = await boss.fetch<TaskJob>(OCR_QUEUE, { batchSize: 1, includeMetadata: true });
@@ -101,6 +113,7 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
       }
       await sleep(queue.pollingIntervalSeconds * 1000);
     }
+    queue.localWakers?.delete(waker);
   }
 
   const slots: Array<Promise<void>> = [];
@@ -136,7 +149,10 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
       stopped ??= (async () => {
         control.stopping = true;
         clearInterval(sweeper);
-        for (const id of workerIds) await boss.offWork({ id });
+        for (const id of workerIds) {
+          queue.localWorkerIds?.delete(id);
+          await boss.offWork({ id });
+        }
         const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
         await Promise.race([Promise.allSettled([...running, ...slots]), deadline]);
         await Promise.allSettled(processors.map((p) => p.close()));
