@@ -18,6 +18,7 @@ import { createCreditsFeature } from './credits/credits-feature.ts';
 import { createPricingFeature } from './credits/pricing-feature.ts';
 import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
+import { createSubscriptionsFeature } from './subscriptions/subscriptions-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 
@@ -83,6 +84,7 @@ export function createApp(services: Services): express.Express {
   const features: Feature[] = [
     createAuthFeature(services),
     createPaymentsFeature(services),
+    createSubscriptionsFeature(services),
     createCreditsFeature(services),
     createPricingFeature(services),
     createTasksFeature(services),

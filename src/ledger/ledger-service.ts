@@ -453,6 +453,40 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       }
     },
 
+    /**
+     * Ends one lot now, ahead of its `expires_at`: its unheld remainder goes to the `expired` account
+     * in one `expiry` transfer (the same transfer the sweeper would make; what holds keep stays
+     * reserved and expires once released). For grants whose period ends by an event rather than by
+     * the clock, e.g. a subscription period ended by its renewal invoice (Stripe test clocks run
+     * ahead of real time). Returns the millicredits expired now (0 when nothing was left).
+     * @throws LotNotFoundError for an unknown lot.
+     */
+    async expireLot(input: { lotId: string; actor: string; reason?: string | null }, trx?: Trx): Promise<{ expired: number; transfer: Transfer | null }> {
+      return run(trx, async (t) => {
+        const peek = await store.findLot(t, input.lotId);
+        if (!peek) throw new LotNotFoundError();
+        await store.lockAccountById(t, peek.accountId);
+        const lot = (await store.findLot(t, input.lotId))!;
+        const amount = lot.remaining - lot.held;
+        if (amount <= 0) return { expired: 0, transfer: null };
+        await store.changeLot(t, lot.id, { remaining: -amount });
+        const balanceAfter = await store.addToAccount(t, lot.accountId, { debits: amount });
+        const transfer = await store.insertTransfer(t, {
+          id: `expiry:${lot.id}:${lot.remaining}`,
+          debitAccountId: lot.accountId,
+          creditAccountId: await counterparty(t, 'expiry'),
+          amount,
+          kind: 'expiry',
+          reason: input.reason ?? `${lot.source} credits expired`,
+          actor: input.actor,
+          reference: { type: 'lot', id: lot.id },
+          debitBalanceAfter: balanceAfter,
+        });
+        await store.insertAllocations(t, transfer.id, [{ lotId: lot.id, amount }]);
+        return { expired: amount, transfer };
+      });
+    },
+
     /** Sweeper: voids (status `expired`) every active hold past its timeout at `now`. Returns the count. */
     async expireHolds(now: Date = clock(), batch = 500): Promise<number> {
       let count = 0;

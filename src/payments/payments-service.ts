@@ -7,6 +7,7 @@ import type { Logger } from '../logger.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { formatMoney } from './money.ts';
 import * as store from './payments-store.ts';
+import type { StripeCustomers } from './stripe-customers.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
 
 /** Stripe's default tolerance for webhook timestamps, in seconds (Stripe docs, "Verify webhook signatures"). */
@@ -20,6 +21,20 @@ export interface PaymentsDeps {
   /** The signing secret of our webhook endpoint (whsec_…). */
   webhookSecret: string;
   logger: Logger;
+  /** Users' Stripe customers (shared with subscriptions). */
+  customers: StripeCustomers;
+  /**
+   * Handlers of other features for event types (subscriptions). Tried before the payments handler
+   * of the same type; one answering null leaves the event to payments. `prefetch` runs before the
+   * event's transaction (calls to Stripe never hold a database connection).
+   */
+  moreHandlers?: Record<string, MoreHandler>;
+}
+
+/** A webhook handler of another feature: what to read first (outside the transaction), then what to do in it. */
+export interface MoreHandler {
+  prefetch?: (event: Stripe.Event) => Promise<unknown>;
+  handle: (event: Stripe.Event, trx: Trx, prefetched: unknown) => Promise<string | null>;
 }
 
 export interface CheckoutResult {
@@ -43,16 +58,7 @@ const idOf = (v: string | { id: string } | null | undefined): string | null => (
 export function createPayments(deps: PaymentsDeps) {
   const { db, ledger, stripe, config, logger } = deps;
 
-  async function customerFor(user: { id: string; email: string; name: string }): Promise<string> {
-    const known = await store.findCustomerId(db, user.id);
-    if (known) return known;
-    // Stripe idempotency key: concurrent first checkouts create one customer (Stripe docs, "Idempotent requests").
-    const customer = await stripe.customers.create(
-      { email: user.email, name: user.name, metadata: { userId: user.id } },
-      { idempotencyKey: `tally-customer-${user.id}` },
-    );
-    return store.saveCustomerId(db, user.id, customer.id);
-  }
+  const customerFor = (user: { id: string; email: string; name: string }) => deps.customers.customerFor(user);
 
   /**
    * Grants a paid payment's credits: one `purchase` lot (never expires) and, if the pack has a
@@ -299,11 +305,13 @@ export function createPayments(deps: PaymentsDeps) {
         throw new BadRequestError(`Webhook signature verification failed: ${(err as Error).message}`, 'invalid_signature');
       }
       const pre = await prefetch(event);
+      const other = deps.moreHandlers && Object.hasOwn(deps.moreHandlers, event.type) ? deps.moreHandlers[event.type] : undefined;
+      const otherPre = other?.prefetch ? await other.prefetch(event) : undefined;
       return inTransaction(db, async (trx) => {
         const fresh = await store.recordWebhookEvent(trx, { id: event.id, type: event.type, created: event.created, outcome: 'processing' });
         if (!fresh) return { event, duplicate: true, outcome: 'duplicate' };
         const handler = handlers[event.type];
-        const outcome = handler ? await handler(event, trx, pre) : 'ignored';
+        const outcome = (other ? await other.handle(event, trx, otherPre) : null) ?? (handler ? await handler(event, trx, pre) : 'ignored');
         await store.setWebhookOutcome(trx, event.id, outcome);
         logger.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook handled');
         return { event, duplicate: false, outcome };
