@@ -12,6 +12,7 @@ import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
+import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
@@ -31,22 +32,21 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({ db, ledger, stripe: infra.stripe, customers, config, logger });
-  const payments = createPayments({
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers });
+  const stripeWebhook = createStripeWebhook({
     db,
-    ledger,
     stripe: infra.stripe,
-    config,
     webhookSecret: infra.stripeWebhookSecret,
+    payments,
     logger,
-    customers,
-    moreHandlers: subscriptions.webhookHandlers,
+    more: subscriptions.webhookHandlers,
   });
   const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, subscriptions, auth, sessions, admin, idempotency, tasks };
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

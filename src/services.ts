@@ -12,6 +12,7 @@ import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
 import type { Subscriptions } from './subscriptions/subscriptions-service.ts';
+import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
 
@@ -47,6 +48,8 @@ export interface Services extends Required<Infrastructure> {
   payments: Payments;
   /** Subscription plans on Stripe Billing and their credits. */
   subscriptions: Subscriptions;
+  /** Our Stripe webhook endpoint's logic: verify, parse, deduplicate, dispatch. */
+  stripeWebhook: StripeWebhook;
   auth: AuthService;
   sessions: SessionsService;
   admin: AdminService;

@@ -1,6 +1,6 @@
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { formatMoney } from '../payments/money.ts';
+import { formatMoney } from '@tally/money';
 import type { Plan, SubscriptionInvoice, SubscriptionSummary } from './subscriptions-service.ts';
 
 /** `1,000` / `12.5`: credits for people. */

@@ -5,7 +5,7 @@ import { AppError, ConflictError, NotFoundError, ValidationError } from '../http
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import type { StripeCustomers } from '../payments/stripe-customers.ts';
-import type { MoreHandler } from '../payments/payments-service.ts';
+import type { MoreHandler } from '../payments/stripe-webhook.ts';
 import * as store from './subscriptions-store.ts';
 import type { Plan, Subscription, SubscriptionInvoice, SubscriptionPeriod } from './subscriptions-store.ts';
 
