@@ -7,6 +7,8 @@ import { ValidationError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
+import { loadSubscriptionView } from '../subscriptions/subscriptions-json.ts';
 import { TRANSFER_KINDS } from '../ledger/ledger-types.ts';
 import { validate } from '../http/validate.ts';
 import { balanceJson, transferJson } from './credits-json.ts';
@@ -21,7 +23,13 @@ const PAGE_SIZE = 25;
  * keyset pagination, CSV download), the user's sessions (sessions service) and their last 20
  * purchases (payments service; views/account/_payments.ejs).
  */
-export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsService; payments: Pick<Payments, 'listPayments'> }): express.Router {
+export function createAccountPages(deps: {
+  ledger: Ledger;
+  sessions: SessionsService;
+  payments: Pick<Payments, 'listPayments'>;
+  /** The subscription section (views/subscriptions/_account.ejs). */
+  subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
+}): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
 
@@ -36,11 +44,12 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases] = await Promise.all([
+    const [balance, page, sessions, purchases, subscription] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
+      loadSubscriptionView(deps.subscriptions, user.id),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -65,6 +74,7 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       csvHref: `/api/credits/transfers?${csvParams}`,
       sessions,
       payments: purchases.map((p) => paymentView(p)),
+      subscription,
       fmt: viewHelpers,
     });
   });

@@ -119,3 +119,15 @@ export function subscriptionView(s: SubscriptionSummary, invoices: SubscriptionI
 }
 
 export type SubscriptionView = ReturnType<typeof subscriptionView>;
+
+/**
+ * The subscription section of /account and of the admin's user page (views/subscriptions/
+ * _account.ejs, _admin.ejs): null when the user never subscribed.
+ */
+export async function loadSubscriptionView(
+  subscriptions: { summary(userId: string): Promise<SubscriptionSummary | undefined>; listInvoices(subscriptionId: string): Promise<SubscriptionInvoice[]> },
+  userId: string,
+): Promise<SubscriptionView | null> {
+  const s = await subscriptions.summary(userId);
+  return s ? subscriptionView(s, await subscriptions.listInvoices(s.subscription.id)) : null;
+}

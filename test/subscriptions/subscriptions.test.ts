@@ -342,6 +342,26 @@ describe('admin', () => {
   });
 });
 
+describe('pages', () => {
+  it('/pricing shows the plans beside the packs; /account shows this period, rollover and their expiries apart; past_due offers a fix-card button', async () => {
+    const pricing = await request(ta.app).get('/pricing').set('Accept', 'text/html').expect(200);
+    expect(pricing.text).toContain('Subscribe');
+    expect(pricing.text).toContain('$19.00 / month');
+    expect(pricing.text).toContain('Starter');
+    const { agent } = await signup();
+    await subscribe(agent, 'pro', '4000 0000 0000 0341');
+    await emulator.emulator.deliverDue();
+    let page = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain("This period's credits");
+    expect(page.text).toMatch(/data-testid="period-credits">1,000</);
+    expect(page.text).not.toMatch(/sub_|in_[A-Za-z0-9]{10}/);
+    await advanceTo(unix((await current(agent)).periodEnd) + 60);
+    page = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('Fix your card');
+    expect(page.text).toContain('Payment failed');
+  });
+});
+
 describe('customer portal', () => {
   it('POST /api/billing/portal gives a portal URL; cancelling there is seen by Tally', async () => {
     const { agent } = await signup();
