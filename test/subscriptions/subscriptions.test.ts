@@ -231,6 +231,28 @@ describe('the lifecycle on a test clock', () => {
   });
 });
 
+describe('a yearly plan', () => {
+  it('is billed once a year and grants 1,000 credits every month, with the rollover', async () => {
+    const { agent, user } = await signup();
+    await subscribe(agent, 'pro_yearly');
+    await emulator.emulator.deliverDue();
+    let sub = await current(agent);
+    expect(sub).toMatchObject({ status: 'active', plan: { id: 'pro_yearly', interval: 'year' }, creditsGrantedThisPeriod: 1000 });
+    const monthEnd = sub.creditsPeriodEnd as string;
+    expect(new Date(sub.periodEnd).getTime() - new Date(sub.periodStart).getTime()).toBeGreaterThan(360 * DAY * 1000);
+    // The test clock passes the first month: the clock's 'ready' event credits the second month.
+    await advanceTo(unix(monthEnd) + 60);
+    sub = await current(agent);
+    expect(sub.creditsPeriodStart).toBe(monthEnd);
+    expect(sub).toMatchObject({ creditsGrantedThisPeriod: 1000, rolloverCredits: 500 });
+    expect((await lotsOf(user.id)).length).toBe(3);
+    const invoices = (await agent.get('/api/subscriptions/current/invoices').expect(200)).body.invoices;
+    expect(invoices).toHaveLength(1); // still one invoice: billed yearly
+    // The sweeper running again changes nothing.
+    expect(await ta.deps.subscriptions.creditDueMonths()).toBe(0);
+  });
+});
+
 describe('failed renewals', () => {
   it('a card that fails at renewal → past_due and no grant; fixing the card in the portal → one grant', async () => {
     const { agent, user } = await signup();
