@@ -390,30 +390,13 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      * ahead of real time). Returns the millicredits expired now (0 when nothing was left).
      * @throws LotNotFoundError for an unknown lot.
      */
-    async expireLot(input: { lotId: string; actor: string; reason?: string | null }, trx?: Trx): Promise<{ expired: number; transfer: Transfer | null }> {
-      return run(trx, async (t) => {
-        const peek = await store.findLot(t, input.lotId);
-        if (!peek) throw new LotNotFoundError();
-        await store.lockAccountById(t, peek.accountId);
-        const lot = (await store.findLot(t, input.lotId))!;
-        const amount = lot.remaining - lot.held;
-        if (amount <= 0) return { expired: 0, transfer: null };
-        await store.changeLot(t, lot.id, { remaining: -amount });
-        const balanceAfter = await store.addToAccount(t, lot.accountId, { debits: amount });
-        const transfer = await store.insertTransfer(t, {
-          id: `expiry:${lot.id}:${lot.remaining}`,
-          debitAccountId: lot.accountId,
-          creditAccountId: await counterparty(t, 'expiry'),
-          amount,
-          kind: 'expiry',
-          reason: input.reason ?? `${lot.source} credits expired`,
-          actor: input.actor,
-          reference: { type: 'lot', id: lot.id },
-          debitBalanceAfter: balanceAfter,
-        });
-        await store.insertAllocations(t, transfer.id, [{ lotId: lot.id, amount }]);
-        return { expired: amount, transfer };
-      });
+    async expireLot(input: { lotId: string; actor: string; reason?: string | null }, trx?: Trx): Promise<{ expired: number }> {
+      try {
+        return { expired: await store.expireLot(trx ?? db, input.lotId, input.actor, input.reason ?? null) };
+      } catch (err) {
+        if ((err as { code?: string }).code === 'TL404') throw new LotNotFoundError();
+        throw err;
+      }
     },
 
     /** Sweeper: voids (status `expired`) every active hold past its timeout at `now`. Returns the count. */
