@@ -18,6 +18,18 @@ export interface SubscriptionsDeps {
   customers: StripeCustomers;
   config: Pick<Config, 'appUrl'>;
   logger: Logger;
+  /**
+   * HOOK(notify): where the email outbox of issue 13 plugs in (renewal receipt; payment failed with
+   * the fix-card link). Called in the transaction that credits or records the invoice, so an
+   * outbox row commits with it, once per renewal and once per failed attempt. Unset: no email.
+   */
+  notify?: SubscriptionNotifier;
+}
+
+/** The subscription emails (issue 13's outbox sends them). Money in cents, credits in millicredits. */
+export interface SubscriptionNotifier {
+  renewalReceipt(trx: Trx, e: { userId: string; planName: string; millicredits: number; rolloverMillicredits: number; amountCents: number; currency: string; invoiceNumber: string | null; periodEnd: Date }): Promise<void>;
+  paymentFailed(trx: Trx, e: { userId: string; planName: string; amountCents: number; currency: string; attempt: number; nextAttemptAt: Date | null; fixCardUrl: string }): Promise<void>;
 }
 
 /** What /account and `GET /api/subscriptions/current` show. Credits in millicredits. */
@@ -280,6 +292,7 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
     const lines = inv.lines.data;
     const main = lines.find((l) => !l.parent?.subscription_item_details?.proration) ?? lines[0];
     const period = main?.period ?? { start: inv.period_start, end: inv.period_end };
+    const before = await store.findInvoice(trx, inv.id);
     const row = await store.upsertInvoice(trx, {
       stripeInvoiceId: inv.id,
       subscriptionId: sub.id,
@@ -297,11 +310,39 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
       created: fromUnix(inv.created),
       paidAt: inv.status_transitions?.paid_at ? fromUnix(inv.status_transitions.paid_at) : null,
     });
-    if (inv.status !== 'paid') return `invoice_${inv.status ?? 'draft'}`;
+    if (inv.status !== 'paid') {
+      if (inv.status === 'open' && inv.attempt_count > (before?.attemptCount ?? 0)) {
+        const plan = await planOfPrice(trx, main?.pricing?.price_details?.price ?? null, prices);
+        await deps.notify?.paymentFailed(trx, {
+          userId: sub.userId,
+          planName: plan.name,
+          amountCents: inv.amount_due,
+          currency: inv.currency,
+          attempt: inv.attempt_count,
+          nextAttemptAt: row.nextPaymentAttempt,
+          fixCardUrl: `${config.appUrl}/account#subscription`,
+        });
+      }
+      return `invoice_${inv.status ?? 'draft'}`;
+    }
     if (inv.billing_reason === 'subscription_create' || inv.billing_reason === 'subscription_cycle') {
       const plan = await planOfPrice(trx, main?.pricing?.price_details?.price ?? null, prices);
       const w = creditWindow(plan, row.periodStart, row.periodEnd);
-      return (await creditPeriod(trx, sub, plan, w.start, w.end, 'invoice', { invoiceId: inv.id })) ? 'period_credited' : 'period_already_credited';
+      const credited = await creditPeriod(trx, sub, plan, w.start, w.end, 'invoice', { invoiceId: inv.id });
+      if (credited && inv.billing_reason === 'subscription_cycle' && deps.notify) {
+        const period = (await store.listPeriods(trx, sub.id))[0]!;
+        await deps.notify.renewalReceipt(trx, {
+          userId: sub.userId,
+          planName: plan.name,
+          millicredits: period.grantedMillicredits,
+          rolloverMillicredits: period.rolloverMillicredits,
+          amountCents: inv.amount_paid,
+          currency: inv.currency,
+          invoiceNumber: inv.number,
+          periodEnd: period.periodEnd,
+        });
+      }
+      return credited ? 'period_credited' : 'period_already_credited';
     }
     if (inv.billing_reason === 'subscription_update') return applyProration(trx, sub, row, inv, prices);
     return 'invoice_recorded';

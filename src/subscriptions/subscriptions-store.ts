@@ -284,6 +284,11 @@ export interface InvoiceUpsert {
   paidAt: Date | null;
 }
 
+export async function findInvoice(q: Q, stripeInvoiceId: string): Promise<SubscriptionInvoice | undefined> {
+  const row = await q('subscription_invoices').where({ stripe_invoice_id: stripeInvoiceId }).first();
+  return row ? mapInvoice(row) : undefined;
+}
+
 /** Inserts or refreshes an invoice; returns it locked. */
 export async function upsertInvoice(trx: Trx, i: InvoiceUpsert): Promise<SubscriptionInvoice> {
   const row = {
