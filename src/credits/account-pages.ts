@@ -29,6 +29,8 @@ export function createAccountPages(deps: {
   payments: Pick<Payments, 'listPayments'>;
   /** The subscription section (views/subscriptions/_account.ejs). */
   subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
+  /** Email verification and the alert history (views/notifications/_account.ejs). */
+  notices: { forAccount(userId: string): Promise<unknown> };
 }): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
@@ -44,11 +46,12 @@ export function createAccountPages(deps: {
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases, subscription] = await Promise.all([
+    const [balance, page, sessions, purchases, notices, subscription] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
+      deps.notices.forAccount(user.id),
       loadSubscriptionView(deps.subscriptions, user.id),
     ]);
     // The filter form shows what was asked for, as typed.
@@ -74,6 +77,7 @@ export function createAccountPages(deps: {
       csvHref: `/api/credits/transfers?${csvParams}`,
       sessions,
       payments: purchases.map((p) => paymentView(p)),
+      notices,
       subscription,
       fmt: viewHelpers,
     });
