@@ -12,6 +12,7 @@ import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
+import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
@@ -34,7 +35,15 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
-  const subscriptions = createSubscriptions({ db, ledger, stripe: infra.stripe, customers, config, logger });
+  const subscriptions = createSubscriptions({
+    db,
+    ledger,
+    stripe: infra.stripe,
+    customers,
+    config,
+    logger,
+    notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
+  });
   const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
   const stripeWebhook = createStripeWebhook({
     db,

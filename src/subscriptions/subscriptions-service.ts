@@ -19,9 +19,9 @@ export interface SubscriptionsDeps {
   config: Pick<Config, 'appUrl'>;
   logger: Logger;
   /**
-   * HOOK(notify): where the email outbox of issue 13 plugs in (renewal receipt; payment failed with
-   * the fix-card link). Called in the transaction that credits or records the invoice, so an
-   * outbox row commits with it, once per renewal and once per failed attempt. Unset: no email.
+   * The subscription emails (renewal receipt; payment failed with the fix-card link), sent through
+   * the notification outbox (subscription-emails.ts). Called in the transaction that credits or
+   * records the invoice, so the outbox row commits with it. Unset: no email.
    */
   notify?: SubscriptionNotifier;
 }
@@ -29,7 +29,7 @@ export interface SubscriptionsDeps {
 /** The subscription emails (issue 13's outbox sends them). Money in cents, credits in millicredits. */
 export interface SubscriptionNotifier {
   renewalReceipt(trx: Trx, e: { userId: string; planName: string; millicredits: number; rolloverMillicredits: number; amountCents: number; currency: string; invoiceNumber: string | null; periodEnd: Date }): Promise<void>;
-  paymentFailed(trx: Trx, e: { userId: string; planName: string; amountCents: number; currency: string; attempt: number; nextAttemptAt: Date | null; fixCardUrl: string }): Promise<void>;
+  paymentFailed(trx: Trx, e: { invoiceId: string; userId: string; planName: string; amountCents: number; currency: string; attempt: number; nextAttemptAt: Date | null; fixCardUrl: string }): Promise<void>;
 }
 
 /** What /account and `GET /api/subscriptions/current` show. Credits in millicredits. */
@@ -314,6 +314,7 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
       if (inv.status === 'open' && inv.attempt_count > (before?.attemptCount ?? 0)) {
         const plan = await planOfPrice(trx, main?.pricing?.price_details?.price ?? null, prices);
         await deps.notify?.paymentFailed(trx, {
+          invoiceId: inv.id,
           userId: sub.userId,
           planName: plan.name,
           amountCents: inv.amount_due,

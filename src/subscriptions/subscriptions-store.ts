@@ -156,6 +156,11 @@ export async function findPlan(q: Q, id: string): Promise<Plan | undefined> {
   return row ? mapPlan(row) : undefined;
 }
 
+/** The name and address emails go to. */
+export async function userContact(q: Q, userId: string): Promise<{ email: string; name: string } | undefined> {
+  return q('users').where({ id: userId }).first('email', 'name');
+}
+
 /** The user id of a Stripe customer Tally created (payments' `stripe_customers`). */
 export async function userOfCustomer(q: Q, customerId: string): Promise<string | undefined> {
   const row = await q('stripe_customers').where({ customer_id: customerId }).first('user_id');

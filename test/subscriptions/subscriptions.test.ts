@@ -280,6 +280,10 @@ describe('failed renewals', () => {
     // The automatic retry comes later too, and grants nothing more.
     await advanceTo(unix(end) + 4 * DAY);
     expect((await lotsOf(user.id)).length).toBe(3);
+    // Emails through the notification outbox: one payment-failed notice with the fix-card link, one renewal receipt.
+    const emails = await ta.t.db('email_outbox').where({ user_id: user.id }).whereIn('type', ['subscription_payment_failed', 'subscription_renewal']).orderBy('created_at');
+    expect(emails.map((e) => e.type)).toEqual(['subscription_payment_failed', 'subscription_renewal']);
+    expect(emails[0].text_body).toContain('/account#subscription');
   });
 });
 
