@@ -10,6 +10,9 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createStripeCustomers } from './payments/stripe-customers.ts';
+import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
+import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
@@ -32,8 +35,25 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
-  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
+  const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
+  const subscriptions = createSubscriptions({
+    db,
+    ledger,
+    stripe: infra.stripe,
+    customers,
+    config,
+    logger,
+    notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
+  });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
+  const stripeWebhook = createStripeWebhook({
+    db,
+    stripe: infra.stripe,
+    webhookSecret: infra.stripeWebhookSecret,
+    payments,
+    logger,
+    more: subscriptions.webhookHandlers,
+  });
   const auth = createAuthService({
     db,
     ledger,
@@ -45,7 +65,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
 }
 
 /**

@@ -90,7 +90,9 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
           const keys = await services.idempotency.purgeExpired();
-          if (holds + lots + keys > 0) logger.info({ holds, lots, idempotencyKeys: keys }, 'ledger sweep');
+          // Months 2–12 of yearly subscription plans whose month has begun.
+          const months = await services.subscriptions.creditDueMonths();
+          if (holds + lots + keys + months > 0) logger.info({ holds, lots, idempotencyKeys: keys, subscriptionMonths: months }, 'ledger sweep');
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }
