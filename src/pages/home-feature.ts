@@ -1,11 +1,24 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { AppDeps, Feature } from '../app.ts';
 
-/** The landing page. */
-export function createHomeFeature(_deps: AppDeps): Feature {
+const PUBLIC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../public');
+
+/**
+ * The landing page, and the favicon at the two addresses browsers ask for (`/favicon.ico` without
+ * being told, `/favicon.svg` from the layout's `<link rel="icon">`). The icons are served before
+ * the session middleware: no session lookup for an icon.
+ */
+export function createHomeFeature(deps: AppDeps): Feature {
+  const raw = express.Router();
+  const maxAge = deps.config.isProduction ? '7d' : 0;
+  raw.get('/favicon.ico', (_req, res) => res.sendFile(path.join(PUBLIC, 'favicon.ico'), { maxAge }));
+  raw.get('/favicon.svg', (_req, res) => res.sendFile(path.join(PUBLIC, 'favicon.svg'), { maxAge }));
+
   const pages = express.Router();
   pages.get('/', (_req, res) => {
     res.render('home', { title: 'Prepaid credits for metered jobs' });
   });
-  return { pages };
+  return { raw, pages };
 }

@@ -44,6 +44,53 @@ export async function checkAccessibility(page: Page): Promise<void> {
   expect(await page.locator('h1').count(), `one h1 on ${page.url()}`).toBe(1);
 }
 
+/** axe-core tags every page must pass: WCAG 2.0–2.2 A and AA, and axe's best practices. */
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22a', 'wcag22aa', 'best-practice'];
+
+/**
+ * Everything wrong with the page as shown, as readable lines (empty when all is well): axe-core
+ * violations for {@link AXE_TAGS}, a page wider than its viewport (sideways scrolling), a header
+ * control or a table date broken over two lines, a scrollable table region that is not focusable.
+ */
+export async function pageProblems(page: Page): Promise<string[]> {
+  if (!(await page.evaluate('typeof window.axe !== "undefined"'))) await page.evaluate(AXE_SOURCE);
+  const result = (await page.evaluate(`axe.run(document, { runOnly: { type: 'tag', values: ${JSON.stringify(AXE_TAGS)} }, resultTypes: ['violations'] })`)) as {
+    violations: Array<{ id: string; nodes: Array<{ target: string[]; failureSummary?: string }> }>;
+  };
+  const problems = result.violations.map((v) => `axe ${v.id}: ${v.nodes.map((n) => `${n.target.join(' ')} (${(n.failureSummary ?? '').replace(/\s+/g, ' ').slice(0, 160)})`).join('; ')}`);
+  const layout = await page.evaluate(() => {
+    const out: string[] = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > window.innerWidth) {
+      // Name the widest culprits: elements whose right edge is past the viewport.
+      const wide = Array.from(document.querySelectorAll('body *'))
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && !el.closest('.table-wrap'))
+        .slice(0, 3)
+        .map((el) => `${el.tagName.toLowerCase()}${el.className ? '.' + String(el.className).split(' ').join('.') : ''}`);
+      out.push(`page is ${doc.scrollWidth}px wide in a ${window.innerWidth}px viewport (${wide.join(', ')})`);
+    }
+    const oneLine = (el: Element) => {
+      const style = getComputedStyle(el);
+      const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.5;
+      const pad = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom) + parseFloat(style.borderTopWidth) + parseFloat(style.borderBottomWidth);
+      return el.getBoundingClientRect().height - pad < line * 1.8;
+    };
+    for (const el of Array.from(document.querySelectorAll('header a, header button, header summary'))) {
+      if ((el as HTMLElement).offsetParent !== null && !oneLine(el)) out.push(`header control wraps: "${el.textContent?.trim()}"`);
+    }
+    for (const el of Array.from(document.querySelectorAll('td time, td .date'))) {
+      if (el.getClientRects().length > 1) out.push(`table date wraps: "${el.textContent?.trim()}"`);
+    }
+    for (const el of Array.from(document.querySelectorAll('.table-wrap'))) {
+      if (el.scrollWidth > el.clientWidth && (el.getAttribute('tabindex') !== '0' || !el.getAttribute('aria-label'))) {
+        out.push('scrollable table region is not focusable with a label');
+      }
+    }
+    return out;
+  });
+  return [...problems, ...layout];
+}
+
 /** The available balance shown in the page header, as a number of credits. */
 export async function headerBalance(page: Page): Promise<number> {
   const text = await page.locator('[data-testid="header-balance"] [data-balance]').textContent();

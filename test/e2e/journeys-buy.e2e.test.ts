@@ -45,7 +45,7 @@ describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits
     await page.goto(`${baseUrl}/pricing`);
     await checkAccessibility(page);
     // Keyboard-only: focus the Starter button and press Enter.
-    await page.getByRole('button', { name: /Buy the Starter pack/ }).focus();
+    await page.getByRole('button', { name: 'Buy Starter' }).focus();
     await page.keyboard.press('Enter');
     await payWithCard(page, '4242 4242 4242 4242');
 
@@ -74,7 +74,7 @@ describe('journey 2: a declined card shows an error and changes nothing', () => 
   it('keeps the balance at 10 credits', async () => {
     await signUpWithKeyboard(page);
     await page.goto(`${baseUrl}/pricing`);
-    await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+    await page.getByRole('button', { name: 'Buy Starter' }).click();
     await payWithCard(page, '4000 0000 0000 0002');
     await expect.poll(() => page.locator('body').textContent()).toMatch(/declined/i);
     expect(page.url()).toMatch(/\/c\/pay\/cs_test_/);
