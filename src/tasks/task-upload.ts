@@ -11,12 +11,13 @@ export const FILE_FIELD = 'file';
  * `maxBytes` (413 problem+json beyond, naming the limit), a few small text fields. Other
  * content types pass through untouched (the handler then reports the missing file).
  */
-export function uploadDocument(maxBytes: number): RequestHandler {
-  const parse = multer({
+export function uploadDocument(maxBytes: number, maxFiles = 1): RequestHandler {
+  const options = {
     storage: multer.memoryStorage(),
-    limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 10_000, parts: 12 },
+    limits: { fileSize: maxBytes, files: maxFiles, fields: 10, fieldSize: 10_000, parts: maxFiles + 11 },
     defParamCharset: 'utf8', // browsers send UTF-8 file names; busboy's default is latin1
-  }).single(FILE_FIELD);
+  };
+  const parse = maxFiles === 1 ? multer(options).single(FILE_FIELD) : multer(options).array(FILE_FIELD, maxFiles);
   const limit = `${Math.round((maxBytes / (1024 * 1024)) * 10) / 10} MB`;
   return (req, res, next) => {
     parse(req, res, (err?: unknown) => {
@@ -25,7 +26,12 @@ export function uploadDocument(maxBytes: number): RequestHandler {
       }
       if (err instanceof multer.MulterError) {
         const field = err.field ? `body.${err.field}` : 'body';
-        const message = err.code === 'LIMIT_UNEXPECTED_FILE' ? `is not accepted: send one document in the "${FILE_FIELD}" field` : err.message;
+        const message =
+          err.code === 'LIMIT_UNEXPECTED_FILE' || err.code === 'LIMIT_FILE_COUNT'
+            ? maxFiles === 1
+              ? `is not accepted: send one document in the "${FILE_FIELD}" field`
+              : `is not accepted: send at most ${maxFiles} documents in the "${FILE_FIELD}" field`
+            : err.message;
         return next(new ValidationError([{ field, message }]));
       }
       next(err);
@@ -43,4 +49,10 @@ export function uploadedFile(req: Request): UploadedFile {
     throw new ValidationError([{ field: FILE_FIELD, message }]);
   }
   return { bytes: file.buffer, fileName: file.originalname };
+}
+
+/** The uploaded documents of a multi-file upload (`uploadDocument(max, n)`), possibly none. */
+export function uploadedFiles(req: Request): UploadedFile[] {
+  const files = Array.isArray(req.files) ? req.files : req.file ? [req.file] : [];
+  return files.filter((f) => f.size > 0).map((f) => ({ bytes: f.buffer, fileName: f.originalname }));
 }

@@ -2,7 +2,7 @@ import type { AppDeps, Feature } from '../app.ts';
 import { createPricing } from '../credits/pricing-service.ts';
 import { createLocalFileStorage, uploadsDir, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { createTasksPages } from './tasks-pages.ts';
+import { createTasksPages, createTasksUploadParser } from './tasks-pages.ts';
 import { createTasksRouter } from './tasks-router.ts';
 import { createTasksService } from './tasks-service.ts';
 
@@ -38,6 +38,7 @@ export function createTasksFeature(deps: AppDeps): Feature {
   });
   const maxUploadBytes = config.tasks.maxUploadBytes;
   return {
+    raw: createTasksUploadParser(maxUploadBytes),
     api: createTasksRouter({ service, maxUploadBytes, logger }),
     pages: createTasksPages({ service, pricing, maxUploadBytes }),
   };

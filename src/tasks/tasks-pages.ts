@@ -9,14 +9,24 @@ import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
-import { uploadDocument, uploadedFile } from './task-upload.ts';
-import { taskJson, taskPageJson } from './tasks-json.ts';
+import { uploadDocument, uploadedFiles } from './task-upload.ts';
+import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
 import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
 const TEXT_PREVIEW_CHARS = 200_000;
 const PAGE_SIZE = 20;
+/** Documents one upload form post may carry. */
+export const MAX_FILES_PER_UPLOAD = 10;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Why the multipart upload of `POST /tasks/uploads` could not be read (set by the early parser). */
+    uploadError?: AppError;
+  }
+}
 
 export interface TasksPagesOptions {
   service: TasksService;
@@ -44,14 +54,38 @@ function pageError(err: AppError): PageError {
 }
 
 /**
- * The /tasks pages (signed in). They work without JavaScript: the upload form posts multipart to
- * `POST /tasks` (CSRF token in the query string, since the body is multipart), which creates the
- * task and redirects to `/tasks/:id`. public/tasks.js adds the estimate-and-balance confirmation
- * step and live progress over server-sent events.
+ * Reads the multipart body of the upload form (`POST /tasks/uploads`) before the CSRF check, so
+ * the token travels in the body like every other form's (not in the URL, where it would reach
+ * history and logs). Mounted before the session and body parsers (a feature's `raw` router).
+ * A body that cannot be read (too large, too many files) is noted on `req.uploadError` for the
+ * page to explain after the CSRF check and sign-in.
+ */
+export function createTasksUploadParser(maxUploadBytes: number): express.Router {
+  const parse = uploadDocument(maxUploadBytes, MAX_FILES_PER_UPLOAD);
+  const raw = express.Router();
+  raw.post('/tasks/uploads', (req, res, next) => {
+    parse(req, res, (err?: unknown) => {
+      if (err instanceof AppError) req.uploadError = err;
+      else if (err) return next(err);
+      next();
+    });
+  });
+  return raw;
+}
+
+/**
+ * The /tasks pages (signed in), working without JavaScript, every POST answered with a 303:
+ * 1. the form posts one or more documents (multipart, CSRF token in the body) to
+ *    `POST /tasks/uploads`: each is inspected, priced and kept (nothing held), then
+ * 2. `GET /tasks?uploads=<id>,<id>` shows each file's pages and estimate, the total and the
+ *    balance, and one "Confirm" form that posts the upload ids to
+ * 3. `POST /tasks/confirm`: each kept upload becomes a task (hold + job), and the page goes to the
+ *    task (one) or the list (several). Nothing is uploaded twice.
+ * public/tasks.js adds drag and drop, the same steps without leaving the page, live progress over
+ * server-sent events and a signal when a job finishes.
  */
 export function createTasksPages(options: TasksPagesOptions): express.Router {
   const { service, pricing } = options;
-  const upload = uploadDocument(options.maxUploadBytes);
   const pages = express.Router();
 
   async function renderIndex(req: Request, res: Response, status: number, error?: PageError) {
@@ -66,6 +100,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
     const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const wanted = (typeof req.query.uploads === 'string' ? req.query.uploads.split(',') : []).filter((id) => UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
+    const staged = (await service.staged(req.user!.id, wanted)).map(uploadJson);
+    const stagedMilli = staged.reduce((sum, u) => sum + Math.round(u.credits * 1000), 0);
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -80,7 +117,10 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       isFirstPage: !cursor,
       maxUploadMb: Math.round((options.maxUploadBytes / (1024 * 1024)) * 10) / 10,
       price: { base: millicreditsToCredits(price.baseMillicredits), perPage: millicreditsToCredits(price.perUnitMillicredits) },
-      idempotencyKey: crypto.randomUUID(),
+      staged,
+      stagedTotal: millicreditsToCredits(stagedMilli),
+      stagedExpired: wanted.length > staged.length,
+      maxFiles: MAX_FILES_PER_UPLOAD,
       fmt: viewHelpers,
     });
   }
@@ -113,19 +153,53 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     await renderIndex(req, res, 200);
   });
 
-  pages.post('/tasks', requireAuth, async (req, res) => {
-    try {
-      await new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
-      const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
-      res.redirect(303, `/tasks/${task.id}`);
-    } catch (err) {
-      if (err instanceof AppError && err.status < 500 && err.status !== 401 && err.status !== 403) {
-        return renderIndex(req, res, err.status, pageError(err));
+  pages.post('/tasks/uploads', requireAuth, async (req, res) => {
+    const problems: string[] = [];
+    let topUp = false;
+    if (req.uploadError) problems.push(pageError(req.uploadError).message);
+    const files = req.uploadError ? [] : uploadedFiles(req);
+    if (files.length === 0 && !req.uploadError) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
+    const ids: string[] = [];
+    for (const file of files) {
+      try {
+        ids.push((await service.stage(req.user!.id, file)).upload.id);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.status >= 500) throw err;
+        const e = pageError(err);
+        topUp ||= e.topUp;
+        problems.push(files.length > 1 ? `${file.fileName}: ${e.message}` : e.message);
       }
-      throw err;
     }
+    if (problems.length > 0) setFlash(req, { type: 'error', message: problems.join(' '), ...(topUp ? { topUp } : {}) });
+    res.redirect(303, ids.length > 0 ? `/tasks?uploads=${ids.join(',')}#confirm` : '/tasks#upload');
+  });
+
+  pages.post('/tasks/confirm', requireAuth, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const ids = ([] as unknown[]).concat(body.uploadId ?? []).filter((id): id is string => typeof id === 'string' && UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
+    if (ids.length === 0) {
+      setFlash(req, { type: 'error', message: 'Nothing to confirm: upload a document first.' });
+      return res.redirect(303, '/tasks#upload');
+    }
+    const created: string[] = [];
+    for (const id of ids) {
+      try {
+        created.push((await service.confirm(req.user!.id, id)).task.id);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.status >= 500) throw err;
+        const e = pageError(err);
+        const rest = ids.filter((x) => !created.includes(x));
+        setFlash(req, {
+          type: 'error',
+          message: created.length > 0 ? `${created.length} of ${ids.length} documents are queued. ${e.message}` : e.message,
+          ...(e.topUp ? { topUp: true } : {}),
+        });
+        return res.redirect(303, err instanceof InsufficientCreditsError ? `/tasks?uploads=${rest.join(',')}#confirm` : '/tasks#upload');
+      }
+    }
+    if (created.length === 1) return res.redirect(303, `/tasks/${created[0]}`);
+    setFlash(req, { type: 'success', message: `${created.length} documents are queued.` });
+    res.redirect(303, '/tasks#tasks');
   });
 
   pages.get('/tasks/:id', requireAuth, async (req, res) => {

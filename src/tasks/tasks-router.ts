@@ -5,7 +5,7 @@ import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
 import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
-import { taskJson, taskPageJson } from './tasks-json.ts';
+import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { TaskId, TasksQuery } from './tasks-schemas.ts';
 import type { TasksService } from './tasks-service.ts';
 import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
@@ -49,6 +49,10 @@ export function textFileName(fileName: string): string {
  * - `GET /tasks/:id` → `{task, pageStats}`; `/result` text/plain; `/download` the original;
  *   `/events` server-sent events (`task` events until a final status)
  * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
+ * - `POST /tasks/uploads` (multipart `file`) → 201 `{upload}`: inspected, priced and kept for an
+ *   hour, nothing held; `POST /tasks/uploads/:id/confirm` → 202 `{task}` (same id as the upload):
+ *   holds the estimate and queues the job, without sending the file again. Confirming twice
+ *   returns the same task (`Idempotent-Replayed: true`).
  */
 export function createTasksRouter(options: TasksRouterOptions): express.Router {
   const { service, logger } = options;
@@ -71,6 +75,17 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   api.post('/tasks', requireAuth, upload, async (req, res) => {
     const key = idempotencyKeyOf(req);
     const { task, replayed } = await service.create(req.user!.id, uploadedFile(req), key);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
+  });
+
+  api.post('/tasks/uploads', requireAuth, upload, async (req, res) => {
+    const staged = await service.stage(req.user!.id, uploadedFile(req));
+    res.status(201).location(`/api/tasks/uploads/${staged.upload.id}`).json({ upload: uploadJson(staged) });
+  });
+
+  api.post('/tasks/uploads/:id/confirm', requireAuth, async (req, res) => {
+    const { task, replayed } = await service.confirm(req.user!.id, taskIdOf(req));
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
   });

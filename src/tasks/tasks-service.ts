@@ -11,7 +11,9 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError } from './task-problems.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
+import * as uploads from './task-uploads-store.ts';
+import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
 import * as store from './tasks-store.ts';
 import type { Task, TaskPage, TaskStatus } from './tasks-store.ts';
@@ -54,6 +56,15 @@ export interface TaskResult {
 }
 
 const LIST_MAX = 100;
+
+/** How long an upload waits for its confirmation before it is forgotten, ms. */
+export const UPLOAD_TTL_MS = 60 * 60_000;
+
+/** An upload kept for confirmation, and what it would hold at today's price. */
+export interface StagedUpload {
+  upload: TaskUpload;
+  millicredits: number;
+}
 
 /**
  * A readable, safe display name from a client's file name: no directories, no control
@@ -194,6 +205,92 @@ export function createTasksService(deps: TasksServiceDeps) {
         throw err;
       }
       return { task, replayed: false };
+    },
+
+    /**
+     * Keeps an upload for confirmation (the first half of "estimate once, confirm"): inspects it
+     * (400 {@link DocumentRejectedProblem}), stores it under a generated key and prices it at
+     * today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
+     * are removed here, a few at a time.
+     */
+    async stage(userId: string, file: UploadedFile): Promise<StagedUpload> {
+      const info = await inspect(file.bytes);
+      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      const storageKey = newStorageKey();
+      await storage.put(storageKey, file.bytes);
+      let upload: TaskUpload;
+      try {
+        upload = await uploads.insertUpload(db, {
+          id: crypto.randomUUID(),
+          userId,
+          fileName: cleanFileName(file.fileName),
+          kind: info.kind,
+          mimeType: info.mimeType,
+          sizeBytes: file.bytes.byteLength,
+          sha256: sha256(file.bytes),
+          storageKey,
+          pages: info.pages,
+          expiresAt: new Date(Date.now() + UPLOAD_TTL_MS),
+        });
+      } catch (err) {
+        await storage.remove(storageKey);
+        throw err;
+      }
+      const stale = await uploads.deleteExpiredUploads(db, 20);
+      for (const key of stale) await storage.remove(key).catch((err: unknown) => logger.warn({ err }, 'could not remove an expired upload'));
+      return { upload, millicredits };
+    },
+
+    /** The user's uploads among `ids` still waiting for confirmation, priced at today's price. */
+    async staged(userId: string, ids: readonly string[]): Promise<StagedUpload[]> {
+      const rows = await uploads.findUploads(db, userId, ids);
+      return Promise.all(rows.map(async (upload) => ({ upload, millicredits: (await pricing.estimate(OCR_OPERATION, upload.pages)).millicredits })));
+    },
+
+    /**
+     * Turns a kept upload into a task with the same id: one transaction holds the estimate at
+     * today's price (402 {@link InsufficientCreditsError}; the upload stays for a later try),
+     * inserts the task and deletes the upload; then the job is queued. Confirming the same upload
+     * again returns its task (`replayed`).
+     * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
+     */
+    async confirm(userId: string, uploadId: string): Promise<TaskResult> {
+      const outcome = await inTransaction(db, async (trx): Promise<TaskResult> => {
+        const [upload] = await uploads.findUploads(trx, userId, [uploadId], { lock: true });
+        if (!upload) {
+          const existing = await store.findTask(trx, uploadId, { userId });
+          if (existing) return { task: existing, replayed: true };
+          throw new UploadNotFoundError();
+        }
+        const { millicredits } = await pricing.estimate(OCR_OPERATION, upload.pages);
+        const holdId = `task:${upload.id}`;
+        await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx);
+        const task = await store.insertTask(trx, {
+          id: upload.id,
+          userId,
+          fileName: upload.fileName,
+          kind: upload.kind,
+          mimeType: upload.mimeType,
+          sizeBytes: upload.sizeBytes,
+          sha256: upload.sha256,
+          storageKey: upload.storageKey,
+          pages: upload.pages,
+          estimatedMillicredits: millicredits,
+          holdId,
+          jobId: crypto.randomUUID(),
+          idempotencyKey: null,
+        });
+        await uploads.deleteUpload(trx, upload.id);
+        return { task, replayed: false };
+      });
+      if (outcome.replayed) return outcome;
+      try {
+        await queue.enqueue({ taskId: outcome.task.id, jobId: outcome.task.jobId });
+      } catch (err) {
+        await abandon(outcome.task, err);
+        throw err;
+      }
+      return outcome;
     },
 
     /** The user's task. @throws {TaskNotFoundError} 404 when missing or someone else's. */

@@ -91,6 +91,36 @@ export async function pageProblems(page: Page): Promise<string[]> {
   return [...problems, ...layout];
 }
 
+/**
+ * Asserts that the focused element shows it: an outline or a box-shadow that is not `none`
+ * (WCAG 2.4.7). Returns a short description of the element, for the journey's log.
+ */
+export async function expectVisibleFocus(page: Page): Promise<string> {
+  const focus = await page.evaluate(() => {
+    const el = document.activeElement as HTMLElement | null;
+    if (!el || el === document.body) return { name: 'nothing', visible: false };
+    const style = getComputedStyle(el);
+    const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+    const shadow = style.boxShadow !== 'none' && style.boxShadow !== '';
+    const name = `${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') ?? el.textContent ?? (el as HTMLInputElement).name ?? '').trim().slice(0, 40)}"`;
+    return { name, visible: outline || shadow };
+  });
+  expect(focus.visible, `visible focus on ${focus.name} at ${page.url()}`).toBe(true);
+  return focus.name;
+}
+
+/** Presses Tab until the focused element matches `selector` (at most `max` presses), checking focus is visible there. */
+export async function tabTo(page: Page, selector: string, max = 40): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) {
+      await expectVisibleFocus(page);
+      return;
+    }
+  }
+  throw new Error(`Tab never reached ${selector} on ${page.url()}`);
+}
+
 /** The available balance shown in the page header, as a number of credits. */
 export async function headerBalance(page: Page): Promise<number> {
   const text = await page.locator('[data-testid="header-balance"] [data-balance]').textContent();

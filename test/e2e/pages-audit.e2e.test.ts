@@ -73,6 +73,9 @@ beforeAll(async () => {
   const task = await json(
     await api.post(`${baseUrl}/api/tasks`, { multipart: { file: { name: 'linn.png', mimeType: 'image/png', buffer: fs.readFileSync(LINN) } } }),
   );
+  const staged = await json(
+    await api.post(`${baseUrl}/api/tasks/uploads`, { multipart: { file: { name: 'a-scan-with-a-rather-long-file-name-2026.png', mimeType: 'image/png', buffer: fs.readFileSync(LINN) } } }),
+  );
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/payments/${expiring.paymentId}`))).payment.status, 'expired', 30_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${task.task.id}`))).task.status, 'completed', 120_000);
   states.user = await userContext.storageState();
@@ -94,6 +97,7 @@ beforeAll(async () => {
     { role: 'user', name: 'home-signed-in', url: '/' },
     { role: 'user', name: 'pricing-signed-in', url: '/pricing' },
     { role: 'user', name: 'tasks', url: '/tasks' },
+    { role: 'user', name: 'tasks-confirm', url: `/tasks?uploads=${staged.upload.id}` },
     { role: 'user', name: 'task', url: `/tasks/${task.task.id}` },
     { role: 'user', name: 'account', url: '/account' },
     { role: 'user', name: 'receipt', url: `/account/payments/${paid.paymentId}` },
