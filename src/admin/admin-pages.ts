@@ -11,6 +11,7 @@ import { parseOrThrow, schemas, validate } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
+import { actorUserId, auditWords } from './audit-words.ts';
 
 type FormName = 'grant' | 'adjust';
 
@@ -62,6 +63,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
     const { value: q, error } = queryOrEmpty(() => validate(UserDetailQuery, req, 'query'));
     const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
     const auditEntries = await admin.userAudit(user.id, 10);
+    const people = await admin.peopleByIds(transfers.items.map((e) => actorUserId(e.actor) ?? '').filter(Boolean));
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
@@ -75,6 +77,8 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
       auditEntries,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
+      people,
+      words: auditWords,
       fmt: viewHelpers,
     });
   }
@@ -132,6 +136,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
       isFirstPage: !q.cursor,
       firstHref,
       nextHref: page.nextCursor ? `/admin/audit?${params}` : undefined,
+      words: auditWords,
       fmt: viewHelpers,
     });
   });
