@@ -25,6 +25,7 @@ async function signUpWithKeyboard(p: Page, user = newUser()) {
   await expectVisibleFocus(p);
   await p.keyboard.type(user.password);
   await Promise.all([p.waitForURL(/\/tasks$/), p.keyboard.press('Enter')]);
+  await screenshot(p, 'signed-up');
   expect(await p.getByTestId('flash').textContent()).toMatch(/Welcome to Tally! Your 10 free credits are ready until .* \(30 days\)/);
   return user;
 }
@@ -82,8 +83,8 @@ describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits
   });
 });
 
-describe('journey 2: a declined card shows an error and changes nothing', () => {
-  it('keeps the balance at 10 credits', async () => {
+describe('journey 2: a declined card shows an error and changes nothing; the abandoned checkout says "Not paid"', () => {
+  it('keeps the balance at 10 credits and gives the abandoned purchase no receipt', async () => {
     await signUpWithKeyboard(page);
     await page.goto(`${baseUrl}/pricing`);
     await page.getByRole('button', { name: 'Buy Starter' }).click();
@@ -97,6 +98,11 @@ describe('journey 2: a declined card shows an error and changes nothing', () => 
     expect(await headerBalance(page)).toBe(10);
     await page.goto(`${baseUrl}/account`);
     expect(await page.getByTestId('available').textContent()).toBe('10');
+    const purchase = page.getByTestId('payment');
+    expect(await purchase.count()).toBe(1);
+    expect(await purchase.first().getAttribute('data-status')).toBe('expired');
+    expect(await purchase.first().textContent()).toContain('Not paid (checkout ended)');
+    expect(await purchase.first().getByRole('link', { name: /Receipt/ }).count()).toBe(0);
   });
 });
 

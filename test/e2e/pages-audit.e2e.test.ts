@@ -85,6 +85,9 @@ beforeAll(async () => {
   const adminContext = await browser.newContext();
   const login = await adminContext.request.post(`${baseUrl}/api/auth/login`, { data: { email: inject('adminEmail'), password: inject('adminPassword') } });
   expect(login.status()).toBe(200);
+  // A pending refund on the user's page (refunded through the API; the webhook may or may not have come yet).
+  const refunded = await adminContext.request.post(`${baseUrl}/api/admin/payments/${paid.paymentId}/refunds`, { data: { amountCents: 100 } });
+  expect(refunded.status()).toBe(201);
   states.admin = await adminContext.storageState();
   await adminContext.close();
 
@@ -107,6 +110,7 @@ beforeAll(async () => {
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
     { role: 'admin', name: 'admin-audit', url: '/admin/audit' },
+    { role: 'admin', name: 'admin-refund-confirm', url: `/admin/payments/${paid.paymentId}/refund?amount=` },
   );
 }, 240_000);
 
