@@ -213,7 +213,11 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     try {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) return renderShow(req, res, id, err.status, pageError(err));
+      if (err instanceof AppError && (err.status === 402 || err.status === 409)) {
+        const e = pageError(err);
+        setFlash(req, { type: 'error', message: e.message, ...(e.topUp ? { topUp: true } : {}) });
+        return res.redirect(303, `/tasks/${id}`);
+      }
       throw err;
     }
     setFlash(req, { type: 'success', message: 'The task is queued again.' });
