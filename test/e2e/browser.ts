@@ -31,16 +31,11 @@ export function newUser(prefix = 'e2e') {
 }
 
 /**
- * Accessibility basics on the current page, checked with axe-core: every form field has a label,
- * the page has exactly one h1, plus axe's other WCAG A/AA rules that apply to forms and headings.
+ * The whole check of {@link pageProblems} on the page as it is now (axe-core WCAG 2.2 A/AA and
+ * best practices, fits the viewport), plus exactly one h1.
  */
 export async function checkAccessibility(page: Page): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate(`axe.run(document, { runOnly: { type: 'rule', values: ['label', 'page-has-heading-one', 'button-name', 'link-name', 'document-title', 'html-has-lang', 'select-name', 'duplicate-id-active'] } })`)) as {
-    violations: Array<{ id: string; nodes: Array<{ target: string[] }> }>;
-  };
-  const violations = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(violations, `accessibility violations on ${page.url()}`).toEqual([]);
+  expect(await pageProblems(page), `problems on ${page.url()}`).toEqual([]);
   expect(await page.locator('h1').count(), `one h1 on ${page.url()}`).toBe(1);
 }
 

@@ -14,7 +14,7 @@ import { launchBrowser, newUser, pageProblems, screenshot } from './browser.ts';
 const baseUrl = inject('baseUrl');
 const LINN = path.join(process.cwd(), 'test/fixtures/documents/linn.png');
 
-type Role = 'visitor' | 'user' | 'admin';
+type Role = 'visitor' | 'user' | 'poor' | 'admin';
 interface Target {
   role: Role;
   name: string;
@@ -82,9 +82,24 @@ beforeAll(async () => {
   const me = await json(await api.get(`${baseUrl}/api/auth/me`));
   await userContext.close();
 
+  // A user one credit short of their upload: the confirm step says so, with a link to buy more.
+  const poorContext = await browser.newContext();
+  const poor = newUser('audit-poor');
+  expect((await poorContext.request.post(`${baseUrl}/api/auth/signup`, { data: poor })).status()).toBe(201);
+  const short = await json(
+    await poorContext.request.post(`${baseUrl}/api/tasks/uploads`, {
+      multipart: { file: { name: 'multipage.pdf', mimeType: 'application/pdf', buffer: fs.readFileSync(path.join(process.cwd(), 'test/fixtures/documents/multipage.pdf')) } },
+    }),
+  );
+  const poorMe = await json(await poorContext.request.get(`${baseUrl}/api/auth/me`));
+  states.poor = await poorContext.storageState();
+  await poorContext.close();
+
   const adminContext = await browser.newContext();
   const login = await adminContext.request.post(`${baseUrl}/api/auth/login`, { data: { email: inject('adminEmail'), password: inject('adminPassword') } });
   expect(login.status()).toBe(200);
+  const adjusted = await adminContext.request.post(`${baseUrl}/api/admin/users/${poorMe.user.id}/adjustments`, { data: { credits: -8, reason: 'audit: leave two credits' } });
+  expect(adjusted.status()).toBeLessThan(300);
   // A pending refund on the user's page (refunded through the API; the webhook may or may not have come yet).
   const refunded = await adminContext.request.post(`${baseUrl}/api/admin/payments/${paid.paymentId}/refunds`, { data: { amountCents: 100 } });
   expect(refunded.status()).toBe(201);
@@ -107,6 +122,7 @@ beforeAll(async () => {
     { role: 'user', name: 'checkout-success', url: successUrl.replace(baseUrl, '') },
     { role: 'user', name: 'checkout-cancel', url: '/checkout/cancel' },
     { role: 'user', name: 'emulator-checkout', url: open.checkoutUrl },
+    { role: 'poor', name: 'tasks-confirm-short', url: `/tasks?uploads=${short.upload.id}` },
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
     { role: 'admin', name: 'admin-audit', url: '/admin/audit' },
@@ -127,7 +143,7 @@ describe('every page passes axe-core and fits its viewport', () => {
   for (const v of variants) {
     it(`${v.scheme} mode at ${v.width} px`, async () => {
       const problems: string[] = [];
-      for (const role of ['visitor', 'user', 'admin'] as const) {
+      for (const role of ['visitor', 'user', 'poor', 'admin'] as const) {
         const context = await browser.newContext({ viewport: { width: v.width, height: v.height }, colorScheme: v.scheme, storageState: states[role] });
         const page = await context.newPage();
         for (const t of targets.filter((x) => x.role === role)) {
