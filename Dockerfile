@@ -1,6 +1,8 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
+# Workspace manifests, so npm ci links the packages (their sources come with COPY . . below).
+COPY packages/stripe-emulator/package.json packages/stripe-emulator/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 ENV NODE_ENV=production

@@ -1,20 +1,15 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
-import express, { type Router } from 'express';
+import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { csrfSync } from 'csrf-sync';
-import type pg from 'pg';
-import type Stripe from 'stripe';
-import type { Config } from './config.ts';
-import type { Db } from './db/database.ts';
 import { isReady } from './db/database.ts';
-import type { Logger } from './logger.ts';
-import type { Ledger } from './ledger/ledger-service.ts';
+import type { Feature } from './feature.ts';
+import type { Services } from './services.ts';
 import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
 import { loadUser } from './auth/auth-middleware.ts';
-import { createAuditLog, type AuditLog } from './auth/audit-log.ts';
 import { originCheck } from './http/origin-check.ts';
 import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
 import { millicreditsToCredits } from './ledger/credits.ts';
@@ -23,54 +18,22 @@ import { createCreditsFeature } from './credits/credits-feature.ts';
 import { createPricingFeature } from './credits/pricing-feature.ts';
 import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
-import { createPayments, type Payments } from './payments/payments-service.ts';
-import { createTasksFeature, type TaskServices } from './tasks/tasks-feature.ts';
+import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** Everything the routers need; built once by server.ts (or by a test). */
-export interface AppDeps {
-  config: Readonly<Config>;
-  db: Db;
-  /** A plain pg pool on the same database (sessions, rate limiting). */
-  pgPool: pg.Pool;
-  logger: Logger;
-  ledger: Ledger;
-  stripe: Stripe;
-  tasks: TaskServices;
-  sessionSecret: string;
-  /** Signing secret of our Stripe webhook endpoint (whsec_…): configured, or the emulator's. */
-  stripeWebhookSecret: string;
-}
-
-/** Services shared between features, built once by createApp. */
-export interface Services {
-  payments: Payments;
-  audit: AuditLog;
-}
-
-/** What a feature factory receives. */
-export type FeatureDeps = AppDeps & { services: Services };
-
-/**
- * A feature's routers. `raw` is mounted before the body parsers (e.g. the Stripe webhook, which
- * needs the raw body), `api` under `/api`, `pages` at the root.
- */
-export interface Feature {
-  raw?: Router;
-  api?: Router;
-  pages?: Router;
-}
 
 /** The request URL for logs, with secrets in the query string (CSRF tokens) masked. */
 function redactUrl(url: string | undefined): string | undefined {
   return url?.replace(/([?&]_csrf=)[^&#]*/g, '$1[redacted]');
 }
 
-/** Builds the Express app. No side effects beyond building (no listening, no timers). */
-export function createApp(deps: AppDeps): express.Express {
-  const { config, db, logger } = deps;
+/**
+ * Builds the Express app on services built once by `createServices` (src/compose.ts). No side
+ * effects beyond building (no listening, no timers). Features are independent of their order.
+ */
+export function createApp(services: Services): express.Express {
+  const { config, db, logger } = services;
   const app = express();
   app.set('trust proxy', config.session.trustProxy);
   app.set('view engine', 'ejs');
@@ -117,22 +80,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
-  const services: Services = {
-    payments: createPayments({ db, ledger: deps.ledger, stripe: deps.stripe, config, webhookSecret: deps.stripeWebhookSecret, logger }),
-    audit: createAuditLog(db),
-  };
-  const featureDeps: FeatureDeps = { ...deps, services };
   const features: Feature[] = [
-    createAuthFeature(featureDeps),
-    createPaymentsFeature(featureDeps), // before credits: adds purchases to /account
-    createCreditsFeature(featureDeps),
-    createPricingFeature(featureDeps),
-    createTasksFeature(featureDeps),
-    createAdminFeature(featureDeps),
-    createHomeFeature(featureDeps),
+    createAuthFeature(services),
+    createPaymentsFeature(services),
+    createCreditsFeature(services),
+    createPricingFeature(services),
+    createTasksFeature(services),
+    createAdminFeature(services),
+    createHomeFeature(),
   ];
 
-  const { middleware: sessionMiddleware } = createSessionMiddleware(deps.pgPool, config, deps.sessionSecret);
+  const { middleware: sessionMiddleware } = createSessionMiddleware(services.pgPool, config, services.sessionSecret);
   for (const f of features) if (f.raw) app.use(f.raw);
 
   app.use(sessionMiddleware);
@@ -169,7 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.csrfToken = csrf.generateToken(req);
     res.locals.path = req.path;
     res.locals.appName = 'Tally';
-    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits((await deps.ledger.getBalance(req.user.id)).available) : undefined;
+    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits((await services.ledger.getBalance(req.user.id)).available) : undefined;
     next();
   });
   for (const f of features) if (f.pages) app.use(f.pages);

@@ -4,13 +4,12 @@ import pg from 'pg';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { createApp } from './app.ts';
+import { createServices, createWorker } from './compose.ts';
 import { migrateLatest, openDatabase, runSeeds } from './db/database.ts';
-import { createLedger } from './ledger/ledger-service.ts';
 import { resolveSessionSecret } from './auth/session.ts';
 import { ensureAdmin } from './auth/ensure-admin.ts';
 import { createStripeClient } from './payments/stripe-client.ts';
-import { startTasks } from './tasks/tasks-runtime.ts';
-import { emulatorPublicUrl, emulatorWebhookUrl, resolveEmulatorWebhookSecret, startStripeEmulatorServer } from './stripe-emulator/stripe-emulator.ts';
+import { startQueue } from './tasks/tasks-runtime.ts';
 
 export interface RunningTally {
   /** Base URL the HTTP server listens on (e.g. http://127.0.0.1:3000). */
@@ -52,12 +51,16 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     const pgPool = new pg.Pool({ connectionString: database.url, max: 5 });
     stops.push(() => pgPool.end());
 
-    const ledger = createLedger(db);
     const sessionSecret = resolveSessionSecret(config);
-    // No Stripe key: run the built-in emulator in this process, on its own port, like api.stripe.com.
-    const webhookSecret = config.stripe.secretKey ? config.stripe.webhookSecret! : resolveEmulatorWebhookSecret(config);
+    // No Stripe key (development, tests, demo): run the emulator package in this process, on its
+    // own port, like api.stripe.com. Imported only then, so production never loads it.
+    const emulatorPackage = config.stripe.useEmulator ? await import('@tally/stripe-emulator') : undefined;
+    const webhookSecret = emulatorPackage ? emulatorPackage.resolveEmulatorWebhookSecret(config) : config.stripe.webhookSecret!;
     let emulatorUrl: string | undefined;
-    if (config.stripe.useEmulator && !config.stripe.apiBase) {
+    if (emulatorPackage && !config.stripe.apiBase) {
+      const { emulatorPublicUrl, emulatorWebhookUrl, migrateStripeEmulator, startStripeEmulatorServer } = emulatorPackage;
+      const emulatorApplied = await migrateStripeEmulator(db);
+      if (emulatorApplied.length > 0) logger.info({ applied: emulatorApplied }, 'Stripe emulator migrations applied');
       const emulator = await startStripeEmulatorServer({
         db,
         logger,
@@ -72,12 +75,19 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     }
     const stripe = createStripeClient(config, emulatorUrl);
 
+    // The job queue (pg-boss, same database); every service built once, on it.
+    const queue = await startQueue({ config, databaseUrl: database.url, logger });
+    stops.push(() => queue.stop());
+    const services = createServices(config, db, { pgPool, logger, stripe, sessionSecret, stripeWebhookSecret: webhookSecret, queue });
+    const { ledger } = services;
+
     const sweeper = setInterval(() => {
       void (async () => {
         try {
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
-          if (holds + lots > 0) logger.info({ holds, lots }, 'ledger sweep');
+          const keys = await services.idempotency.purgeExpired();
+          if (holds + lots + keys > 0) logger.info({ holds, lots, idempotencyKeys: keys }, 'ledger sweep');
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }
@@ -86,21 +96,13 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     sweeper.unref();
     stops.push(async () => clearInterval(sweeper));
 
-    // The job queue (pg-boss, same database) and, unless WORKER=off, the OCR worker in this process.
-    const tasks = await startTasks({ config, db, ledger, databaseUrl: database.url, logger });
-    stops.push(() => tasks.stop());
+    // Unless WORKER=off, the OCR worker in this process (stopped before the queue).
+    if (config.tasks.worker) {
+      const worker = await createWorker(services, { queue });
+      stops.push(() => worker.stop());
+    }
 
-    const app = createApp({
-      config,
-      db,
-      pgPool,
-      logger,
-      ledger,
-      stripe,
-      sessionSecret,
-      stripeWebhookSecret: webhookSecret,
-      tasks: tasks.services,
-    });
+    const app = createApp(services);
 
     const server = http.createServer(app);
     server.keepAliveTimeout = 5000;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { migrateStripeEmulator } from '@tally/stripe-emulator';
 import { createKnex, migrateLatest, runSeeds } from '../src/db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/db/embedded-postgres.ts';
 
@@ -20,7 +21,7 @@ let tmpDir: string | undefined;
 
 /**
  * Starts one PostgreSQL for the whole run (embedded in a temp dir, or TEST_DATABASE_URL), migrates
- * and seeds a template database; each test file clones it (see test/helpers/db.ts).
+ * (the application's schema and the Stripe emulator's) and seeds a template database; each test file clones it (see test/helpers/db.ts).
  */
 export async function setup(project: TestProject) {
   let adminUrl: string;
@@ -48,6 +49,7 @@ export async function setup(project: TestProject) {
   templateUrl.pathname = `/${TEMPLATE}`;
   const db = createKnex(templateUrl.toString(), 2);
   await migrateLatest(db);
+  await migrateStripeEmulator(db); // its own schema, beside the application's
   await runSeeds(db);
   await db.destroy();
   project.provide('pgAdminUrl', adminUrl);

@@ -1,16 +1,15 @@
 import express from 'express';
-import type { Feature, FeatureDeps } from '../app.ts';
+import type { Feature } from '../feature.ts';
+import type { Services } from '../services.ts';
 import { createAdminPages } from './admin-pages.ts';
 import { createAdminRouter } from './admin-router.ts';
-import { createAdminService } from './admin-service.ts';
 
 /** Admin API (`/api/admin/*`) and the /admin pages. */
-export function createAdminFeature(deps: FeatureDeps): Feature {
-  const { audit } = deps.services;
-  const admin = createAdminService({ db: deps.db, ledger: deps.ledger, audit });
+export function createAdminFeature(services: Services): Feature {
+  const { admin, audit, db, config, payments } = services;
   const api = express.Router();
   const pages = express.Router();
-  api.use(createAdminRouter({ admin, audit, db: deps.db, config: deps.config }));
-  pages.use(createAdminPages({ admin, audit }));
+  api.use(createAdminRouter({ admin, audit, db, config }));
+  pages.use(createAdminPages({ admin, audit, payments }));
   return { api, pages };
 }

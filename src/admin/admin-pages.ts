@@ -6,12 +6,15 @@ import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import { balanceJson, transferJson } from '../credits/credits-json.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { ValidationError } from '../http/errors.ts';
 import { parseOrThrow, schemas, validate } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
 import { actorUserId, auditWords } from './audit-words.ts';
+import { paymentView } from '../payments/payments-json.ts';
+import type { Payments } from '../payments/payments-service.ts';
 
 type FormName = 'grant' | 'adjust';
 
@@ -21,8 +24,8 @@ type FormName = 'grant' | 'adjust';
  * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
  * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
  */
-export function createAdminPages(deps: { admin: AdminService; audit: AuditLog }): express.Router {
-  const { admin, audit } = deps;
+export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment'> }): express.Router {
+  const { admin, audit, payments } = deps;
   const pages = express.Router();
   pages.use('/admin', requireAdmin);
 
@@ -64,6 +67,9 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
     const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
     const auditEntries = await admin.userAudit(user.id, 10);
     const people = await admin.peopleByIds(transfers.items.map((e) => actorUserId(e.actor) ?? '').filter(Boolean));
+    // The payments section, with refund forms (posted to the payments feature).
+    const list = await payments.listPayments(user.id, 20);
+    const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
@@ -75,6 +81,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
       isFirstPage: !q.cursor,
       historyError: error,
       auditEntries,
+      adminPayments,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
       people,
@@ -110,8 +117,9 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog })
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (errors) return renderUser(req, res, id, 400, { name, values, errors });
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) {
-        return renderUser(req, res, id, err.status, { name, values, errors: { [err.status === 402 ? 'credits' : 'form']: err.detail } });
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) {
+        return renderUser(req, res, id, problem.status, { name, values, errors: { [problem.status === 402 ? 'credits' : 'form']: problem.detail } });
       }
       throw err;
     }

@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from '../http/errors.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { IdempotencyConflictError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import { paginate, uuidCursor } from '../pagination.ts';
 import type { Balance, Lot, Page, StatementEntry, Transfer } from '../ledger/ledger-types.ts';
 import type { AdjustmentBody, GrantBody } from './admin-schemas.ts';
 
@@ -88,11 +89,9 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
   return {
     /** Users whose email or name contains `query`, newest first; `cursor` = the previous page's `nextCursor`. */
     async listUsers(query: { query?: string; cursor?: string; limit?: number }): Promise<Page<UserProfile>> {
-      const limit = Math.min(Math.max(query.limit ?? 50, 1), 200);
-      const rows = await searchUsers(db, { query: query.query?.trim() || undefined }, limit + 1, query.cursor);
-      const more = rows.length > limit;
-      if (more) rows.pop();
-      return { items: rows, nextCursor: more ? (rows.at(-1)?.id ?? null) : null };
+      return paginate({ limit: query.limit, max: 200, cursor: query.cursor, codec: uuidCursor }, (n, afterId) =>
+        searchUsers(db, { query: query.query?.trim() || undefined }, n, afterId),
+      );
     },
 
     /** A user's profile, balance and a page of their transfers. Unknown id → {@link NotFoundError}. */

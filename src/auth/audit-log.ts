@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { Db, Trx } from '../db/database.ts';
-import { ValidationError } from '../http/errors.ts';
+import { numericIdCursor, paginate } from '../pagination.ts';
 import { insertAuditRow, listAuditRows, type AuditFilters, type DbAuditRow } from './audit-store.ts';
 
 /**
@@ -86,20 +86,12 @@ export function createAuditLog(db: Db) {
 
     /**
      * Entries newest first. `limit` 1–500 (default 50); `cursor` is the previous page's
-     * `nextCursor`. Throws {@link ValidationError} for a cursor this API did not produce.
+     * `nextCursor`. Throws InvalidCursorError (400) for a cursor this API did not produce.
      */
     async list(filters: AuditFilters = {}, page: { limit?: number; cursor?: string | null } = {}) {
-      const limit = Math.min(Math.max(page.limit ?? 50, 1), 500);
-      let beforeId: string | undefined;
-      if (page.cursor) {
-        if (!/^\d{1,19}$/.test(page.cursor)) throw new ValidationError([{ field: 'query.cursor', message: 'is not a cursor this API produced' }]);
-        beforeId = page.cursor;
-      }
-      const rows = await listAuditRows(db, filters, limit + 1, beforeId);
-      const more = rows.length > limit;
-      if (more) rows.pop();
-      const items = rows.map(mapRecord);
-      return { items, nextCursor: more ? (items.at(-1)?.id ?? null) : null };
+      return paginate({ limit: page.limit, max: 500, cursor: page.cursor, codec: numericIdCursor }, async (n, beforeId) =>
+        (await listAuditRows(db, filters, n, beforeId)).map(mapRecord),
+      );
     },
   };
 }

@@ -5,6 +5,8 @@ import type { SessionsService } from '../auth/sessions-service.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import { ValidationError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import { paymentView } from '../payments/payments-json.ts';
+import type { Payments } from '../payments/payments-service.ts';
 import { TRANSFER_KINDS } from '../ledger/ledger-types.ts';
 import { validate } from '../http/validate.ts';
 import { balanceJson, transferJson } from './credits-json.ts';
@@ -16,11 +18,11 @@ const PAGE_SIZE = 25;
 
 /**
  * The /account page: balance, lots with their expiry, active holds, the transfer history (filters,
- * keyset pagination, CSV download) and the user's sessions. `res.locals.payments`, when a payments
- * middleware has set it, is passed to views/account/_payments.ejs (purchases).
+ * keyset pagination, CSV download), the user's sessions (sessions service) and their last 20
+ * purchases (payments service; views/account/_payments.ejs).
  */
-export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsService }): express.Router {
-  const { ledger, sessions: sessionsService } = deps;
+export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsService; payments: Pick<Payments, 'listPayments'> }): express.Router {
+  const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
 
   pages.get('/account', requireAuth, async (req, res) => {
@@ -34,10 +36,11 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions] = await Promise.all([
+    const [balance, page, sessions, purchases] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
+      payments.listPayments(user.id, 20),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -61,7 +64,7 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       olderHref: page.nextCursor ? `/account?${olderParams}#history` : undefined,
       csvHref: `/api/credits/transfers?${csvParams}`,
       sessions,
-      payments: res.locals.payments,
+      payments: purchases.map((p) => paymentView(p)),
       fmt: viewHelpers,
     });
   });

@@ -1,18 +1,19 @@
 import express from 'express';
-import type { Feature, FeatureDeps } from '../app.ts';
-import { createSessionsService } from '../auth/sessions-service.ts';
+import type { Feature } from '../feature.ts';
+import type { Services } from '../services.ts';
 import { createAccountPages } from './account-pages.ts';
 import { createBalanceRouter } from './balance-router.ts';
 
 /**
  * The user's own credits: balance, transfer history and CSV export (`/api/credits/balance`,
- * `/api/credits/transfers…`) and the /account page. Pricing and estimates live in pricing-feature.ts.
+ * `/api/credits/transfers…`) and the /account page (with purchases from the payments service and
+ * sessions from the sessions service). Pricing and estimates live in pricing-feature.ts.
  */
-export function createCreditsFeature(deps: FeatureDeps): Feature {
+export function createCreditsFeature(services: Services): Feature {
+  const { db, ledger, sessions, payments } = services;
   const api = express.Router();
   const pages = express.Router();
-  api.use(createBalanceRouter({ db: deps.db, ledger: deps.ledger }));
-  const sessions = createSessionsService({ db: deps.db, audit: deps.services.audit });
-  pages.use(createAccountPages({ ledger: deps.ledger, sessions }));
+  api.use(createBalanceRouter({ db, ledger }));
+  pages.use(createAccountPages({ ledger, sessions, payments }));
   return { api, pages };
 }

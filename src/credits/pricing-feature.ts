@@ -1,9 +1,13 @@
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import { z } from 'zod';
-import type { AppDeps, Feature } from '../app.ts';
+import { requireAuth } from '../auth/auth-middleware.ts';
+import type { Feature } from '../feature.ts';
 import { validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { createPricing, MAX_UNITS } from './pricing-service.ts';
+import type { Services } from '../services.ts';
+import { uploadDocument, uploadedFile } from '../tasks/task-upload.ts';
+import { OCR_OPERATION } from '../tasks/task-pricing.ts';
+import { MAX_UNITS } from './pricing-service.ts';
 import type { OperationPrice } from './pricing-store.ts';
 
 const EstimateBody = z
@@ -24,19 +28,36 @@ export function priceJson(p: OperationPrice) {
   };
 }
 
+/** Runs `middleware` for multipart requests only; JSON requests go straight to the handler. */
+function forMultipart(middleware: RequestHandler): RequestHandler {
+  return (req, res, next) => (req.is('multipart/form-data') ? middleware(req, res, next) : next());
+}
+
 /**
- * Operation prices and estimates: `GET /api/credits/prices`, `POST /api/credits/estimate
- * {operation, pages}` → `{operation, credits, pages}` (what a job will hold before it runs).
- * (The multipart form of the estimate, with an uploaded file, is added by the tasks feature.)
+ * Operation prices and estimates: `GET /api/credits/prices`; `POST /api/credits/estimate` with
+ * JSON `{operation, pages}` → `{operation, credits, pages}` (what a job will hold before it runs),
+ * or (signed in) with a multipart `file` → `{operation, credits, pages, kind, mimeType}`, the
+ * document's pages counted by the tasks service. One route, one handler, both forms.
  */
-export function createPricingFeature(deps: AppDeps): Feature {
-  const pricing = createPricing(deps.db);
+export function createPricingFeature(services: Services): Feature {
+  const { pricing, tasks, config } = services;
   const api = express.Router();
   api.get('/credits/prices', async (_req, res) => {
     res.json({ prices: (await pricing.list()).map(priceJson) });
   });
-  api.post('/credits/estimate', async (req, res, next) => {
-    if (req.is('multipart/form-data')) return next(); // handled by the tasks feature
+  const upload = uploadDocument(config.tasks.maxUploadBytes);
+  api.post('/credits/estimate', forMultipart(requireAuth), forMultipart(upload), async (req, res) => {
+    if (req.is('multipart/form-data')) {
+      const estimate = await tasks.estimate(uploadedFile(req).bytes);
+      res.json({
+        operation: OCR_OPERATION,
+        credits: millicreditsToCredits(estimate.millicredits),
+        pages: estimate.pages,
+        kind: estimate.kind,
+        mimeType: estimate.mimeType,
+      });
+      return;
+    }
     const body = validate(EstimateBody, req);
     const { millicredits } = await pricing.estimate(body.operation, body.pages);
     res.json({ operation: body.operation, credits: millicreditsToCredits(millicredits), pages: body.pages });

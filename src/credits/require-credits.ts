@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
+import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { UnauthorizedError } from '../http/errors.ts';
 import { idempotencyKeyOf } from '../http/validate.ts';
 import { assertMillicredits } from '../ledger/credits.ts';
+import { keyHash } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Hold, Reference } from '../ledger/ledger-types.ts';
@@ -19,8 +21,13 @@ export interface CreditsContext {
   post(millicredits?: number): Promise<void>;
   /** Voids the hold now: the user pays nothing. */
   void(): Promise<void>;
-  /** The hold now belongs to a background job, which posts or voids it; the middleware lets go. */
-  handOff(): void;
+  /**
+   * The hold now belongs to a background job, which posts or voids it; the middleware lets go.
+   * With `settle: 'job'`, `work` runs in the transaction that placed the hold (create the job's
+   * records and queue it there), which then commits: hold, records and job exist together or not
+   * at all. If `work` throws, the transaction rolls back (nothing held) and the error is rethrown.
+   */
+  handOff<T>(work?: (trx: Trx) => Promise<T>): Promise<T | undefined>;
   /** Reports the actual cost; posted when the response finishes (if nothing else settled it). */
   report(millicredits: number): void;
 }
@@ -33,6 +40,17 @@ declare module 'express-serve-static-core' {
 
 export interface RequireCreditsOptions {
   ledger: Ledger;
+  /**
+   * `response` (default): the hold commits at once and is posted/voided when the response ends.
+   * `job`: the hold is placed in a transaction left open for the handler, which must call
+   * `req.credits.handOff(work)` to create the job in that same transaction; needs `db`. A handler
+   * that fails or never hands off leaves nothing held (the transaction rolls back).
+   */
+  settle?: 'response' | 'job';
+  /** The database, for `settle: 'job'`. */
+  db?: Db;
+  /** The hold's id. Default: derived from user, route and `Idempotency-Key` (random without one). */
+  holdId?: (req: Request) => string;
   /** How long the hold lives before the sweeper voids it (ms). Default 15 minutes. */
   timeoutMs?: number;
   /** Where the 402 problem sends people to buy credits (`topUpUrl`). */
@@ -47,7 +65,12 @@ export interface RequireCreditsOptions {
  * runs and exposes it as `req.credits`. The hold id is derived from the user, route and
  * `Idempotency-Key` header when one is sent, so a retried request holds nothing new.
  *
- * Settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
+ * With `settle: 'job'` the hold is placed in a transaction the handler finishes: it creates the
+ * job in it through `req.credits.handOff(work)`, and the hold, the job's records and the queued
+ * job commit together (the OCR upload route does this; the worker then posts or voids). A handler
+ * that throws or answers without handing off leaves nothing held.
+ *
+ * Otherwise settlement, unless the handler settles (`req.credits.post/void`) or hands the hold to a job
  * (`req.credits.handOff()`): when the response finishes with a status < 400 the reported cost
  * (`req.credits.report`, default the whole estimate) is posted and the rest released; on an error
  * status, or a connection closed early, the hold is voided.
@@ -69,22 +92,33 @@ export function requireCredits(
     const millicredits = await estimate(req);
     assertMillicredits(millicredits);
     const key = idempotencyKeyOf(req);
-    const holdId = key
-      ? `rc:${crypto.createHash('sha256').update(`${userId}\n${req.method}\n${req.baseUrl}${req.path}\n${key}`).digest('hex')}`
-      : `rc:${crypto.randomUUID()}`;
-    const existed = key ? (await ledger.findHold(holdId)) !== undefined : false;
+    const holdId = options.holdId ? options.holdId(req) : key ? `rc:${keyHash(userId, req.method, `${req.baseUrl}${req.path}`, key)}` : `rc:${crypto.randomUUID()}`;
+    const existed = key && !options.holdId ? (await ledger.findHold(holdId)) !== undefined : false;
+    // `job`: the hold's transaction stays open until the handler hands the hold off (or fails).
+    let trx: Trx | undefined;
+    if (options.settle === 'job') {
+      if (!options.db) throw new Error("requireCredits: settle 'job' needs options.db");
+      trx = await options.db.transaction();
+    }
+    const rollback = async () => {
+      if (trx && !trx.isCompleted()) await trx.rollback().catch((err: unknown) => req.log?.error({ err, holdId }, 'could not roll back hold'));
+    };
     let hold: Hold;
     try {
-      hold = await ledger.reserve({
-        holdId,
-        userId,
-        millicredits,
-        timeoutMs,
-        actor: `user:${userId}`,
-        reason: typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`),
-        reference: options.reference?.(req) ?? null,
-      });
+      hold = await ledger.reserve(
+        {
+          holdId,
+          userId,
+          millicredits,
+          timeoutMs,
+          actor: `user:${userId}`,
+          reason: typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`),
+          reference: options.reference?.(req) ?? null,
+        },
+        trx,
+      );
     } catch (err) {
+      await rollback();
       if (err instanceof InsufficientCreditsError) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl: options.topUpUrl });
       }
@@ -99,14 +133,27 @@ export function requireCredits(
       replayed: existed,
       async post(amount = reported ?? hold.amount) {
         settled = true;
-        await ledger.post({ holdId: hold.id, millicredits: amount, actor });
+        await ledger.post({ holdId: hold.id, millicredits: amount, actor }, trx);
       },
       async void() {
         settled = true;
-        await ledger.void({ holdId: hold.id, actor });
+        await ledger.void({ holdId: hold.id, actor }, trx);
       },
-      handOff() {
+      async handOff<T>(work?: (t: Trx) => Promise<T>): Promise<T | undefined> {
         settled = true;
+        if (!trx) {
+          if (!work) return undefined;
+          if (!options.db) throw new Error('requireCredits: handOff(work) needs options.db');
+          return inTransaction(options.db, work);
+        }
+        try {
+          const result = work ? await work(trx) : undefined;
+          await trx.commit();
+          return result;
+        } catch (err) {
+          await rollback();
+          throw err;
+        }
       },
       report(amount) {
         assertMillicredits(amount, { allowZero: true });
@@ -116,6 +163,11 @@ export function requireCredits(
     req.credits = context;
 
     const settleOnEnd = () => {
+      if (trx) {
+        // Never handed off: nothing was created for this hold, so it never existed.
+        if (!trx.isCompleted()) void rollback();
+        return;
+      }
       if (settled) return;
       settled = true;
       const ok = res.statusCode < 400 && res.writableFinished;

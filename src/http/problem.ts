@@ -1,6 +1,9 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import multer from 'multer';
 import { InvalidAmountError } from '../ledger/credits.ts';
+import { DomainError } from '../domain-error.ts';
+import { domainProblem } from './domain-problems.ts';
+import { multipartProblem } from './multipart.ts';
 import { AppError, NotFoundError, PayloadTooLargeError, PROBLEM_TYPE_BASE, ValidationError } from './errors.ts';
 
 /**
@@ -21,14 +24,13 @@ export function sendProblem(res: Response, err: AppError): void {
     .json({ type: `${PROBLEM_TYPE_BASE}${err.code}`, title: err.title, status: err.status, detail: err.detail, code: err.code, ...err.extensions });
 }
 
-/** Maps errors from libraries to our AppErrors (body-parser, multer, csrf-sync, amounts). */
+/** Maps domain errors (by code) and errors from libraries (body-parser, multer, csrf-sync, amounts) to our AppErrors. */
 function toAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
+  if (err instanceof DomainError) return domainProblem(err);
   if (err instanceof InvalidAmountError) return new ValidationError([{ field: 'credits', message: err.message }]);
-  if (err instanceof multer.MulterError) {
-    if (err.code === 'LIMIT_FILE_SIZE') return new PayloadTooLargeError('The file is larger than the upload limit.');
-    return new ValidationError([{ field: err.field ?? 'file', message: err.message }]);
-  }
+  // Upload routes map their parser's errors with multipartProblem; this is the fallback for any other.
+  if (err instanceof multer.MulterError) return multipartProblem(err, { fileField: err.field ?? 'file' });
   const e = err as { status?: number; statusCode?: number; type?: string; code?: string; message?: string };
   const status = e.status ?? e.statusCode;
   if (e.type === 'entity.too.large') return new PayloadTooLargeError('The request body is too large.');

@@ -1,54 +1,67 @@
-import { AppError, ConflictError, NotFoundError } from '../http/errors.ts';
+import { DomainError } from '../domain-error.ts';
 import { millicreditsToCredits } from './credits.ts';
 
 /**
- * 402: the account cannot cover `required` millicredits. The problem+json body carries credits:
- * `{required, available}` (available may be below zero while a refund debt is outstanding).
+ * Errors of the ledger. Each carries a stable `code` (listed in {@link LEDGER_ERROR_CODES}) and no
+ * HTTP status: the web layer maps codes to statuses in one place (src/http/domain-problems.ts).
  */
-export class InsufficientCreditsError extends AppError {
+export const LEDGER_ERROR_CODES = [
+  'insufficient_credits',
+  'idempotency_conflict',
+  'hold_not_active',
+  'hold_not_found',
+  'lot_not_found',
+  'account_not_found',
+] as const;
+export type LedgerErrorCode = (typeof LEDGER_ERROR_CODES)[number];
+
+/**
+ * The account cannot cover `required` millicredits. `data` carries credits:
+ * `{required, available}` (available may be below zero while a refund debt is outstanding),
+ * plus `extra` (e.g. `topUpUrl`).
+ */
+export class InsufficientCreditsError extends DomainError {
   constructor(
     readonly requiredMillicredits: number,
     readonly availableMillicredits: number,
     extra: Record<string, unknown> = {},
   ) {
     super(
-      402,
       'insufficient_credits',
-      'Not enough credits',
       `This needs ${millicreditsToCredits(requiredMillicredits)} credits; ${millicreditsToCredits(availableMillicredits)} are available.`,
       { required: millicreditsToCredits(requiredMillicredits), available: millicreditsToCredits(availableMillicredits), ...extra },
     );
   }
 }
 
-/** 409: an id (transfer or hold = idempotency key) was reused with different parameters. */
-export class IdempotencyConflictError extends ConflictError {
+/** An id (transfer or hold = idempotency key) was reused with different parameters. */
+export class IdempotencyConflictError extends DomainError {
   constructor(what: string, id: string) {
-    super(`${what} ${id} already exists with different parameters.`, 'idempotency_conflict');
+    super('idempotency_conflict', `${what} ${id} already exists with different parameters.`);
   }
 }
 
-/** 409: the hold was already resolved differently (posted vs voided/expired), or posting exceeds it. */
-export class HoldStateError extends ConflictError {
+/** The hold was already resolved differently (posted vs voided/expired), or posting exceeds it. */
+export class HoldStateError extends DomainError {
   constructor(holdId: string, status: string, detail?: string) {
-    super(detail ?? `Hold ${holdId} is ${status}.`, 'hold_not_active', { status });
+    super('hold_not_active', detail ?? `Hold ${holdId} is ${status}.`, { status });
   }
 }
 
-export class HoldNotFoundError extends NotFoundError {
+export class HoldNotFoundError extends DomainError {
   constructor() {
-    super('hold');
+    super('hold_not_found', 'No such hold.');
   }
 }
 
-export class LotNotFoundError extends NotFoundError {
+export class LotNotFoundError extends DomainError {
   constructor() {
-    super('lot');
+    super('lot_not_found', 'No such lot.');
   }
 }
 
-export class AccountNotFoundError extends NotFoundError {
+export class AccountNotFoundError extends DomainError {
   constructor() {
-    super('account');
+    super('account_not_found', 'No such account.');
   }
 }

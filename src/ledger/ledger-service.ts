@@ -1,4 +1,4 @@
-import { ValidationError } from '../http/errors.ts';
+import { paginate, timeKeyCursor } from '../pagination.ts';
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { assertMillicredits } from './credits.ts';
 import {
@@ -491,15 +491,11 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       filters: store.StatementFilters = {},
       page: { limit?: number; cursor?: string | null } = {},
     ): Promise<Page<StatementEntry>> {
-      const limit = Math.min(Math.max(page.limit ?? 50, 1), 500);
       const account = await store.findUserAccount(db, userId);
       if (!account) return { items: [], nextCursor: null };
-      const after = page.cursor ? decodeCursor(page.cursor) : undefined;
-      const items = await store.statement(db, account.id, filters, limit + 1, after);
-      const more = items.length > limit;
-      if (more) items.pop();
-      const last = items.at(-1);
-      return { items, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
+      return paginate({ limit: page.limit, max: 500, cursor: page.cursor, codec: timeKeyCursor }, (n, after) =>
+        store.statement(db, account.id, filters, n, after),
+      );
     },
 
     /** The hold with this id, or undefined. */
@@ -515,24 +511,4 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
   return ledger;
 }
 
-/** 400: a cursor that was not produced by this API. */
-export class InvalidCursorError extends ValidationError {
-  constructor() {
-    super([{ field: 'query.cursor', message: 'is not a cursor this API produced' }]);
-  }
-}
-
-export function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [ts, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    const createdAt = new Date(ts);
-    if (typeof id !== 'string' || Number.isNaN(createdAt.getTime())) throw new Error();
-    return { createdAt, id };
-  } catch {
-    throw new InvalidCursorError();
-  }
-}
+export { decodeCursor, encodeCursor, InvalidCursorError } from '../pagination.ts';

@@ -99,8 +99,4 @@ export interface StatementEntry {
   createdAt: Date;
 }
 
-export interface Page<T> {
-  items: T[];
-  /** Opaque; pass back to get the next (older) page. Null on the last page. */
-  nextCursor: string | null;
-}
+export type { Page } from '../pagination.ts';

@@ -1,6 +1,7 @@
 import express, { type Request } from 'express';
 import { z } from 'zod';
-import type { Feature, FeatureDeps } from '../app.ts';
+import type { Feature } from '../feature.ts';
+import type { Services } from '../services.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { requestContext } from '../auth/audit-log.ts';
 import { setFlash } from '../auth/session.ts';
@@ -10,9 +11,9 @@ import { viewHelpers } from '../credits/view-helpers.ts';
 import { createRefundPages } from './refund-pages.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { decodeCursor, encodeCursor } from '../ledger/ledger-service.ts';
-import { formatMoney, formatPricePerCredit } from './money.ts';
-import type { CreditPackage, Payment, PaymentRefund } from './payments-store.ts';
+import { paginate, timeKeyCursor } from '../pagination.ts';
+import { formatMoney } from './money.ts';
+import { packView, packageJson, paymentJson, paymentView } from './payments-json.ts';
 
 const CheckoutBody = z.object({ packageId: z.string().min(1).max(64) }).strict();
 const PageCheckoutBody = z.object({ packageId: z.string().min(1).max(64), _csrf: z.string().optional() }).strict();
@@ -36,69 +37,17 @@ export function parseCents(amount: string | undefined): number | undefined {
   return Number(whole) * 100 + Number(frac.padEnd(2, '0'));
 }
 
-/** JSON of a credit pack: credits as numbers (≤ 3 decimals), price in cents. */
-export function packageJson(p: CreditPackage) {
-  return {
-    id: p.id,
-    name: p.name,
-    credits: millicreditsToCredits(p.creditsMillicredits),
-    bonusCredits: millicreditsToCredits(p.bonusMillicredits),
-    amountCents: p.amountCents,
-    currency: p.currency,
-  };
-}
-
-/** JSON of a payment (and its refunds when given). */
-export function paymentJson(p: Payment, refunds?: PaymentRefund[]) {
-  return {
-    id: p.id,
-    status: p.status,
-    packageId: p.packageId,
-    credits: millicreditsToCredits(p.creditsMillicredits),
-    bonusCredits: millicreditsToCredits(p.bonusMillicredits),
-    amountCents: p.amountCents,
-    currency: p.currency,
-    refundedCents: p.refundedCents,
-    createdAt: p.createdAt.toISOString(),
-    paidAt: p.paidAt?.toISOString() ?? null,
-    ...(refunds
-      ? { refunds: refunds.map((r) => ({ id: r.id, amountCents: r.amountCents, status: r.status, reason: r.reason, createdAt: r.createdAt.toISOString() })) }
-      : {}),
-  };
-}
-
-/** View model of a payment for pages: JSON plus formatted money. */
-function paymentView(p: Payment, refunds?: PaymentRefund[]) {
-  return {
-    ...paymentJson(p, refunds),
-    price: formatMoney(p.amountCents, p.currency),
-    refunded: p.refundedCents > 0 ? formatMoney(p.refundedCents, p.currency) : null,
-    refundable: p.paymentIntentId !== null && (p.status === 'paid' || p.status === 'partially_refunded') ? p.amountCents - p.refundedCents : 0,
-    refundableMoney: formatMoney(p.amountCents - p.refundedCents, p.currency),
-    refundViews: refunds?.map((r) => ({ ...r, money: formatMoney(r.amountCents, p.currency) })),
-  };
-}
-
-/** View model of a pack for the pricing page. */
-function packView(p: CreditPackage) {
-  return {
-    ...packageJson(p),
-    price: formatMoney(p.amountCents, p.currency),
-    perCredit: formatPricePerCredit(p.amountCents, p.creditsMillicredits + p.bonusMillicredits, p.currency),
-  };
-}
-
 /**
  * Buying credits: the Stripe webhook (raw body, mounted before the body parsers), the checkout and
  * payments API, the admin refund API, and the /pricing and /checkout pages.
  */
-export function createPaymentsFeature(deps: FeatureDeps): Feature {
-  const { payments } = deps.services;
+export function createPaymentsFeature(services: Services): Feature {
+  const { payments, audit, ledger, config } = services;
 
   /** Refunds through Stripe for the signed-in admin and records it in the audit log. */
   async function refundAsAdmin(req: Request, paymentId: string, amountCents: number | undefined, idempotencyKey?: string) {
     const refund = await payments.refund(paymentId, amountCents, `admin:${req.user!.id}`, idempotencyKey);
-    await deps.services.audit.record({
+    await audit.record({
       actor: `admin:${req.user!.id}`,
       actorUserId: req.user!.id,
       action: 'admin.payment_refunded',
@@ -127,11 +76,10 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
   });
   api.get('/payments', requireAuth, async (req, res) => {
     const q = validate(ListQuery, req, 'query');
-    const items = await payments.listPayments(req.user!.id, q.limit + 1, q.cursor ? decodeCursor(q.cursor) : undefined);
-    const more = items.length > q.limit;
-    if (more) items.pop();
-    const last = items.at(-1);
-    res.json({ payments: items.map((p) => paymentJson(p)), nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null });
+    const page = await paginate({ limit: q.limit, max: 100, cursor: q.cursor, codec: timeKeyCursor }, (n, after) =>
+      payments.listPayments(req.user!.id, n, after),
+    );
+    res.json({ payments: page.items.map((p) => paymentJson(p)), nextCursor: page.nextCursor });
   });
   api.get('/payments/:id', requireAuth, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
@@ -149,7 +97,7 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
   const pages = express.Router();
   pages.get('/pricing', async (_req, res) => {
     const packs = (await payments.listPackages()).map(packView);
-    res.render('payments/pricing', { title: 'Pricing', packs, stripeMode: deps.config.stripe.useEmulator ? 'emulator' : 'stripe' });
+    res.render('payments/pricing', { title: 'Pricing', packs, stripeMode: config.stripe.useEmulator ? 'emulator' : 'stripe' });
   });
   pages.post('/checkout', requireAuth, async (req, res) => {
     const body = validate(PageCheckoutBody, req);
@@ -159,7 +107,7 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
   pages.get('/checkout/success', requireAuth, async (req, res) => {
     const q = validate(SuccessQuery, req, 'query');
     const { payment, paid } = await payments.confirmCheckout(q.session_id, req.user!.id);
-    const balance = await deps.ledger.getBalance(req.user!.id);
+    const balance = await ledger.getBalance(req.user!.id);
     res.locals.headerBalance = millicreditsToCredits(balance.available);
     res.render('payments/success', {
       title: paid ? 'Payment received' : 'Payment pending',
@@ -169,26 +117,12 @@ export function createPaymentsFeature(deps: FeatureDeps): Feature {
       available: millicreditsToCredits(balance.available),
     });
   });
-  pages.get('/account', async (req, res, next) => {
-    // The purchases section of the account page (rendered by the credits feature).
-    if (req.user) res.locals.payments = (await payments.listPayments(req.user.id, 20)).map((p) => paymentView(p));
-    next();
-  });
   pages.get('/account/payments/:id', requireAuth, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const { payment, refunds } = await payments.getPayment(id, req.user!.id);
     // Only a paid purchase has a receipt (an open or abandoned checkout is not one).
     if (!payment.paidAt) throw new NotFoundError('receipt: this purchase was not paid');
     res.render('payments/receipt', { title: 'Receipt', payment: paymentView(payment, refunds), fmt: viewHelpers });
-  });
-  pages.get('/admin/users/:id', async (req, res, next) => {
-    // The payments section (with refund forms) of the admin's user page (rendered by the admin feature).
-    const id = String(req.params.id);
-    if (req.user?.role === 'admin' && /^[0-9a-f-]{36}$/i.test(id)) {
-      const list = await payments.listPayments(id, 20);
-      res.locals.adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
-    }
-    next();
   });
   pages.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');

@@ -1,4 +1,6 @@
 import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import type { Trx } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 
 /** The pg-boss queue of OCR jobs. */
@@ -40,12 +42,26 @@ export interface TaskQueueOptions {
 export interface TaskQueue {
   boss: PgBoss;
   pollingIntervalSeconds: number;
-  /** Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key). */
-  enqueue(job: TaskJob): Promise<void>;
+  /**
+   * Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key).
+   * With `trx`, the job row is inserted in that transaction: it exists if and only if the
+   * transaction commits (pg-boss's `db` option, given the transaction's own connection).
+   */
+  enqueue(job: TaskJob, trx?: Trx): Promise<void>;
   /** Cancels a job that has not finished (a deleted task); a finished or unknown job is ignored. */
   cancel(job: TaskJob): Promise<void>;
   /** Stops pg-boss: waits up to `timeoutMs` for jobs in progress, then fails them (they retry). */
   stop(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * pg-boss's `db` option over an open Knex transaction: its SQL (`$1` placeholders) runs on the
+ * transaction's own pg connection, so the job commits or rolls back with the caller's work.
+ * (Knex hands a transaction's connection out through its client's `acquireConnection`.)
+ */
+export async function pgBossDbOf(trx: Trx): Promise<PgBoss.Db> {
+  const connection = (await (trx.client as { acquireConnection(): Promise<pg.ClientBase> }).acquireConnection()) as pg.ClientBase;
+  return { executeSql: (text, values) => connection.query(text, values) };
 }
 
 /**
@@ -89,8 +105,8 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
   return {
     boss,
     pollingIntervalSeconds,
-    async enqueue(job) {
-      await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
+    async enqueue(job, trx) {
+      await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE, ...(trx ? { db: await pgBossDbOf(trx) } : {}) });
     },
     async cancel(job) {
       await boss.cancel(OCR_QUEUE, job.jobId);

@@ -8,7 +8,7 @@ import type { OcrProcessor, OcrResult } from './ocr-processor.ts';
 import { StoredFileMissingError, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
-import { OCR_OPERATION } from './tasks-service.ts';
+import { ocrCost } from './task-pricing.ts';
 import * as store from './tasks-store.ts';
 import type { Task } from './tasks-store.ts';
 
@@ -65,6 +65,13 @@ export interface TaskRunnerDeps {
   logger: Logger;
 }
 
+/** A task locked for settlement, with its hold. */
+interface Guarded {
+  task: Task;
+  hold: Hold | undefined;
+  holdActive: boolean;
+}
+
 export interface RunOptions {
   /** True on the last attempt pg-boss will make: a failure now voids the hold. */
   final: boolean;
@@ -104,23 +111,32 @@ function holdGone(hold: Hold | undefined): TaskError {
 export function createTaskRunner(deps: TaskRunnerDeps) {
   const { db, ledger, pricing, storage, logger } = deps;
 
-  /** Locks the task of `job`, or undefined when the job is stale or the task gone. */
-  async function lockCurrent(trx: Trx, job: TaskJob): Promise<Task | undefined> {
-    const task = await store.findTask(trx, job.taskId, { lock: true });
-    return task && task.jobId === job.jobId ? task : undefined;
+  /**
+   * The settlement guard, the one way into settling a task: in `trx`, locks the task (of `job`,
+   * ignoring a stale job of an earlier try; or by id), checks it is unfinished and finds its hold.
+   * Undefined when there is nothing to settle (task gone, finished, or superseded). `holdActive`
+   * false means the hold was voided or expired meanwhile: the task must not be charged.
+   */
+  async function guardUnfinished(trx: Trx, target: { job: TaskJob } | { taskId: string }): Promise<Guarded | undefined> {
+    const id = 'job' in target ? target.job.taskId : target.taskId;
+    const task = await store.findTask(trx, id, { lock: true });
+    if (!task || ('job' in target && task.jobId !== target.job.jobId)) return undefined;
+    if (!store.UNFINISHED.includes(task.status)) return undefined;
+    const hold = await ledger.findHold(task.holdId, trx);
+    return { task, hold, holdActive: hold?.status === 'active' };
   }
 
   async function settleSuccess(job: TaskJob, result: OcrResult): Promise<RunOutcome> {
     return inTransaction(db, async (trx) => {
-      const task = await lockCurrent(trx, job);
-      if (!task || !store.UNFINISHED.includes(task.status)) return 'skipped';
-      const hold = await ledger.findHold(task.holdId, trx);
-      if (!hold || hold.status !== 'active') {
+      const guarded = await guardUnfinished(trx, { job });
+      if (!guarded) return 'skipped';
+      const { task, hold } = guarded;
+      if (!guarded.holdActive || !hold) {
         await store.markFailed(trx, task.id, holdGone(hold));
         return 'failed';
       }
       const pages = Math.max(1, result.pageCount);
-      const { millicredits: price } = await pricing.estimate(OCR_OPERATION, pages);
+      const { millicredits: price } = await ocrCost(pricing, pages);
       const charge = Math.min(price, hold.amount);
       try {
         await ledger.post(
@@ -155,14 +171,13 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
      */
     async run(job: TaskJob, processor: DocumentProcessor, options: RunOptions): Promise<RunOutcome> {
       const begun = await inTransaction(db, async (trx) => {
-        const task = await lockCurrent(trx, job);
-        if (!task || !store.UNFINISHED.includes(task.status)) return undefined;
-        const hold = await ledger.findHold(task.holdId, trx);
-        if (!hold || hold.status !== 'active') {
-          await store.markFailed(trx, task.id, holdGone(hold));
+        const guarded = await guardUnfinished(trx, { job });
+        if (!guarded) return undefined;
+        if (!guarded.holdActive) {
+          await store.markFailed(trx, guarded.task.id, holdGone(guarded.hold));
           return null;
         }
-        return { task, attempt: await store.startAttempt(trx, task.id) };
+        return { task: guarded.task, attempt: await store.startAttempt(trx, guarded.task.id) };
       });
       if (begun === undefined) return 'skipped';
       if (begun === null) return 'failed';
@@ -213,11 +228,10 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
      */
     async fail(job: TaskJob, error: TaskError): Promise<boolean> {
       return inTransaction(db, async (trx) => {
-        const task = await lockCurrent(trx, job);
-        if (!task || !store.UNFINISHED.includes(task.status)) return false;
-        const hold = await ledger.findHold(task.holdId, trx);
-        if (hold?.status === 'active') await ledger.void({ holdId: hold.id, actor: 'system' }, trx);
-        await store.markFailed(trx, task.id, error);
+        const guarded = await guardUnfinished(trx, { job });
+        if (!guarded) return false;
+        if (guarded.holdActive) await ledger.void({ holdId: guarded.task.holdId, actor: 'system' }, trx);
+        await store.markFailed(trx, guarded.task.id, error);
         return true;
       });
     },
@@ -230,11 +244,9 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
       let count = 0;
       for (const { id } of await store.unfinishedWithoutHold(db, batch)) {
         const failed = await inTransaction(db, async (trx) => {
-          const task = await store.findTask(trx, id, { lock: true });
-          if (!task || !store.UNFINISHED.includes(task.status)) return false;
-          const hold = await ledger.findHold(task.holdId, trx);
-          if (hold?.status === 'active') return false;
-          await store.markFailed(trx, id, holdGone(hold));
+          const guarded = await guardUnfinished(trx, { taskId: id });
+          if (!guarded || guarded.holdActive) return false;
+          await store.markFailed(trx, id, holdGone(guarded.hold));
           return true;
         });
         if (failed) count++;

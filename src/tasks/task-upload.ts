@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
-import { PayloadTooLargeError, ValidationError } from '../http/errors.ts';
+import { ValidationError } from '../http/errors.ts';
+import { multipartProblem } from '../http/multipart.ts';
 import type { UploadedFile } from './tasks-service.ts';
 
 /** The multipart field that carries the document. */
@@ -18,28 +19,22 @@ export function uploadDocument(maxBytes: number, maxFiles = 1): RequestHandler {
     defParamCharset: 'utf8', // browsers send UTF-8 file names; busboy's default is latin1
   };
   const parse = maxFiles === 1 ? multer(options).single(FILE_FIELD) : multer(options).array(FILE_FIELD, maxFiles);
-  const limit = `${Math.round((maxBytes / (1024 * 1024)) * 10) / 10} MB`;
+  const limits = { fileField: FILE_FIELD, maxFileBytes: maxBytes };
   return (req, res, next) => {
     parse(req, res, (err?: unknown) => {
-      if (err instanceof multer.MulterError && err.code === 'LIMIT_FILE_SIZE') {
-        return next(new PayloadTooLargeError(`The file is larger than the upload limit of ${limit}.`));
+      if (err instanceof multer.MulterError && err.code === 'LIMIT_FILE_COUNT') {
+        return next(new ValidationError([{ field: `body.${FILE_FIELD}`, message: `is not accepted: send at most ${maxFiles} documents at once` }]));
       }
-      if (err instanceof multer.MulterError) {
-        const field = err.field ? `body.${err.field}` : 'body';
-        const message =
-          err.code === 'LIMIT_UNEXPECTED_FILE' || err.code === 'LIMIT_FILE_COUNT'
-            ? maxFiles === 1
-              ? `is not accepted: send one document in the "${FILE_FIELD}" field`
-              : `is not accepted: send at most ${maxFiles} documents in the "${FILE_FIELD}" field`
-            : err.message;
-        return next(new ValidationError([{ field, message }]));
-      }
-      next(err);
+      next(multipartProblem(err, limits));
     });
   };
 }
 
-/** The uploaded document. @throws {ValidationError} 400 naming field `file` when there is none. */
+/**
+ * The uploaded document. @throws {ValidationError} 400 naming field `file` when there is none, or
+ * when its name holds control characters (CR, LF, NUL, …: no client sends them; they would break
+ * headers and logs).
+ */
 export function uploadedFile(req: Request): UploadedFile {
   const file = req.file;
   if (!file || file.size === 0) {
@@ -48,11 +43,25 @@ export function uploadedFile(req: Request): UploadedFile {
       : 'is required: send the document as multipart/form-data in the "file" field';
     throw new ValidationError([{ field: FILE_FIELD, message }]);
   }
+  if (/[\u0000-\u001f\u007f]/.test(file.originalname)) {
+    throw new ValidationError([{ field: FILE_FIELD, message: 'has a file name with control characters (such as CR, LF or NUL)' }]);
+  }
   return { bytes: file.buffer, fileName: file.originalname };
 }
 
-/** The uploaded documents of a multi-file upload (`uploadDocument(max, n)`), possibly none. */
+/**
+ * The uploaded documents of a multi-file upload (`uploadDocument(max, n)`), possibly none; empty
+ * parts (a form sent with no file chosen) left out. File names are checked as {@link uploadedFile}'s.
+ * @throws {ValidationError} 400 for a file name with control characters
+ */
 export function uploadedFiles(req: Request): UploadedFile[] {
   const files = Array.isArray(req.files) ? req.files : req.file ? [req.file] : [];
-  return files.filter((f) => f.size > 0).map((f) => ({ bytes: f.buffer, fileName: f.originalname }));
+  return files
+    .filter((f) => f.size > 0)
+    .map((f) => {
+      if (/[\u0000-\u001f\u007f]/.test(f.originalname)) {
+        throw new ValidationError([{ field: FILE_FIELD, message: 'has a file name with control characters (such as CR, LF or NUL)' }]);
+      }
+      return { bytes: f.buffer, fileName: f.originalname };
+    });
 }

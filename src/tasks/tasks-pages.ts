@@ -4,14 +4,16 @@ import { requireAuth } from '../auth/auth-middleware.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { type AppError, ValidationError } from '../http/errors.ts';
 import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFiles } from './task-upload.ts';
 import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
-import { OCR_OPERATION, type TasksService } from './tasks-service.ts';
+import { ocrCost } from './task-pricing.ts';
+import type { TasksService } from './tasks-service.ts';
 import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
@@ -40,7 +42,7 @@ interface PageError {
   topUp: boolean;
 }
 
-function pageError(err: AppError): PageError {
+function pageError(err: unknown, problem: AppError): PageError {
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -50,7 +52,7 @@ function pageError(err: AppError): PageError {
   if (err instanceof ValidationError) {
     return { message: err.errors.map((e) => e.message.charAt(0).toUpperCase() + e.message.slice(1)).join(' '), topUp: false };
   }
-  return { message: err.detail, topUp: false };
+  return { message: problem.detail, topUp: false };
 }
 
 /**
@@ -65,7 +67,8 @@ export function createTasksUploadParser(maxUploadBytes: number): express.Router 
   const raw = express.Router();
   raw.post('/tasks/uploads', (req, res, next) => {
     parse(req, res, (err?: unknown) => {
-      if (err instanceof AppError) req.uploadError = err;
+      const problem = asProblem(err);
+      if (problem) req.uploadError = problem;
       else if (err) return next(err);
       next();
     });
@@ -99,7 +102,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       if (!(err instanceof ValidationError)) throw err;
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
-    const { price } = await pricing.estimate(OCR_OPERATION, 1);
+    const { price } = await ocrCost(pricing, 1);
     const wanted = (typeof req.query.uploads === 'string' ? req.query.uploads.split(',') : []).filter((id) => UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
     const staged = (await service.staged(req.user!.id, wanted)).map(uploadJson);
     const stagedMilli = staged.reduce((sum, u) => sum + Math.round(u.credits * 1000), 0);
@@ -156,7 +159,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
   pages.post('/tasks/uploads', requireAuth, async (req, res) => {
     const problems: string[] = [];
     let topUp = false;
-    if (req.uploadError) problems.push(pageError(req.uploadError).message);
+    if (req.uploadError) problems.push(pageError(req.uploadError, req.uploadError).message);
     const files = req.uploadError ? [] : uploadedFiles(req);
     if (files.length === 0 && !req.uploadError) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
     const ids: string[] = [];
@@ -164,8 +167,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       try {
         ids.push((await service.stage(req.user!.id, file)).upload.id);
       } catch (err) {
-        if (!(err instanceof AppError) || err.status >= 500) throw err;
-        const e = pageError(err);
+        const problem = asProblem(err);
+        if (!problem || problem.status >= 500) throw err;
+        const e = pageError(err, problem);
         topUp ||= e.topUp;
         problems.push(files.length > 1 ? `${file.fileName}: ${e.message}` : e.message);
       }
@@ -186,8 +190,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       try {
         created.push((await service.confirm(req.user!.id, id)).task.id);
       } catch (err) {
-        if (!(err instanceof AppError) || err.status >= 500) throw err;
-        const e = pageError(err);
+        const problem = asProblem(err);
+        if (!problem || problem.status >= 500) throw err;
+        const e = pageError(err, problem);
         const rest = ids.filter((x) => !created.includes(x));
         setFlash(req, {
           type: 'error',
@@ -213,8 +218,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     try {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
-      if (err instanceof AppError && (err.status === 402 || err.status === 409)) {
-        const e = pageError(err);
+      const problem = asProblem(err);
+      if (problem && (problem.status === 402 || problem.status === 409)) {
+        const e = pageError(err, problem);
         setFlash(req, { type: 'error', message: e.message, ...(e.topUp ? { topUp: true } : {}) });
         return res.redirect(303, `/tasks/${id}`);
       }

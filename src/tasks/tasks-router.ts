@@ -1,5 +1,8 @@
-import express, { type Request, type Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { requireAuth } from '../auth/auth-middleware.ts';
+import { requireCredits } from '../credits/require-credits.ts';
+import type { Db } from '../db/database.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
@@ -7,11 +10,24 @@ import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { TaskId, TasksQuery } from './tasks-schemas.ts';
-import type { TasksService } from './tasks-service.ts';
+import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
 import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The upload of `POST /api/tasks`, inspected and priced by `estimateFromUpload`. */
+    taskUpload?: PreparedUpload;
+  }
+}
 
 export interface TasksRouterOptions {
   service: TasksService;
+  ledger: Ledger;
+  db: Db;
+  /** How long an upload's hold lives before the sweeper voids it, ms (`TASK_HOLD_MINUTES`). */
+  holdTimeoutMs: number;
+  /** Where a 402 sends people to buy credits. */
+  topUpUrl: string;
   maxUploadBytes: number;
   logger: Logger;
   /** How often the events stream re-reads the task, ms. Default 500. */
@@ -43,7 +59,6 @@ export function textFileName(fileName: string): string {
 
 /**
  * The tasks API, under `/api` (signed in; someone else's task is a 404):
- * - `POST /credits/estimate` (multipart `file`) → `{operation, credits, pages, kind, mimeType}`
  * - `POST /tasks` (multipart `file`, optional `Idempotency-Key`) → 202 `{task}`
  * - `GET /tasks?status=&cursor=&limit=` → `{tasks, nextCursor}`
  * - `GET /tasks/:id` → `{task, pageStats}`; `/result` text/plain; `/download` the original;
@@ -61,22 +76,49 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   const upload = uploadDocument(options.maxUploadBytes);
   const api = express.Router();
 
-  api.post('/credits/estimate', requireAuth, upload, async (req, res) => {
-    const estimate = await service.estimate(uploadedFile(req).bytes);
-    res.json({
-      operation: 'ocr',
-      credits: millicreditsToCredits(estimate.millicredits),
-      pages: estimate.pages,
-      kind: estimate.kind,
-      mimeType: estimate.mimeType,
-    });
+  /** 202 with the task (or, for a replay of a deleted task's key, the first response). */
+  const sendTask = (res: Response, result: TaskResult | DeletedTaskReplay) => {
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    if (!result.task) return void res.status(result.statusCode).json(result.response);
+    res.status(202).location(`/api/tasks/${result.task.id}`).json({ task: taskJson(result.task) });
+  };
+
+  /** A key used in the last 24 hours answers as it did then: nothing is inspected or held again. */
+  const replayIdempotentUpload: RequestHandler = async (req, res, next) => {
+    const key = idempotencyKeyOf(req);
+    const earlier = key ? await service.replay(req.user!.id, key, uploadedFile(req).bytes) : undefined;
+    if (earlier) return sendTask(res, earlier);
+    next();
+  };
+
+  /** The upload's cost from its content (type and pages), and the task it will become. */
+  const estimateFromUpload = async (req: Request): Promise<number> => {
+    req.taskUpload = await service.prepare(req.user!.id, uploadedFile(req), idempotencyKeyOf(req));
+    return req.taskUpload.millicredits;
+  };
+
+  // The hold, the task and its queued job commit in one transaction (or none of them does).
+  const holdForUpload = requireCredits(estimateFromUpload, {
+    ledger: options.ledger,
+    db: options.db,
+    settle: 'job',
+    timeoutMs: options.holdTimeoutMs,
+    topUpUrl: options.topUpUrl,
+    holdId: (req) => req.taskUpload!.holdId,
+    reason: (req) => req.taskUpload!.reason,
+    reference: (req) => ({ type: 'task', id: req.taskUpload!.taskId }),
   });
 
-  api.post('/tasks', requireAuth, upload, async (req, res) => {
-    const key = idempotencyKeyOf(req);
-    const { task, replayed } = await service.create(req.user!.id, uploadedFile(req), key);
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
+  api.post('/tasks', requireAuth, upload, replayIdempotentUpload, holdForUpload, async (req, res) => {
+    const prepared = req.taskUpload!;
+    let result: TaskResult | DeletedTaskReplay;
+    try {
+      const task = (await req.credits!.handOff((trx) => service.createHeld(trx, prepared)))!;
+      result = { task, replayed: false };
+    } catch (err) {
+      result = await service.replayAfterRace(err, prepared);
+    }
+    sendTask(res, result);
   });
 
   api.post('/tasks/uploads', requireAuth, upload, async (req, res) => {

@@ -4,8 +4,10 @@ import type { Config } from '../config.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { ConflictError } from '../http/errors.ts';
+import { keyHash, type IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
-import { decodeCursor, encodeCursor, type Ledger } from '../ledger/ledger-service.ts';
+import type { Ledger } from '../ledger/ledger-service.ts';
+import { paginate, timeKeyCursor } from '../pagination.ts';
 import type { Page } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
@@ -15,15 +17,19 @@ import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError, UploadNotFo
 import * as uploads from './task-uploads-store.ts';
 import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
+import { ocrCost } from './task-pricing.ts';
+import { taskJson } from './tasks-json.ts';
 import * as store from './tasks-store.ts';
 import type { Task, TaskPage, TaskStatus } from './tasks-store.ts';
 
-/** The operation tasks are priced as (`operation_prices.operation`). */
-export const OCR_OPERATION = 'ocr';
+export { OCR_OPERATION } from './task-pricing.ts';
 
-/** What the service needs of the queue: send a job, and cancel one (optional). */
+/**
+ * What the service needs of the queue: send a job (in the caller's transaction when given, so the
+ * job exists exactly when the task does), and cancel one (optional).
+ */
 export interface JobSender {
-  enqueue(job: TaskJob): Promise<void>;
+  enqueue(job: TaskJob, trx?: Trx): Promise<void>;
   cancel?(job: TaskJob): Promise<void>;
 }
 
@@ -33,6 +39,7 @@ export interface TasksServiceDeps {
   pricing: Pricing;
   storage: FileStorage;
   queue: JobSender;
+  idempotency: IdempotencyKeys;
   config: Pick<Readonly<Config>, 'appUrl' | 'tasks'>;
   logger: Logger;
 }
@@ -54,6 +61,37 @@ export interface TaskResult {
   task: Task;
   replayed: boolean;
 }
+
+/**
+ * The replay of an Idempotency-Key whose task has since been deleted: the response the first
+ * request got (202 `{task}` as it was then), and nothing held again.
+ */
+export interface DeletedTaskReplay {
+  task: null;
+  replayed: true;
+  statusCode: number;
+  response: Record<string, unknown>;
+}
+
+/** An upload inspected and priced, ready for its hold and its task. Amounts in millicredits. */
+export interface PreparedUpload {
+  userId: string;
+  taskId: string;
+  /** The hold to place for it: `task:<taskId>`. */
+  holdId: string;
+  fileName: string;
+  info: DocumentInfo;
+  millicredits: number;
+  /** The statement line of the hold. */
+  reason: string;
+  bytes: Buffer;
+  idempotencyKey: string | undefined;
+  /** Where the file will be stored (a generated key, never the client's name). */
+  storageKey: string;
+}
+
+/** What an Idempotency-Key of an upload is recorded as. */
+const CREATE_OPERATION = 'task.create';
 
 const LIST_MAX = 100;
 
@@ -84,7 +122,7 @@ const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).
  * id}`) that the worker posts or voids; see task-runner.ts for settlement.
  */
 export function createTasksService(deps: TasksServiceDeps) {
-  const { db, ledger, pricing, storage, queue, config, logger } = deps;
+  const { db, ledger, pricing, storage, queue, idempotency, config, logger } = deps;
   const limits = { maxPagePixels: config.tasks.maxPagePixels, renderDpi: config.tasks.renderDpi, maxPages: config.tasks.maxPages };
   const topUpUrl = `${config.appUrl}/pricing`;
 
@@ -119,22 +157,15 @@ export function createTasksService(deps: TasksServiceDeps) {
     }
   }
 
-  /** Undoes a task whose job could not be queued: releases the hold, forgets the task and its file. */
-  async function abandon(task: Task, reason: unknown): Promise<void> {
-    logger.error({ err: reason, taskId: task.id }, 'could not queue task; hold voided');
-    await inTransaction(db, async (trx) => {
-      await ledger.void({ holdId: task.holdId, actor: 'system' }, trx);
-      await store.deleteTask(trx, task.id);
-    });
-    await storage.remove(task.storageKey);
-  }
+  /** The fingerprint of an upload for its Idempotency-Key: the operation and the file's content. */
+  const requestHashOf = (bytes: Uint8Array) => keyHash(CREATE_OPERATION, sha256(bytes));
 
   function replayOf(existing: Task, bytes: Buffer): TaskResult {
-    if (existing.sha256 !== sha256(bytes)) {
-      throw new ConflictError('This Idempotency-Key was already used to upload a different file.', 'idempotency_conflict');
-    }
+    if (existing.sha256 !== sha256(bytes)) throw conflictingKey();
     return { task: existing, replayed: true };
   }
+
+  const conflictingKey = () => new ConflictError('This Idempotency-Key was already used to upload a different file.', 'idempotency_conflict');
 
   const service = {
     /**
@@ -143,68 +174,136 @@ export function createTasksService(deps: TasksServiceDeps) {
      */
     async estimate(bytes: Buffer): Promise<DocumentEstimate> {
       const info = await inspect(bytes);
-      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      const { millicredits } = await ocrCost(pricing, info.pages);
       return { ...info, millicredits };
     },
 
     /**
-     * Creates a task from an upload: (1) an `idempotencyKey` already used by this user returns that
-     * task (`replayed`, nothing new held; a different file → 409); (2) the type and page count are
-     * read from the content (400 {@link DocumentRejectedProblem}, nothing held or stored);
-     * (3) the file is stored under a generated key; (4) one transaction holds the estimate
-     * (402 {@link InsufficientCreditsError} with `topUpUrl`) and inserts the task; (5) the job is
-     * queued. A failure after the hold voids it and removes the file.
+     * The earlier answer to this user's `idempotencyKey` for an upload, if the key was used in the
+     * last 24 hours (or its task still exists): the task as it is now, or, when it was deleted, the
+     * response the first request got. Undefined when the key is new.
+     * @throws {ConflictError} 409 `idempotency_conflict` when the key came with a different file
      */
-    async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult> {
-      if (idempotencyKey) {
-        const existing = await store.findByIdempotencyKey(db, userId, idempotencyKey);
-        if (existing) return replayOf(existing, file.bytes);
+    async replay(userId: string, idempotencyKey: string, bytes: Buffer): Promise<TaskResult | DeletedTaskReplay | undefined> {
+      const stored = await idempotency.find(userId, idempotencyKey);
+      if (stored) {
+        if (stored.operation !== CREATE_OPERATION || stored.requestHash !== requestHashOf(bytes)) throw conflictingKey();
+        const task = stored.resource ? await store.findTask(db, stored.resource.id, { userId }) : undefined;
+        if (task) return { task, replayed: true };
+        return { task: null, replayed: true, statusCode: stored.statusCode, response: stored.response };
       }
+      const existing = await store.findByIdempotencyKey(db, userId, idempotencyKey);
+      return existing ? replayOf(existing, bytes) : undefined;
+    },
+
+    /**
+     * Reads an upload's type and page count from its content and prices it: what its hold and
+     * task will be. Nothing is stored or held.
+     * @throws {DocumentRejectedProblem} 400 when the document is refused
+     */
+    async prepare(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<PreparedUpload> {
       const info = await inspect(file.bytes);
-      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      const { millicredits } = await ocrCost(pricing, info.pages);
       const taskId = crypto.randomUUID();
       const fileName = cleanFileName(file.fileName);
-      const storageKey = newStorageKey();
-      await storage.put(storageKey, file.bytes);
+      return {
+        userId,
+        taskId,
+        holdId: `task:${taskId}`,
+        fileName,
+        info,
+        millicredits,
+        reason: `OCR of ${fileName} (${info.pages} page${info.pages === 1 ? '' : 's'})`,
+        bytes: file.bytes,
+        idempotencyKey,
+        storageKey: newStorageKey(),
+      };
+    },
 
-      let task: Task;
+    /**
+     * In `trx`, the transaction that holds the upload's estimate (hold `prepared.holdId`): stores
+     * the file, inserts the task, remembers the Idempotency-Key and queues the job. When the
+     * transaction commits all of them exist; when it rolls back none does (the file is removed).
+     * A concurrent request with the same key that committed first → {@link IdempotencyKeyTakenError}.
+     */
+    async createHeld(trx: Trx, prepared: PreparedUpload): Promise<Task> {
+      const { storageKey } = prepared;
+      await storage.put(storageKey, prepared.bytes);
       try {
-        task = await inTransaction(db, async (trx) => {
-          const holdId = `task:${taskId}`;
-          await reserveFor(userId, { holdId, taskId, millicredits, reason: `OCR of ${fileName} (${info.pages} page${info.pages === 1 ? '' : 's'})` }, trx);
-          return store.insertTask(trx, {
-            id: taskId,
-            userId,
-            fileName,
-            kind: info.kind,
-            mimeType: info.mimeType,
-            sizeBytes: file.bytes.byteLength,
-            sha256: sha256(file.bytes),
-            storageKey,
-            pages: info.pages,
-            estimatedMillicredits: millicredits,
-            holdId,
-            jobId: crypto.randomUUID(),
-            idempotencyKey: idempotencyKey ?? null,
-          });
+        const task = await store.insertTask(trx, {
+          id: prepared.taskId,
+          userId: prepared.userId,
+          fileName: prepared.fileName,
+          kind: prepared.info.kind,
+          mimeType: prepared.info.mimeType,
+          sizeBytes: prepared.bytes.byteLength,
+          sha256: sha256(prepared.bytes),
+          storageKey,
+          pages: prepared.info.pages,
+          estimatedMillicredits: prepared.millicredits,
+          holdId: prepared.holdId,
+          jobId: crypto.randomUUID(),
+          idempotencyKey: prepared.idempotencyKey ?? null,
         });
+        if (prepared.idempotencyKey) {
+          const remembered = await idempotency.remember(trx, {
+            userId: prepared.userId,
+            key: prepared.idempotencyKey,
+            operation: CREATE_OPERATION,
+            requestHash: requestHashOf(prepared.bytes),
+            statusCode: 202,
+            response: { task: taskJson(task) },
+            resource: { type: 'task', id: task.id },
+          });
+          if (!remembered) throw new IdempotencyKeyTakenError();
+        }
+        await queue.enqueue({ taskId: task.id, jobId: task.jobId }, trx);
+        return task;
       } catch (err) {
         await storage.remove(storageKey);
-        // A concurrent request with the same key won: its task is the answer (our hold rolled back).
-        if (idempotencyKey && isUniqueViolation(err, 'tasks_user_idempotency_key')) {
-          const existing = await store.findByIdempotencyKey(db, userId, idempotencyKey);
-          if (existing) return replayOf(existing, file.bytes);
-        }
         throw err;
       }
+    },
 
-      try {
-        await queue.enqueue({ taskId: task.id, jobId: task.jobId });
-      } catch (err) {
-        await abandon(task, err);
-        throw err;
+    /**
+     * After {@link createHeld} or its transaction failed: removes the stored file; then, when the
+     * upload lost a race for its Idempotency-Key to a request that committed first, returns that
+     * request's result; otherwise rethrows `err`.
+     */
+    async replayAfterRace(err: unknown, prepared: PreparedUpload): Promise<TaskResult | DeletedTaskReplay> {
+      await storage.remove(prepared.storageKey);
+      const lostRace =
+        err instanceof IdempotencyKeyTakenError || isUniqueViolation(err, 'tasks_user_idempotency_key') || isUniqueViolation(err, 'idempotency_keys_pkey');
+      if (prepared.idempotencyKey && lostRace) {
+        const winner = await service.replay(prepared.userId, prepared.idempotencyKey, prepared.bytes);
+        if (winner) return winner;
       }
-      return { task, replayed: false };
+      throw err;
+    },
+
+    /**
+     * Creates a task from an upload, the same steps as the upload route (requireCredits) takes:
+     * (1) an `idempotencyKey` used by this user in the last 24 hours replays that request
+     * (`replayed`, nothing new held; a different file → 409); (2) the type and page count are read
+     * from the content (400 {@link DocumentRejectedProblem}, nothing held or stored); (3) one
+     * transaction holds the estimate (402 {@link InsufficientCreditsError} with `topUpUrl`), stores
+     * the file, inserts the task and queues its job.
+     */
+    async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult | DeletedTaskReplay> {
+      if (idempotencyKey) {
+        const earlier = await service.replay(userId, idempotencyKey, file.bytes);
+        if (earlier) return earlier;
+      }
+      const prepared = await service.prepare(userId, file, idempotencyKey);
+      try {
+        const task = await inTransaction(db, async (trx) => {
+          await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx);
+          return service.createHeld(trx, prepared);
+        });
+        return { task, replayed: false };
+      } catch (err) {
+        return service.replayAfterRace(err, prepared);
+      }
     },
 
     /**
@@ -311,13 +410,9 @@ export function createTasksService(deps: TasksServiceDeps) {
      * `cursor` is the previous page's `nextCursor` (400 when it is not one).
      */
     async list(userId: string, options: { status?: TaskStatus; cursor?: string; limit?: number } = {}): Promise<Page<Task>> {
-      const limit = Math.min(Math.max(options.limit ?? 20, 1), LIST_MAX);
-      const after = options.cursor ? decodeCursor(options.cursor) : undefined;
-      const items = await store.listTasks(db, userId, { status: options.status }, limit + 1, after);
-      const more = items.length > limit;
-      if (more) items.pop();
-      const last = items.at(-1);
-      return { items, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
+      return paginate({ limit: options.limit, default: 20, max: LIST_MAX, cursor: options.cursor, codec: timeKeyCursor }, (n, after) =>
+        store.listTasks(db, userId, { status: options.status }, n, after),
+      );
     },
 
     /** The extracted text. @throws {TaskStateError} 409 until the task has completed. */
@@ -373,7 +468,7 @@ export function createTasksService(deps: TasksServiceDeps) {
         if (!t) throw new TaskNotFoundError();
         if (t.holdId === holdId) return { task: t, replayed: true };
         if (t.status !== 'failed') throw new TaskStateError(t.status, `Only a failed task can be retried; this one is ${t.status}.`);
-        const { millicredits } = await pricing.estimate(OCR_OPERATION, t.pages);
+        const { millicredits } = await ocrCost(pricing, t.pages);
         await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx);
         return { task: await store.requeue(trx, id, holdId, crypto.randomUUID(), millicredits), replayed: false };
       });
@@ -395,3 +490,11 @@ export function createTasksService(deps: TasksServiceDeps) {
 }
 
 export type TasksService = ReturnType<typeof createTasksService>;
+
+/** A concurrent request with the same Idempotency-Key committed first; this one rolls back and replays it. */
+export class IdempotencyKeyTakenError extends Error {
+  constructor() {
+    super('the Idempotency-Key was taken by a concurrent request');
+    this.name = 'IdempotencyKeyTakenError';
+  }
+}

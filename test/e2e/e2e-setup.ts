@@ -19,7 +19,7 @@ let child: ChildProcess | undefined;
 let dataDir: string | undefined;
 
 /**
- * Starts the app as a user would (`tsx src/server.ts`, i.e. `npm start`) on a free port with an
+ * Starts the app as a user would (`tsx src/main/server.ts`, i.e. `npm start`) on a free port with an
  * embedded PostgreSQL in a temp data dir and the built-in Stripe emulator on another free port,
  * and waits for /readyz.
  */
@@ -40,7 +40,7 @@ export async function setup(project: TestProject) {
   const logFile = path.join(process.cwd(), 'test-results', 'e2e-server.log');
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.openSync(logFile, 'w');
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  child = spawn(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], {
     cwd: process.cwd(),
     env: {
       ...process.env,

@@ -1,15 +1,16 @@
 import pg from 'pg';
 import type express from 'express';
-import { createApp, type AppDeps } from '../../src/app.ts';
+import { createApp } from '../../src/app.ts';
+import { createServices, type Infrastructure, type Services } from '../../src/compose.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
   app: express.Express;
-  deps: AppDeps;
+  /** The services the app was built on (the one ledger, payments, …). */
+  deps: Services;
   t: TestDatabase;
   close(): Promise<void>;
 }
@@ -28,30 +29,27 @@ export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
   });
 }
 
-type Overrides = Partial<AppDeps> | ((t: TestDatabase, config: Readonly<Config>) => Partial<AppDeps> | Promise<Partial<AppDeps>>);
+type Overrides = Partial<Infrastructure> | ((t: TestDatabase, config: Readonly<Config>) => Partial<Infrastructure> | Promise<Partial<Infrastructure>>);
 
 /**
- * The whole app on a fresh database of its own, for supertest. `overrides` replaces deps
- * (e.g. a Stripe client pointed at a test emulator, or task services); as a function it gets the
- * test database and config first.
+ * The whole app on a fresh database of its own, for supertest, built by the composition root.
+ * `overrides` replaces parts of the infrastructure (e.g. a Stripe client pointed at a test
+ * emulator, or a started job queue); as a function it gets the test database and config first.
  */
 export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides } = {}): Promise<TestApp> {
   const t = await createTestDatabase();
   const config = testConfig(options.env);
   const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
   const pgPool = new pg.Pool({ connectionString: t.url, max: 5 });
-  const deps: AppDeps = {
-    config,
-    db: t.db,
+  const deps = createServices(config, t.db, {
     pgPool,
     logger: createLogger('silent', { pretty: false }),
-    ledger: createLedger(t.db),
     stripe: createStripeClient(config),
     sessionSecret: config.session.secret!,
     stripeWebhookSecret: config.stripe.webhookSecret!,
-    tasks: { enqueue: async () => {} },
+    queue: { enqueue: async () => {} },
     ...overrides,
-  };
+  });
   const app = createApp(deps);
   return {
     app,

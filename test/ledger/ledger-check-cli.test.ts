@@ -15,7 +15,7 @@ afterAll(async () => t.drop());
 /** Runs `npm run ledger:check`'s script against the test database; returns exit code and output. */
 async function ledgerCheck(): Promise<{ code: number; out: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/ledger/ledger-check-cli.ts'], {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/main/ledger-check-cli.ts'], {
       env: { ...process.env, DATABASE_URL: t.url, LOG_LEVEL: 'silent' },
     });
     return { code: 0, out: stdout + stderr };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/http/errors.ts';
+import { DomainError } from '../../src/domain-error.ts';
 import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { booksViolations, buildUser, type TestUser } from '../helpers/factories.ts';
@@ -88,7 +88,7 @@ describe('ledger under random operation sequences', () => {
             }
           } catch (err) {
             // Refusals are part of the contract (402 short, 409 hold already resolved); anything else is a bug.
-            if (!(err instanceof AppError) || ![402, 409].includes(err.status)) throw err;
+            if (!(err instanceof DomainError) || !['insufficient_credits', 'hold_not_active', 'idempotency_conflict'].includes(err.code)) throw err;
           }
           const violations = await booksViolations(t.db);
           if (violations.length > 0) throw new Error(`after step ${i} (${JSON.stringify(o)}): ${JSON.stringify(violations)}`);

@@ -37,7 +37,7 @@ describe('grant', () => {
     await ledger.grant({ transferId: `c-${user.id}`, userId: user.id, millicredits: C, kind: 'bonus', actor: 'system' });
     await expect(
       ledger.grant({ transferId: `c-${user.id}`, userId: user.id, millicredits: 2 * C, kind: 'bonus', actor: 'system' }),
-    ).rejects.toMatchObject({ status: 409, code: 'idempotency_conflict' });
+    ).rejects.toMatchObject({ code: 'idempotency_conflict' });
     expect((await ledger.getBalance(user.id)).available).toBe(C);
   });
 });
@@ -60,9 +60,9 @@ describe('holds', () => {
     const b = await ledger.reserve({ holdId: `vb-${user.id}`, userId: user.id, millicredits: 2 * C, timeoutMs: HOUR, actor: 'system' });
     await ledger.void({ holdId: a.id, actor: 'system' });
     await ledger.post({ holdId: b.id, millicredits: 2 * C, actor: 'system' });
-    await expect(ledger.post({ holdId: a.id, millicredits: C, actor: 'system' })).rejects.toMatchObject({ status: 409 });
-    await expect(ledger.void({ holdId: b.id, actor: 'system' })).rejects.toMatchObject({ status: 409 });
-    await expect(ledger.post({ holdId: b.id, millicredits: C, actor: 'system' })).rejects.toMatchObject({ status: 409 });
+    await expect(ledger.post({ holdId: a.id, millicredits: C, actor: 'system' })).rejects.toMatchObject({ code: 'hold_not_active' });
+    await expect(ledger.void({ holdId: b.id, actor: 'system' })).rejects.toMatchObject({ code: 'hold_not_active' });
+    await expect(ledger.post({ holdId: b.id, millicredits: C, actor: 'system' })).rejects.toMatchObject({ code: 'hold_not_active' });
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 3 * C, held: 0 });
   });
 
@@ -70,7 +70,7 @@ describe('holds', () => {
     const user = await buildUser(t.db);
     await fundAccount(ledger, user.id, 5 * C);
     const h = await ledger.reserve({ holdId: `o-${user.id}`, userId: user.id, millicredits: C, timeoutMs: HOUR, actor: 'system' });
-    await expect(ledger.post({ holdId: h.id, millicredits: C + 1, actor: 'system' })).rejects.toMatchObject({ status: 409 });
+    await expect(ledger.post({ holdId: h.id, millicredits: C + 1, actor: 'system' })).rejects.toMatchObject({ code: 'hold_not_active' });
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 4 * C, held: C });
   });
 
@@ -79,7 +79,7 @@ describe('holds', () => {
     await fundAccount(ledger, user.id, 2 * C);
     await expect(
       ledger.reserve({ holdId: `x-${user.id}`, userId: user.id, millicredits: 3 * C, timeoutMs: HOUR, actor: 'system' }),
-    ).rejects.toMatchObject({ status: 402, extensions: { required: 3, available: 2 } });
+    ).rejects.toMatchObject({ code: 'insufficient_credits', data: { required: 3, available: 2 } });
     expect(await t.db('holds').where({ id: `x-${user.id}` }).first()).toBeUndefined();
   });
 
@@ -154,7 +154,7 @@ describe('clawback', () => {
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: -20 * C, debt: 20 * C });
     await expect(
       ledger.reserve({ holdId: `b-${user.id}`, userId: user.id, millicredits: 1, timeoutMs: HOUR, actor: 'system' }),
-    ).rejects.toMatchObject({ status: 402 });
+    ).rejects.toMatchObject({ code: 'insufficient_credits' });
     await ledger.grant({ transferId: `p2-${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'purchase', actor: 'stripe' });
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 80 * C, debt: 0 });
     const again = await ledger.clawback({ transferId: `r-${user.id}`, lotId: bought.lot.id, millicredits: 50 * C, actor: 'stripe' });
@@ -199,7 +199,7 @@ describe('concurrency', () => {
     const lost = results.filter((r) => r.status === 'rejected');
     expect(won).toHaveLength(50);
     expect(lost).toHaveLength(150);
-    for (const r of lost) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 402 });
+    for (const r of lost) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'insufficient_credits' });
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 0, held: 50 * C });
     expect(await t.db('holds').join('accounts', 'accounts.id', 'holds.account_id').where({ user_id: user.id }).count({ n: '*' })).toEqual([{ n: 50 }]);
   });

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../../src/stripe-emulator/stripe-emulator.ts';
+import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
 import { BROWSER_ACCEPT, csrfFrom } from '../auth/auth-helpers.ts';
@@ -263,7 +263,7 @@ describe('refunds', () => {
     expect(balance.available).toBe(-90); // 10 signup credits left − 100 owed
     await expect(
       ta.deps.ledger.reserve({ holdId: `blocked-${user.id}`, userId: user.id, millicredits: 1, timeoutMs: 60_000, actor: 'test' }),
-    ).rejects.toMatchObject({ status: 402 });
+    ).rejects.toMatchObject({ code: 'insufficient_credits' });
     await buy(agent);
     await emulator.emulator.deliverDue();
     expect(await available(agent)).toBe(10);

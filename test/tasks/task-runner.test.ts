@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPricing } from '../../src/credits/pricing-service.ts';
+import { createIdempotencyKeys } from '../../src/idempotency/idempotency-keys.ts';
 import { createLedger, type Ledger } from '../../src/ledger/ledger-service.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createLocalFileStorage } from '../../src/tasks/file-storage.ts';
@@ -39,6 +40,7 @@ beforeAll(async () => {
     pricing,
     storage,
     queue: { enqueue: async (job) => void queued.push(job) },
+    idempotency: createIdempotencyKeys(t.db),
     config: testConfig({ DATA_DIR: dataDir }),
     logger,
   });
@@ -52,7 +54,7 @@ afterAll(async () => {
 async function newTask(bytes?: Buffer, credits = 10) {
   const user = await buildUser(t.db);
   await fundAccount(ledger, user.id, credits * C);
-  const { task } = await service.create(user.id, { bytes: bytes ?? (await tinyPng()), fileName: 'doc.png' });
+  const task = (await service.create(user.id, { bytes: bytes ?? (await tinyPng()), fileName: 'doc.png' })).task!;
   return { user, task, job: { taskId: task.id, jobId: task.jobId } };
 }
 

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
 import request from 'supertest';
 import { expect } from 'vitest';
-import { createLedger } from '../../src/ledger/ledger-service.ts';
+import { createWorker } from '../../src/compose.ts';
 import { createLogger } from '../../src/logger.ts';
 import { inspectDocument } from '../../src/tasks/document-inspector.ts';
 import type { OcrProgress, OcrResult } from '../../src/tasks/ocr-processor.ts';
-import type { OwnedProcessor } from '../../src/tasks/task-worker.ts';
-import { startTasks, type RunningTasks } from '../../src/tasks/tasks-runtime.ts';
+import type { TaskQueue } from '../../src/tasks/task-queue.ts';
+import type { OwnedProcessor, TaskWorker } from '../../src/tasks/task-worker.ts';
+import { startQueue } from '../../src/tasks/tasks-runtime.ts';
 import { DocumentRejectedError } from '../../src/tasks/tasks-errors.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
@@ -77,6 +78,13 @@ export function stubProcessor(calls: StubCalls = { count: 0, byMarker: new Map()
   };
 }
 
+/** The task pipeline of a test app: its queue and (unless off) its worker. */
+export interface RunningTasks {
+  queue: TaskQueue;
+  worker: TaskWorker | undefined;
+  stop(): Promise<void>;
+}
+
 export interface TasksTestApp extends TestApp {
   tasks: RunningTasks;
   dataDir: string;
@@ -93,25 +101,35 @@ export async function buildTasksApp(
   options: { env?: Record<string, string>; createProcessor?: (() => OwnedProcessor) | 'real-ocr'; worker?: boolean } = {},
 ): Promise<TasksTestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-tasks-test-'));
-  let tasks: RunningTasks | undefined;
+  let queue: TaskQueue | undefined;
   const ta = await buildTestApp({
     env: { DATA_DIR: dataDir, ...options.env },
     overrides: async (t, config) => {
-      const ledger = createLedger(t.db);
-      tasks = await startTasks({
+      queue = await startQueue({
         config,
-        db: t.db,
-        ledger,
         databaseUrl: t.url,
         logger: createLogger('silent', { pretty: false }),
-        ...(options.worker !== undefined ? { worker: options.worker } : {}),
-        ...(options.createProcessor === 'real-ocr' ? {} : { createProcessor: options.createProcessor ?? (() => stubProcessor()) }),
         queue: { retryDelaySeconds: 0, pollingIntervalSeconds: 0.5 },
       });
-      return { ledger, tasks: tasks.services };
+      return { queue };
     },
   });
-  const running = tasks!;
+  const startedQueue = queue!;
+  const worker =
+    (options.worker ?? ta.deps.config.tasks.worker)
+      ? await createWorker(ta.deps, {
+          queue: startedQueue,
+          ...(options.createProcessor === 'real-ocr' ? {} : { createProcessor: options.createProcessor ?? (() => stubProcessor()) }),
+        })
+      : undefined;
+  const running: RunningTasks = {
+    queue: startedQueue,
+    worker,
+    async stop() {
+      await worker?.stop();
+      await startedQueue.stop();
+    },
+  };
   const uploads = path.join(dataDir, 'uploads');
   return {
     ...ta,

@@ -1,0 +1,82 @@
+import type { Config } from './config.ts';
+import type { Db } from './db/database.ts';
+import type { Infrastructure, Services } from './services.ts';
+import { createAdminService } from './admin/admin-service.ts';
+import { createAuditLog } from './auth/audit-log.ts';
+import { createAuthService } from './auth/auth-service.ts';
+import { createLoginThrottle } from './auth/login-throttle.ts';
+import { createSessionsService } from './auth/sessions-service.ts';
+import { createPricing } from './credits/pricing-service.ts';
+import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
+import { createLedger } from './ledger/ledger-service.ts';
+import { createPayments } from './payments/payments-service.ts';
+import { createOcrProcessor } from './tasks/ocr-processor.ts';
+import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
+import type { TaskQueue } from './tasks/task-queue.ts';
+import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
+import { createTasksService } from './tasks/tasks-service.ts';
+
+export type { Infrastructure, Services } from './services.ts';
+
+/**
+ * The composition root: builds every service of Tally exactly once, on one database. The web app
+ * (`createApp(services)`, src/app.ts) and the worker ({@link createWorker}) take what they need
+ * from the result; no feature builds a service of its own. No side effects (no timers, no I/O).
+ */
+export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
+  const { logger } = infra;
+  const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
+  const audit = createAuditLog(db);
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, webhookSecret: infra.stripeWebhookSecret, logger });
+  const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
+  const sessions = createSessionsService({ db, audit });
+  const admin = createAdminService({ db, ledger, audit });
+  const idempotency = createIdempotencyKeys(db);
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, auth, sessions, admin, idempotency, tasks };
+}
+
+/** What a job worker needs: the ledger, pricing and file storage on the database. */
+export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
+
+/**
+ * The services of a process that only works jobs (`npm run worker`): a subset of
+ * {@link createServices}, which builds its own through this function, so both agree.
+ */
+export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage'>): WorkerServices {
+  return {
+    config,
+    db,
+    logger: infra.logger,
+    ledger: createLedger(db),
+    pricing: createPricing(db),
+    storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),
+  };
+}
+
+export interface WorkerOptions {
+  /** The started queue (pg-boss) the worker takes jobs from. */
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
+  createProcessor?: () => OwnedProcessor;
+}
+
+/**
+ * Starts the OCR worker on `services` (the same ledger, pricing and storage as the web app):
+ * `config.tasks.workerConcurrency` slots. Used by `npm start` (unless `WORKER=off`) and `npm run worker`.
+ */
+export function createWorker(services: WorkerServices, options: WorkerOptions): Promise<TaskWorker> {
+  const { config, logger } = services;
+  const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels };
+  return startTaskWorker({
+    db: services.db,
+    ledger: services.ledger,
+    pricing: services.pricing,
+    storage: services.storage,
+    logger,
+    queue: options.queue,
+    concurrency: config.tasks.workerConcurrency,
+    createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, logger })),
+    sweepIntervalMs: config.sweepIntervalMs,
+  });
+}

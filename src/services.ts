@@ -1,0 +1,53 @@
+import type pg from 'pg';
+import type Stripe from 'stripe';
+import type { AdminService } from './admin/admin-service.ts';
+import type { AuditLog } from './auth/audit-log.ts';
+import type { AuthService } from './auth/auth-service.ts';
+import type { SessionsService } from './auth/sessions-service.ts';
+import type { Config } from './config.ts';
+import type { Pricing } from './credits/pricing-service.ts';
+import type { Db } from './db/database.ts';
+import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
+import type { Ledger } from './ledger/ledger-service.ts';
+import type { Logger } from './logger.ts';
+import type { Payments } from './payments/payments-service.ts';
+import type { FileStorage } from './tasks/file-storage.ts';
+import type { JobSender, TasksService } from './tasks/tasks-service.ts';
+
+/**
+ * What the composition root gets from outside: connections and clients that are opened, started
+ * or configured per process (and that tests replace). Nothing here holds business rules.
+ */
+export interface Infrastructure {
+  /** A plain pg pool on the same database (sessions, rate limiting). */
+  pgPool: pg.Pool;
+  logger: Logger;
+  /** The one Stripe client: api.stripe.com, or the emulator in development. */
+  stripe: Stripe;
+  sessionSecret: string;
+  /** Signing secret of our Stripe webhook endpoint (whsec_…): configured, or the emulator's. */
+  stripeWebhookSecret: string;
+  /** The job queue as the web app uses it (send, cancel). A test may pass a no-op sender. */
+  queue: JobSender;
+  /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
+  storage?: FileStorage;
+}
+
+/**
+ * Every service of Tally, built once by `createServices` (src/compose.ts) and handed to
+ * `createApp` and `createWorker`. Features talk to each other only through these.
+ */
+export interface Services extends Required<Infrastructure> {
+  config: Readonly<Config>;
+  db: Db;
+  ledger: Ledger;
+  audit: AuditLog;
+  pricing: Pricing;
+  payments: Payments;
+  auth: AuthService;
+  sessions: SessionsService;
+  admin: AdminService;
+  /** Idempotency-Keys of requests, remembered 24 h. */
+  idempotency: IdempotencyKeys;
+  tasks: TasksService;
+}
