@@ -8,7 +8,7 @@ import { csrfSync } from 'csrf-sync';
 import { isReady } from './db/database.ts';
 import type { Feature } from './feature.ts';
 import type { Services } from './services.ts';
-import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
+import { createSessionMiddleware, enforceAbsoluteLifetime, saveSessionBeforeRedirect } from './auth/session.ts';
 import { loadUser } from './auth/auth-middleware.ts';
 import { originCheck } from './http/origin-check.ts';
 import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
@@ -94,6 +94,7 @@ export function createApp(services: Services): express.Express {
   for (const f of features) if (f.raw) app.use(f.raw);
 
   app.use(sessionMiddleware);
+  app.use(saveSessionBeforeRedirect());
   app.use(enforceAbsoluteLifetime(config.session.maxAgeMs));
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));

@@ -145,6 +145,6 @@ export function createPaymentsFeature(services: Services): Feature {
     const payment = q.success && q.data.payment_id ? await payments.abandonCheckout(q.data.payment_id, req.user!.id) : undefined;
     res.render('payments/cancel', { title: 'Checkout cancelled', paid: payment ? payment.status !== 'pending' && payment.status !== 'expired' : false });
   });
-  pages.use(createRefundPages({ payments, people: async (ids) => new Map((await findUsersByIds(deps.db, ids)).map((u) => [u.id, { name: u.name, email: u.email }])) }));
+  pages.use(createRefundPages({ payments, people: async (ids) => new Map((await findUsersByIds(services.db, ids)).map((u) => [u.id, { name: u.name, email: u.email }])) }));
   return { raw, api, pages };
 }

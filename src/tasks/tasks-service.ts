@@ -314,7 +314,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      */
     async stage(userId: string, file: UploadedFile): Promise<StagedUpload> {
       const info = await inspect(file.bytes);
-      const { millicredits } = await pricing.estimate(OCR_OPERATION, info.pages);
+      const { millicredits } = await ocrCost(pricing, info.pages);
       const storageKey = newStorageKey();
       await storage.put(storageKey, file.bytes);
       let upload: TaskUpload;
@@ -343,13 +343,13 @@ export function createTasksService(deps: TasksServiceDeps) {
     /** The user's uploads among `ids` still waiting for confirmation, priced at today's price. */
     async staged(userId: string, ids: readonly string[]): Promise<StagedUpload[]> {
       const rows = await uploads.findUploads(db, userId, ids);
-      return Promise.all(rows.map(async (upload) => ({ upload, millicredits: (await pricing.estimate(OCR_OPERATION, upload.pages)).millicredits })));
+      return Promise.all(rows.map(async (upload) => ({ upload, millicredits: (await ocrCost(pricing, upload.pages)).millicredits })));
     },
 
     /**
      * Turns a kept upload into a task with the same id: one transaction holds the estimate at
      * today's price (402 {@link InsufficientCreditsError}; the upload stays for a later try),
-     * inserts the task and deletes the upload; then the job is queued. Confirming the same upload
+     * inserts the task, deletes the upload and queues the job. Confirming the same upload
      * again returns its task (`replayed`).
      * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
      */
@@ -361,7 +361,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           if (existing) return { task: existing, replayed: true };
           throw new UploadNotFoundError();
         }
-        const { millicredits } = await pricing.estimate(OCR_OPERATION, upload.pages);
+        const { millicredits } = await ocrCost(pricing, upload.pages);
         const holdId = `task:${upload.id}`;
         await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx);
         const task = await store.insertTask(trx, {
@@ -380,15 +380,10 @@ export function createTasksService(deps: TasksServiceDeps) {
           idempotencyKey: null,
         });
         await uploads.deleteUpload(trx, upload.id);
+        // The job is queued in the same transaction as its hold and task (as the upload route does).
+        await queue.enqueue({ taskId: task.id, jobId: task.jobId }, trx);
         return { task, replayed: false };
       });
-      if (outcome.replayed) return outcome;
-      try {
-        await queue.enqueue({ taskId: outcome.task.id, jobId: outcome.task.jobId });
-      } catch (err) {
-        await abandon(outcome.task, err);
-        throw err;
-      }
       return outcome;
     },
 

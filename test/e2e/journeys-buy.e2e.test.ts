@@ -25,7 +25,6 @@ async function signUpWithKeyboard(p: Page, user = newUser()) {
   await expectVisibleFocus(p);
   await p.keyboard.type(user.password);
   await Promise.all([p.waitForURL(/\/tasks$/), p.keyboard.press('Enter')]);
-  await screenshot(p, 'signed-up');
   expect(await p.getByTestId('flash').textContent()).toMatch(/Welcome to Tally! Your 10 free credits are ready until .* \(30 days\)/);
   return user;
 }
