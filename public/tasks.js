@@ -233,6 +233,8 @@
       })
       .then(function (r) {
         var fresh = r.doc.querySelector('[data-confirm-region]');
+        // Signed out meanwhile (the session ended): go where the server sent us, the login page.
+        if (r.res.ok && !fresh && r.res.redirected) { window.location.href = r.res.url; return; }
         if (!r.res.ok || !fresh) {
           var problem = r.doc.querySelector('main h1');
           showError(problem ? problem.textContent + '. Try again.' : 'The upload failed. Try again.', false);

@@ -76,6 +76,12 @@ export async function pageProblems(page: Page): Promise<string[]> {
     for (const el of Array.from(document.querySelectorAll('td time, td .date'))) {
       if (el.getClientRects().length > 1) out.push(`table date wraps: "${el.textContent?.trim()}"`);
     }
+    // A date in a table cell outside <time> escapes the check above: name it.
+    for (const td of Array.from(document.querySelectorAll('td'))) {
+      if (/\d{1,2} [A-Z][a-z]{2} \d{4}/.test(td.textContent ?? '') && !td.querySelector('time') && !td.querySelector('a')) {
+        out.push(`table date not in <time>: "${td.textContent?.trim().slice(0, 40)}"`);
+      }
+    }
     for (const el of Array.from(document.querySelectorAll('.table-wrap'))) {
       if (el.scrollWidth > el.clientWidth && (el.getAttribute('tabindex') !== '0' || !el.getAttribute('aria-label'))) {
         out.push('scrollable table region is not focusable with a label');
