@@ -106,6 +106,26 @@ describe('journey 3: keyboard only: upload linn.png, see the estimate, confirm, 
   });
 });
 
+describe('journey 3b: with JavaScript off, the upload is two plain form posts, each answered with a redirect', () => {
+  it('keeps the CSRF token out of every URL and a reload re-posts nothing', async () => {
+    const context = await page.context().browser()!.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+    const p = await context.newPage();
+    const urls: string[] = [];
+    p.on('request', (r) => urls.push(r.url()));
+    await signUp(p);
+    await p.locator('input[type="file"]').setInputFiles(LINN);
+    await Promise.all([p.waitForURL(/\/tasks\?uploads=/), p.getByRole('button', { name: 'Upload and see the estimate' }).click()]);
+    expect(await p.locator('[data-estimate-credits]').textContent()).toBe('1.5');
+    await p.reload(); // a GET: nothing is uploaded or held again
+    expect(await headerBalance(p)).toBe(10);
+    await Promise.all([p.waitForURL(/\/tasks\/[0-9a-f-]{36}$/), p.getByRole('button', { name: 'Confirm: run OCR for 1.5 credits' }).click()]);
+    await p.reload();
+    expect(await p.locator('h1').textContent()).toBe('linn.png');
+    expect(urls.filter((u) => u.includes('_csrf')), 'no token in a URL').toEqual([]);
+    await context.close();
+  });
+});
+
 describe('journey 4: with too few credits, the upload shows the way to /pricing', () => {
   it('refuses before anything is held and links to the pricing page', async () => {
     const user = await signUp(page);

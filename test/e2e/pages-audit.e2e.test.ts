@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launchBrowser, newUser, pageProblems, screenshot } from './browser.ts';
+import { expectVisibleFocus, launchBrowser, newUser, pageProblems, screenshot, tabTo } from './browser.ts';
 
 /**
  * Every page in every state a person meets, checked the same way: axe-core (WCAG 2.2 A/AA and
@@ -157,4 +157,25 @@ describe('every page passes axe-core and fits its viewport', () => {
       expect(problems).toEqual([]);
     });
   }
+});
+
+describe('the collapsed menu at 390 px', () => {
+  it('opens with the keyboard (no script needed), shows its links with a visible focus, and Log out fits on one line', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: states.user, javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${baseUrl}/account`);
+    expect(await page.locator('header .site-nav').isVisible()).toBe(false);
+    await tabTo(page, 'header summary');
+    expect(await page.locator('.site-menu nav a[href="/tasks"]').isVisible()).toBe(false);
+    await page.keyboard.press('Enter');
+    expect(await page.locator('.site-menu nav a[href="/tasks"]').isVisible()).toBe(true);
+    await page.keyboard.press('Tab');
+    await expectVisibleFocus(page);
+    const logout = page.locator('.site-menu button', { hasText: 'Log out' });
+    const box = await logout.boundingBox();
+    expect(box!.height).toBeLessThan(48); // one line
+    await tabTo(page, '.site-menu nav a[href="/tasks"]');
+    await Promise.all([page.waitForURL(/\/tasks$/), page.keyboard.press('Enter')]);
+    await context.close();
+  });
 });
