@@ -10,6 +10,7 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
@@ -27,13 +28,14 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const { logger } = infra;
   const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db);
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, webhookSecret: infra.stripeWebhookSecret, logger });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger });
+  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
   const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, auth, sessions, admin, idempotency, tasks };
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

@@ -11,6 +11,7 @@ import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
 
@@ -44,6 +45,8 @@ export interface Services extends Required<Infrastructure> {
   audit: AuditLog;
   pricing: Pricing;
   payments: Payments;
+  /** Our Stripe webhook endpoint's logic: verify, parse, deduplicate, dispatch. */
+  stripeWebhook: StripeWebhook;
   auth: AuthService;
   sessions: SessionsService;
   admin: AdminService;

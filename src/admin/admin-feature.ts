@@ -9,7 +9,7 @@ export function createAdminFeature(services: Services): Feature {
   const { admin, audit, db, config, payments } = services;
   const api = express.Router();
   const pages = express.Router();
-  api.use(createAdminRouter({ admin, audit, db, config }));
+  api.use(createAdminRouter({ admin, audit, db, config, payments }));
   pages.use(createAdminPages({ admin, audit, payments }));
   return { api, pages };
 }

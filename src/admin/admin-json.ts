@@ -1,3 +1,4 @@
+import type { WebhookProblem } from '../payments/payments-store.ts';
 import type { AuditRecord } from '../auth/audit-log.ts';
 import type { UserProfile } from '../auth/users-store.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
@@ -43,5 +44,19 @@ export function auditJson(r: AuditRecord) {
     ip: r.ip,
     userAgent: r.userAgent,
     details: r.details,
+  };
+}
+
+/** JSON of a Stripe webhook delivery that could not be used (admins). */
+export function webhookProblemJson(p: WebhookProblem) {
+  return {
+    id: p.id,
+    receivedAt: p.receivedAt.toISOString(),
+    eventId: p.eventId,
+    eventType: p.eventType,
+    problem: p.problem,
+    detail: p.detail,
+    statusCode: p.statusCode,
+    payloadExcerpt: p.payloadExcerpt,
   };
 }

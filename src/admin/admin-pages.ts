@@ -24,7 +24,7 @@ type FormName = 'grant' | 'adjust';
  * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
  * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
  */
-export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment'> }): express.Router {
+export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'> }): express.Router {
   const { admin, audit, payments } = deps;
   const pages = express.Router();
   pages.use('/admin', requireAdmin);
@@ -41,6 +41,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
   pages.get('/admin', async (req, res) => {
     const { value: q, error } = queryOrEmpty(() => validate(UsersQuery, req, 'query'));
     const page = await admin.listUsers(q);
+    const webhookProblems = (await payments.listWebhookProblems({ limit: 5 })).items;
     const olderParams = new URLSearchParams();
     if (q.query) olderParams.set('query', q.query);
     if (page.nextCursor) olderParams.set('cursor', page.nextCursor);
@@ -52,6 +53,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
       users: page.items,
       isFirstPage: !q.cursor,
       nextHref: page.nextCursor ? `/admin?${olderParams}` : undefined,
+      webhookProblems,
       fmt: viewHelpers,
     });
   });

@@ -6,17 +6,24 @@ import { balanceJson, lotJson, transferJson } from '../credits/credits-json.ts';
 import type { Db } from '../db/database.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { checkBooks } from '../ledger/ledger-check-store.ts';
-import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UserParams, UsersQuery } from './admin-schemas.ts';
+import type { Payments } from '../payments/payments-service.ts';
+import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UserParams, UsersQuery, WebhookProblemsQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
-import { adminTransferJson, auditJson, profileJson } from './admin-json.ts';
+import { adminTransferJson, auditJson, profileJson, webhookProblemJson } from './admin-json.ts';
 
 /**
  * `/api/admin/*`, admins only (401 without a session, 403 for other users, on every path below
  * /api/admin, known or not): users, their ledger, grants, adjustments, the audit log and the
- * ledger check.
+ * ledger check, and the Stripe webhook deliveries that could not be used.
  */
-export function createAdminRouter(deps: { admin: AdminService; audit: AuditLog; db: Db; config: Readonly<Config> }): express.Router {
-  const { admin, audit, db, config } = deps;
+export function createAdminRouter(deps: {
+  admin: AdminService;
+  audit: AuditLog;
+  db: Db;
+  config: Readonly<Config>;
+  payments: Pick<Payments, 'listWebhookProblems'>;
+}): express.Router {
+  const { admin, audit, db, config, payments } = deps;
   const api = express.Router();
   api.use('/admin', requireAdmin);
 
@@ -60,6 +67,12 @@ export function createAdminRouter(deps: { admin: AdminService; audit: AuditLog; 
     const q = validate(AuditQuery, req, 'query');
     const page = await audit.list({ actor: q.actor, action: q.action }, { limit: q.limit, cursor: q.cursor });
     res.json({ entries: page.items.map(auditJson), nextCursor: page.nextCursor });
+  });
+
+  api.get('/admin/webhook-problems', async (req, res) => {
+    const q = validate(WebhookProblemsQuery, req, 'query');
+    const page = await payments.listWebhookProblems({ limit: q.limit, cursor: q.cursor });
+    res.json({ problems: page.items.map(webhookProblemJson), nextCursor: page.nextCursor });
   });
 
   api.get('/admin/ledger/check', async (_req, res) => {

@@ -97,3 +97,11 @@ export const AuditQuery = z
   })
   .strict();
 export type AuditQuery = z.infer<typeof AuditQuery>;
+
+/** `GET /api/admin/webhook-problems?cursor=&limit=`. */
+export const WebhookProblemsQuery = z
+  .object({
+    cursor: z.preprocess(blankToUndefined, schemas.cursor.optional()),
+    limit: z.preprocess(blankToUndefined, schemas.limit.optional()),
+  })
+  .strict();

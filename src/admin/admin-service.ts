@@ -9,6 +9,7 @@ import { millicreditsToCredits } from '../ledger/credits.ts';
 import { IdempotencyConflictError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paginate, uuidCursor } from '../pagination.ts';
+import { keyHash } from '../idempotency/idempotency-keys.ts';
 import type { Balance, Lot, Page, StatementEntry, Transfer } from '../ledger/ledger-types.ts';
 import type { AdjustmentBody, GrantBody } from './admin-schemas.ts';
 
@@ -30,7 +31,7 @@ export interface AdjustmentOutcome {
 function transferIdFor(action: 'admin_grant' | 'admin_adjustment', admin: CurrentUser, key: string | undefined): string {
   if (!key) return `${action}:${crypto.randomUUID()}`;
   // transfers.id is ≤ 255 characters; long keys are hashed (still deterministic).
-  const part = key.length <= 150 ? key : `sha256-${crypto.createHash('sha256').update(key).digest('hex')}`;
+  const part = key.length <= 150 ? key : `sha256-${keyHash(key)}`;
   return `${action}:${admin.id}:${part}`;
 }
 

@@ -1,5 +1,5 @@
 import { formatCredits, millicreditsToCredits } from '../ledger/credits.ts';
-import { formatMoney } from '../payments/money.ts';
+import { formatMoney } from '@tally/money';
 import { viewHelpers } from '../credits/view-helpers.ts';
 
 /**

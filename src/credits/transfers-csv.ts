@@ -1,3 +1,4 @@
+import { contentDisposition } from '../http/content-disposition.ts';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Response } from 'express';
@@ -31,7 +32,7 @@ export async function streamTransfersCsv(
   const filename = options.filename ?? `tally-transfers-${new Date().toISOString().slice(0, 10)}.csv`;
   res.status(200);
   res.setHeader('Content-Type', 'text/csv; charset=utf-8');
-  res.setHeader('Content-Disposition', `attachment; filename="${filename.replace(/[^\w.-]/g, '_')}"`);
+  res.setHeader('Content-Disposition', contentDisposition('attachment', filename.replace(/[^\w.-]/g, '_')));
   res.setHeader('Cache-Control', 'private, no-store');
 
   async function* rows() {

@@ -12,7 +12,7 @@ import { createRefundPages } from './refund-pages.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
-import { formatMoney } from './money.ts';
+import { formatMoney, parseMoney } from '@tally/money';
 import { packView, packageJson, paymentJson, paymentView } from './payments-json.ts';
 
 const CheckoutBody = z.object({ packageId: z.string().min(1).max(64) }).strict();
@@ -23,26 +23,19 @@ const RefundBody = z.object({ amountCents: z.number().int().min(1).optional() })
 const SuccessQuery = z.object({ session_id: z.string().min(1).max(255) }).strict();
 const RefundForm = z
   .object({
-    amount: z.string().trim().regex(/^(\d+(\.\d{1,2})?)?$/, 'must be an amount like 5 or 5.00').optional(),
+    amount: z.string().trim().max(30).optional(),
     idempotencyKey: z.uuid().optional(),
     _csrf: z.string().optional(),
   })
   .strict();
 const CancelQuery = z.object({ payment_id: z.uuid().optional() });
 
-/** "5" / "5.5" / "5.00" → 500 / 550 / 500 cents, from the decimal string (no floats). Empty → undefined. */
-export function parseCents(amount: string | undefined): number | undefined {
-  if (!amount) return undefined;
-  const [whole, frac = ''] = amount.split('.');
-  return Number(whole) * 100 + Number(frac.padEnd(2, '0'));
-}
-
 /**
  * Buying credits: the Stripe webhook (raw body, mounted before the body parsers), the checkout and
  * payments API, the admin refund API, and the /pricing and /checkout pages.
  */
 export function createPaymentsFeature(services: Services): Feature {
-  const { payments, audit, ledger, config } = services;
+  const { payments, stripeWebhook, audit, ledger, config } = services;
 
   /** Refunds through Stripe for the signed-in admin and records it in the audit log. */
   async function refundAsAdmin(req: Request, paymentId: string, amountCents: number | undefined, idempotencyKey?: string) {
@@ -61,7 +54,7 @@ export function createPaymentsFeature(services: Services): Feature {
   const raw = express.Router();
   raw.post('/api/payments/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const result = await payments.handleWebhook(body, req.get('Stripe-Signature'));
+    const result = await stripeWebhook.handle(body, req.get('Stripe-Signature'));
     res.json({ received: true, duplicate: result.duplicate, outcome: result.outcome });
   });
 
@@ -130,7 +123,13 @@ export function createPaymentsFeature(services: Services): Feature {
     const back = `/admin/users/${payment.userId}#payments`;
     try {
       const form = validate(RefundForm, req);
-      const refund = await refundAsAdmin(req, id, parseCents(form.amount), form.idempotencyKey);
+      let amount: number | undefined;
+      try {
+        amount = parseMoney(form.amount ?? '', payment.currency);
+      } catch (err) {
+        throw new ValidationError([{ field: 'body.amount', message: (err as Error).message }]);
+      }
+      const refund = await refundAsAdmin(req, id, amount, form.idempotencyKey);
       setFlash(req, { type: 'success', message: `Refunded ${formatMoney(refund.amount, payment.currency)}: pending until Stripe confirms it; then the credits are taken back.` });
     } catch (err) {
       if (!(err instanceof ValidationError) && !(err instanceof AppError)) throw err;

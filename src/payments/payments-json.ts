@@ -1,5 +1,5 @@
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { formatMoney, formatPricePerCredit } from './money.ts';
+import { decimalPattern, formatMoney, formatUnitPrice, toDecimal } from '@tally/money';
 import type { CreditPackage, Payment, PaymentRefund } from './payments-store.ts';
 
 /** JSON of a credit pack: credits as numbers (≤ 3 decimals), price in cents. */
@@ -41,6 +41,9 @@ export function paymentView(p: Payment, refunds?: PaymentRefund[]) {
     refunded: p.refundedCents > 0 ? formatMoney(p.refundedCents, p.currency) : null,
     refundable: p.paymentIntentId !== null && (p.status === 'paid' || p.status === 'partially_refunded') ? p.amountCents - p.refundedCents : 0,
     refundableMoney: formatMoney(p.amountCents - p.refundedCents, p.currency),
+    /** What is left to refund as a form field shows it ("5.00", "500"), and the field's pattern. */
+    refundableInput: toDecimal(p.amountCents - p.refundedCents, p.currency),
+    amountPattern: decimalPattern(p.currency),
     refundViews: refunds?.map((r) => ({ ...r, money: formatMoney(r.amountCents, p.currency) })),
   };
 }
@@ -50,6 +53,6 @@ export function packView(p: CreditPackage) {
   return {
     ...packageJson(p),
     price: formatMoney(p.amountCents, p.currency),
-    perCredit: formatPricePerCredit(p.amountCents, p.creditsMillicredits + p.bonusMillicredits, p.currency),
+    perCredit: formatUnitPrice(p.amountCents, p.creditsMillicredits + p.bonusMillicredits, p.currency),
   };
 }

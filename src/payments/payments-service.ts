@@ -1,25 +1,38 @@
 import type Stripe from 'stripe';
 import type { Config } from '../config.ts';
 import { inTransaction, type Db, type Trx } from '../db/database.ts';
-import { AppError, BadRequestError, ConflictError, NotFoundError, ValidationError } from '../http/errors.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { formatMoney } from './money.ts';
+import { formatMoney } from '@tally/money';
+import { numericIdCursor, paginate, type Page } from '../pagination.ts';
 import * as store from './payments-store.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
-
-/** Stripe's default tolerance for webhook timestamps, in seconds (Stripe docs, "Verify webhook signatures"). */
-export const WEBHOOK_TOLERANCE_SECONDS = 300;
 
 export interface PaymentsDeps {
   db: Db;
   ledger: Ledger;
   stripe: Stripe;
   config: Pick<Config, 'appUrl' | 'packBonusExpiryDays'>;
-  /** The signing secret of our webhook endpoint (whsec_…). */
-  webhookSecret: string;
   logger: Logger;
+}
+
+/** The fields of a `charge.refunded` event's charge that a refund needs. */
+export interface RefundedCharge {
+  id: string;
+  payment_intent: string | { id: string } | null;
+  amount_refunded: number;
+  refunds?: { data: Array<{ id: string; amount: number; status?: string | null; reason?: string | null; metadata?: Record<string, string> | null }> } | null;
+}
+
+/** What fulfillment reads of a Checkout Session (from Stripe's API, or a webhook event). */
+export type SessionFacts = Pick<Stripe.Checkout.Session, 'id' | 'payment_status' | 'amount_total' | 'currency' | 'payment_intent'>;
+
+/** A refund's payment (and session, when it is not fulfilled yet); empty when not Tally's. */
+export interface RefundTarget {
+  payment?: Payment;
+  session?: Stripe.Checkout.Session;
 }
 
 export interface CheckoutResult {
@@ -101,7 +114,7 @@ export function createPayments(deps: PaymentsDeps) {
    * currency Stripe charged against what the pack cost. Returns the payment and whether credits were
    * granted now (false: already fulfilled, or not paid).
    */
-  async function fulfillSession(session: Stripe.Checkout.Session, trx?: Trx): Promise<{ payment: Payment | undefined; granted: boolean; outcome: string }> {
+  async function fulfillSession(session: SessionFacts, trx?: Trx): Promise<{ payment: Payment | undefined; granted: boolean; outcome: string }> {
     return inTransaction(trx ?? db, async (t) => {
       const payment = await store.findPaymentBy(t, { checkout_session_id: session.id }, true);
       if (!payment) return { payment, granted: false, outcome: 'unknown_session' };
@@ -150,63 +163,24 @@ export function createPayments(deps: PaymentsDeps) {
     return 'refund_clawed_back';
   }
 
-  type Handler = (event: Stripe.Event, trx: Trx, prefetched: Prefetched) => Promise<string>;
-  interface Prefetched {
-    payment?: Payment;
-    session?: Stripe.Checkout.Session;
-  }
-
-  /** Webhook handlers by event type (Stripe docs, "Fulfill orders" / "Handle refunds"). */
-  const handlers: Record<string, Handler> = {
-    'checkout.session.completed': async (event, trx) => {
-      const session = event.data.object as Stripe.Checkout.Session;
-      return (await fulfillSession(session, trx)).outcome;
-    },
-    'checkout.session.async_payment_succeeded': async (event, trx) => {
-      return (await fulfillSession(event.data.object as Stripe.Checkout.Session, trx)).outcome;
-    },
-    'checkout.session.expired': async (event, trx) => {
-      const session = event.data.object as Stripe.Checkout.Session;
-      const payment = await store.findPaymentBy(trx, { checkout_session_id: session.id }, true);
-      if (!payment) return 'unknown_session';
-      await store.markExpired(trx, payment.id);
-      return payment.status === 'pending' ? 'expired' : `ignored:${payment.status}`;
-    },
-    'payment_intent.succeeded': async (event, trx) => {
-      const pi = event.data.object as Stripe.PaymentIntent;
-      const paymentId = pi.metadata?.paymentId;
-      if (!paymentId) return 'ignored:no_payment';
-      const payment = await store.findPayment(trx, paymentId, true);
-      if (!payment) return 'ignored:unknown_payment';
-      // Fulfillment waits for checkout.session.completed (or the success page); just remember the intent.
-      if (!payment.paymentIntentId) await trx('payments').where({ id: payment.id }).update({ payment_intent_id: pi.id });
-      return 'recorded';
-    },
-    'charge.refunded': async (event, trx, pre) => {
-      const charge = event.data.object as Stripe.Charge;
-      if (!pre.payment) return 'ignored:unknown_payment';
-      let payment = (await store.findPayment(trx, pre.payment.id, true))!;
-      if ((payment.status === 'pending' || payment.status === 'expired') && pre.session) {
-        // The refund overtook the completion event: fulfill first, then claw back.
-        await fulfillSession(pre.session, trx);
-        payment = (await store.findPayment(trx, payment.id, true))!;
-      }
-      for (const r of charge.refunds?.data ?? []) {
-        await store.upsertRefund(trx, { id: r.id, paymentId: payment.id, amountCents: r.amount, status: r.status ?? 'succeeded', reason: r.reason ?? null, requestedBy: r.metadata?.requestedBy ?? null });
-      }
-      return applyRefundTotal(trx, payment, charge.amount_refunded);
-    },
-  };
-
-  /** Looks up, outside the transaction, what a handler needs from Stripe or our tables. */
-  async function prefetch(event: Stripe.Event): Promise<Prefetched> {
-    if (event.type !== 'charge.refunded') return {};
-    const charge = event.data.object as Stripe.Charge;
+  /**
+   * What a refund of `charge` applies to, looked up before the event's transaction (it may ask
+   * Stripe): the payment, and its Checkout Session when the payment is not fulfilled yet. An
+   * unknown or missing payment intent gives `{}`.
+   */
+  async function refundTarget(charge: RefundedCharge): Promise<RefundTarget> {
     const piId = idOf(charge.payment_intent);
     if (!piId) return {};
     let payment = await store.findPaymentBy(db, { payment_intent_id: piId });
     if (!payment) {
-      const pi = await stripe.paymentIntents.retrieve(piId);
+      let pi: Stripe.PaymentIntent | undefined;
+      try {
+        pi = await stripe.paymentIntents.retrieve(piId);
+      } catch (err) {
+        // Not ours (another integration on the same account, or a deleted test object): retrying cannot help.
+        if ((err as { code?: string }).code === 'resource_missing') return {};
+        throw err; // transient: Stripe will retry the delivery
+      }
       payment = pi.metadata?.paymentId ? await store.findPayment(db, pi.metadata.paymentId) : undefined;
     }
     if (payment && (payment.status === 'pending' || payment.status === 'expired') && payment.checkoutSessionId) {
@@ -214,6 +188,46 @@ export function createPayments(deps: PaymentsDeps) {
     }
     return { payment };
   }
+
+  /** The operations the Stripe webhook (stripe-webhook.ts) runs, each in the event's transaction. */
+  const webhookOperations = {
+    fulfillSession: async (session: SessionFacts, trx: Trx) => (await fulfillSession(session, trx)).outcome,
+
+    async expireSession(sessionId: string, trx: Trx): Promise<string> {
+      const payment = await store.findPaymentBy(trx, { checkout_session_id: sessionId }, true);
+      if (!payment) return 'unknown_session';
+      await store.markExpired(trx, payment.id);
+      return payment.status === 'pending' ? 'expired' : `ignored:${payment.status}`;
+    },
+
+    async recordPaymentIntent(pi: { id: string; metadata?: Record<string, string> | null }, trx: Trx): Promise<string> {
+      const paymentId = pi.metadata?.paymentId;
+      if (!paymentId) return 'ignored:no_payment';
+      const payment = await store.findPayment(trx, paymentId, true);
+      if (!payment) return 'ignored:unknown_payment';
+      // Fulfillment waits for checkout.session.completed (or the success page); just remember the intent.
+      if (!payment.paymentIntentId) await store.setPaymentIntent(trx, payment.id, pi.id);
+      return 'recorded';
+    },
+
+    refundTarget,
+
+    /** Claws back a refunded charge's share; `target` from {@link refundTarget}. */
+    async applyChargeRefund(charge: RefundedCharge, target: RefundTarget & { payment: Payment }, trx: Trx): Promise<string> {
+      let payment = (await store.findPayment(trx, target.payment.id, true))!;
+      if ((payment.status === 'pending' || payment.status === 'expired') && target.session) {
+        // The refund overtook the completion event: fulfill first, then claw back.
+        await fulfillSession(target.session, trx);
+        payment = (await store.findPayment(trx, payment.id, true))!;
+      }
+      for (const r of charge.refunds?.data ?? []) {
+        await store.upsertRefund(trx, { id: r.id, paymentId: payment.id, amountCents: r.amount, status: r.status ?? 'succeeded', reason: r.reason ?? null, requestedBy: r.metadata?.requestedBy ?? null });
+      }
+      return applyRefundTotal(trx, payment, charge.amount_refunded);
+    },
+
+    recordProblem: (q: Db | Trx, problem: Omit<store.WebhookProblem, 'id' | 'receivedAt'>) => store.insertWebhookProblem(q, problem),
+  };
 
   return {
     /** Active credit packs, cheapest first. */
@@ -284,30 +298,14 @@ export function createPayments(deps: PaymentsDeps) {
       return { payment: payment ?? mine, granted, paid: session.payment_status === 'paid' };
     },
 
-    /**
-     * Verifies and handles one webhook delivery. `rawBody` must be the exact bytes Stripe sent.
-     * Throws {@link BadRequestError} (400, nothing stored) for a missing/invalid signature or a
-     * timestamp older than 300 s. Each event id is handled once; a redelivery returns
-     * `{duplicate: true}`. Handler errors propagate (→ 5xx, so Stripe retries) and roll back.
-     */
-    async handleWebhook(rawBody: Buffer, signature: string | undefined): Promise<{ event: Stripe.Event; duplicate: boolean; outcome: string }> {
-      let event: Stripe.Event;
-      try {
-        if (!signature) throw new Error('missing Stripe-Signature header');
-        event = stripe.webhooks.constructEvent(rawBody, signature, deps.webhookSecret, WEBHOOK_TOLERANCE_SECONDS);
-      } catch (err) {
-        throw new BadRequestError(`Webhook signature verification failed: ${(err as Error).message}`, 'invalid_signature');
-      }
-      const pre = await prefetch(event);
-      return inTransaction(db, async (trx) => {
-        const fresh = await store.recordWebhookEvent(trx, { id: event.id, type: event.type, created: event.created, outcome: 'processing' });
-        if (!fresh) return { event, duplicate: true, outcome: 'duplicate' };
-        const handler = handlers[event.type];
-        const outcome = handler ? await handler(event, trx, pre) : 'ignored';
-        await store.setWebhookOutcome(trx, event.id, outcome);
-        logger.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook handled');
-        return { event, duplicate: false, outcome };
-      });
+    /** What the Stripe webhook runs (see stripe-webhook.ts); not for routes. */
+    webhook: webhookOperations,
+
+    /** Signed webhook deliveries that could not be used as they were, newest first (admins). */
+    listWebhookProblems(page: { limit?: number; cursor?: string | null } = {}): Promise<Page<store.WebhookProblem>> {
+      return paginate({ limit: page.limit, max: 100, default: 20, cursor: page.cursor, codec: numericIdCursor }, (n, beforeId) =>
+        store.listWebhookProblems(db, n, beforeId),
+      );
     },
 
     /** The user's payments, newest first (keyset pagination on created_at, id). */

@@ -245,3 +245,61 @@ export async function recordWebhookEvent(trx: Trx, e: { id: string; type: string
 export async function setWebhookOutcome(trx: Trx, id: string, outcome: string): Promise<void> {
   await trx('stripe_webhook_events').where({ id }).update({ outcome });
 }
+
+/** Why a signed webhook delivery could not be used as it was. */
+export type WebhookProblemKind = 'malformed' | 'unknown_type' | 'unknown_payment_intent';
+
+export interface WebhookProblem {
+  id: string;
+  receivedAt: Date;
+  eventId: string | null;
+  eventType: string | null;
+  problem: WebhookProblemKind;
+  detail: string;
+  statusCode: number;
+  payloadExcerpt: string;
+}
+
+interface DbWebhookProblemRow {
+  id: string;
+  received_at: Date;
+  event_id: string | null;
+  event_type: string | null;
+  problem: WebhookProblemKind;
+  detail: string;
+  status_code: number;
+  payload_excerpt: string;
+}
+
+/** Records a webhook problem for admins (in `q`: the event's transaction, or the pool after a rollback). */
+export async function insertWebhookProblem(q: Db | Trx, p: Omit<WebhookProblem, 'id' | 'receivedAt'>): Promise<void> {
+  await q('stripe_webhook_problems').insert({
+    event_id: p.eventId,
+    event_type: p.eventType,
+    problem: p.problem,
+    detail: p.detail,
+    status_code: p.statusCode,
+    payload_excerpt: p.payloadExcerpt,
+  });
+}
+
+/** Webhook problems, newest first, before the id `beforeId` (keyset pagination). */
+export async function listWebhookProblems(db: Db, limit: number, beforeId?: string): Promise<WebhookProblem[]> {
+  const q = db<DbWebhookProblemRow>('stripe_webhook_problems').orderBy('id', 'desc').limit(limit);
+  if (beforeId) q.where('id', '<', beforeId);
+  return (await q).map((r) => ({
+    id: String(r.id),
+    receivedAt: r.received_at,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    problem: r.problem,
+    detail: r.detail,
+    statusCode: r.status_code,
+    payloadExcerpt: r.payload_excerpt,
+  }));
+}
+
+/** Remembers the payment intent of a payment (from `payment_intent.succeeded`). */
+export async function setPaymentIntent(trx: Trx, paymentId: string, paymentIntentId: string): Promise<void> {
+  await trx('payments').where({ id: paymentId }).update({ payment_intent_id: paymentIntentId });
+}

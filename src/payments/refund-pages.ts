@@ -4,17 +4,10 @@ import { requireAdmin } from '../auth/auth-middleware.ts';
 import { setFlash } from '../auth/session.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { formatCredits } from '../ledger/credits.ts';
-import { formatMoney } from './money.ts';
+import { formatMoney, parseMoney, toDecimal } from '@tally/money';
 import type { Payments } from './payments-service.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const AMOUNT = /^\d{1,9}(\.\d{1,2})?$/;
-
-/** "5" / "5.5" / "5.00" → 500 / 550 / 500 cents, from the decimal string (no floats). */
-function centsOf(amount: string): number {
-  const [whole, frac = ''] = amount.split('.');
-  return Number(whole) * 100 + Number(frac.padEnd(2, '0'));
-}
 
 export interface RefundPagesDeps {
   payments: Pick<Payments, 'getPayment'>;
@@ -37,7 +30,7 @@ export function createRefundPages(deps: RefundPagesDeps): express.Router {
     if (!UUID.test(id)) return res.redirect(303, '/admin');
     const { payment, refunds } = await deps.payments.getPayment(id, null);
     const back = `/admin/users/${payment.userId}#payments`;
-    const raw = typeof req.query.amount === 'string' ? req.query.amount.trim().replace(/^\$/, '') : '';
+    const raw = typeof req.query.amount === 'string' ? req.query.amount.trim().slice(0, 30) : '';
     const refundable = ['paid', 'partially_refunded'].includes(payment.status) && payment.paymentIntentId ? payment.amountCents - payment.refundedCents : 0;
     const unsettled = refunds.filter((r) => r.status !== 'failed' && r.status !== 'canceled').reduce((n, r) => n + r.amountCents, 0) - payment.refundedCents;
     const fail = (message: string) => {
@@ -46,8 +39,13 @@ export function createRefundPages(deps: RefundPagesDeps): express.Router {
     };
     if (unsettled > 0) return fail('a refund of this payment is still pending; wait until Stripe confirms it.');
     if (refundable <= 0) return fail('this payment has nothing left to refund.');
-    if (raw !== '' && !AMOUNT.test(raw)) return fail(`the amount must be like 5 or 5.00, not “${raw}”.`);
-    const cents = raw === '' ? refundable : centsOf(raw);
+    let typed: number | undefined;
+    try {
+      typed = parseMoney(raw, payment.currency);
+    } catch (err) {
+      return fail(`“${raw}” ${(err as Error).message}.`);
+    }
+    const cents = typed ?? refundable;
     if (cents < 1 || cents > refundable) return fail(`the amount must be between ${formatMoney(1, payment.currency)} and ${formatMoney(refundable, payment.currency)}.`);
     const buyer = (await deps.people([payment.userId])).get(payment.userId);
     const packCredits = payment.creditsMillicredits + payment.bonusMillicredits;
@@ -65,7 +63,7 @@ export function createRefundPages(deps: RefundPagesDeps): express.Router {
       buyer,
       whole: raw === '' || cents === refundable,
       amountMoney: formatMoney(cents, payment.currency),
-      amountField: (cents / 100).toFixed(2),
+      amountField: toDecimal(cents, payment.currency),
       refundableMoney: formatMoney(refundable, payment.currency),
       clawbackCredits: formatCredits(clawback),
       back,

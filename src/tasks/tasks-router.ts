@@ -3,6 +3,7 @@ import { requireAuth } from '../auth/auth-middleware.ts';
 import { requireCredits } from '../credits/require-credits.ts';
 import type { Db } from '../db/database.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import { contentDisposition } from '../http/content-disposition.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
@@ -41,15 +42,6 @@ export function taskIdOf(req: Request): string {
   const parsed = TaskId.safeParse(req.params.id);
   if (!parsed.success) throw new TaskNotFoundError();
   return parsed.data;
-}
-
-/**
- * `Content-Disposition` with the client's file name: an ASCII fallback plus the exact UTF-8 name
- * (RFC 6266, RFC 8187 `filename*`).
- */
-export function contentDisposition(kind: 'inline' | 'attachment', fileName: string): string {
-  const ascii = fileName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
 }
 
 /** `name.pdf` → `name.txt` (the download name of the extracted text). */

@@ -456,7 +456,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      */
     async retry(userId: string, id: string, idempotencyKey?: string): Promise<TaskResult> {
       const holdId = idempotencyKey
-        ? `task:${id}:retry:${crypto.createHash('sha256').update(`${userId}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`
+        ? `task:${id}:retry:${keyHash(userId, idempotencyKey).slice(0, 32)}`
         : `task:${id}:retry:${crypto.randomUUID()}`;
       const outcome = await inTransaction(db, async (trx) => {
         const t = await store.findTask(trx, id, { userId, lock: true });

@@ -406,7 +406,7 @@ describe('honest payment states on the pages (issue 10)', () => {
       const res = await boss.get(`/admin/payments/${paymentId}/refund?amount=${amount}`).expect(303);
       expect(res.headers.location).toBe(`/admin/users/${user.id}#payments`);
     }
-    expect((await boss.get(`/admin/users/${user.id}`).expect(200)).text).toContain('Refund not made: the amount must be like 5 or 5.00');
+    expect((await boss.get(`/admin/users/${user.id}`).expect(200)).text).toContain('Refund not made: “abc” must be an amount like 5 or 5.00.');
     expect((await agent.get(`/api/payments/${paymentId}`)).body.payment.refunds).toEqual([]);
   });
 });

@@ -3,34 +3,8 @@
  * amounts (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
  */
 
-/** Digits after the decimal point of `currency` (0 for JPY, 2 for USD, 3 for BHD). */
-export function minorDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
-}
-
-/** `formatAmount(2050, 'usd')` → `$20.50`; `formatAmount(500, 'jpy')` → `¥500`. */
-export function formatAmount(amount: number, currency: string): string {
-  const digits = minorDigits(currency);
-  // Split integer and fraction as integers: no floating point in the amount itself.
-  const negative = amount < 0;
-  const abs = Math.abs(amount);
-  const scale = 10 ** digits;
-  const whole = Math.floor(abs / scale);
-  const frac = abs % scale;
-  try {
-    const parts = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).formatToParts(whole);
-    const intPart = parts.filter((p) => p.type === 'integer' || p.type === 'group').map((p) => p.value).join('');
-    const prefix = parts.filter((p) => p.type === 'currency' || p.type === 'literal').map((p) => p.value).join('');
-    const fraction = digits > 0 ? `.${String(frac).padStart(digits, '0')}` : '';
-    return `${negative ? '-' : ''}${prefix}${intPart}${fraction}`;
-  } catch {
-    return `${negative ? '-' : ''}${whole}${digits > 0 ? `.${String(frac).padStart(digits, '0')}` : ''} ${currency.toUpperCase()}`;
-  }
-}
+/** Formatting is the one money formatter of the repository (@tally/money): `formatAmount(500, 'jpy')` → `¥500`. */
+export { formatMoney as formatAmount, minorDigits } from '@tally/money';
 
 const MINIMUMS: Record<string, number> = {
   usd: 50, aed: 200, aud: 50, bgn: 100, brl: 50, cad: 50, chf: 50, czk: 1500, dkk: 250, eur: 50,
