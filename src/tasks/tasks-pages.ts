@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { requireAuth } from '../auth/auth-middleware.ts';
-import { setFlash, takeFlash } from '../auth/session.ts';
+import { SESSION_COOKIE, setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { asProblem } from '../http/domain-problems.ts';
@@ -66,6 +66,9 @@ export function createTasksUploadParser(maxUploadBytes: number): express.Router 
   const parse = uploadDocument(maxUploadBytes, MAX_FILES_PER_UPLOAD);
   const raw = express.Router();
   raw.post('/tasks/uploads', (req, res, next) => {
+    // Only a request with a session cookie can pass the CSRF check and sign-in that follow: leave
+    // the others' bodies unread (no multi-file body held in memory for a visitor).
+    if (!(req.headers.cookie ?? '').includes(`${SESSION_COOKIE}=`)) return next();
     parse(req, res, (err?: unknown) => {
       const problem = asProblem(err);
       if (problem) req.uploadError = problem;
