@@ -3,12 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { createKnex, migrateLatest, runSeeds, type Db } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts';
+import { benchHttp } from './http-bench.ts';
 import { benchLedger } from './ledger-bench.ts';
 
 /**
- * `npm run bench`: prints throughput figures measured in this run, on an embedded PostgreSQL in a
- * temp dir (default durability settings) or on BENCH_DATABASE_URL. Figures, not pass/fail.
- *   BENCH_SECONDS (default 3) per measurement; BENCH_ONLY=ledger|tasks to run one part.
+ * `npm run bench`: one run against one PostgreSQL server (embedded, in a temp dir, default
+ * durability settings; or BENCH_DATABASE_URL). Prints one line per figure, `ratio NAME = X.XX`,
+ * with the absolute rates beside it (see README, "Scaling out"):
+ *   reserve@8, post@8, reserve-hot@8, post-hot@8, reserve-hot@32, post-hot@32 (ledger vs a plain
+ *   single-row UPDATE transaction), priced-http@8 and auth-http@8 (vs the same app's /healthz).
+ * BENCH_SECONDS (default 3) per measurement. BENCH_ONLY=ledger|http|tasks runs one part; the OCR
+ * pipeline figures (tasks, about a minute) run only with BENCH_ONLY=tasks or BENCH_TASKS=on.
  */
 async function main() {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -23,22 +28,23 @@ async function main() {
     url = server.url;
     stop = () => server.stop();
   }
-  const db = createKnex(url, 40);
+  const db = createKnex(url, 5);
   try {
     await migrateLatest(db);
     await runSeeds(db);
     console.log(`Tally bench — ${os.cpus().length} cores, node ${process.version}, ${seconds}s per figure`);
     if (!only || only === 'ledger') {
-      console.log('\nLedger: reserve + post (one hold, posted in full) vs a plain single-row UPDATE transaction');
-      await benchLedger(db, { seconds, clientCounts: [1, 8, 32] });
+      console.log('\nLedger (one PL/pgSQL function per operation; group commit on one hot account) vs BEGIN; UPDATE one row; COMMIT');
+      await benchLedger(url, { seconds });
     }
-    if (!only || only === 'tasks') {
-      const tasksBench = './tasks-bench.ts'; // added with the tasks pipeline
-      const { benchTasks } = (await import(tasksBench).catch(() => ({}))) as { benchTasks?: (db: Db, url: string) => Promise<void> };
-      if (benchTasks) {
-        console.log('\nTasks: pages per minute through the whole pipeline vs tesseract.js alone on the same pages');
-        await benchTasks(db, url);
-      }
+    if (!only || only === 'http') {
+      console.log('\nHTTP, 8 keep-alive connections, one app process (npm start, BENCH_ROUTES=on) vs its own /healthz');
+      await benchHttp(db, url, { seconds });
+    }
+    if (only === 'tasks' || process.env.BENCH_TASKS === 'on') {
+      const { benchTasks } = await import('./tasks-bench.ts');
+      console.log('\nTasks: pages per minute through the whole pipeline vs tesseract.js alone on the same pages');
+      await benchTasks(db, url);
     }
   } finally {
     await db.destroy();

@@ -5,6 +5,7 @@ import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { csrfSync } from 'csrf-sync';
+import { createBenchRouter } from './credits/bench-routes.ts';
 import { isReady } from './db/database.ts';
 import type { Feature } from './feature.ts';
 import type { Services } from './services.ts';
@@ -106,6 +107,7 @@ export function createApp(services: Services): express.Express {
   const apiRouter = express.Router();
   apiRouter.use(originCheck(config.appUrl, twins));
   for (const f of features) if (f.api) apiRouter.use(f.api);
+  if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
   apiRouter.use(notFoundHandler);
   app.use('/api', apiRouter);
 
@@ -128,7 +130,7 @@ export function createApp(services: Services): express.Express {
     res.locals.csrfToken = csrf.generateToken(req);
     res.locals.path = req.path;
     res.locals.appName = 'Tally';
-    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits((await services.ledger.getBalance(req.user.id)).available) : undefined;
+    res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits(await services.ledger.getAvailable(req.user.id)) : undefined;
     next();
   });
   for (const f of features) if (f.pages) app.use(f.pages);

@@ -60,6 +60,7 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: int(1, 32).default(1),
   TASK_HOLD_MINUTES: int(1, 7 * 24 * 60).default(60),
   SWEEP_INTERVAL_SECONDS: int(1, 3600).default(60),
+  BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -114,6 +115,8 @@ export interface Config {
     holdTimeoutMs: number;
   };
   sweepIntervalMs: number;
+  /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
+  benchRoutes: boolean;
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -199,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       holdTimeoutMs: e.TASK_HOLD_MINUTES * 60_000,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+    benchRoutes: e.BENCH_ROUTES === 'on',
   };
   return deepFreeze(config);
 }

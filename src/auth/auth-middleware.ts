@@ -2,15 +2,18 @@ import type { RequestHandler } from 'express';
 import type { Db } from '../db/database.ts';
 import { ForbiddenError, UnauthorizedError } from '../http/errors.ts';
 import { wantsJson } from '../http/problem.ts';
-import { findUserById } from './users-store.ts';
+import { findCurrentUser } from './users-store.ts';
 import './auth-types.ts';
 
-/** Loads `req.user` from the session's `userId` (and drops a session whose user is gone). */
+/**
+ * Loads `req.user` from the session's `userId` (and drops a session whose user is gone): the one
+ * read of the signed-in user per request; everything after uses `req.user`.
+ */
 export function loadUser(db: Db): RequestHandler {
   return async (req, _res, next) => {
     const id = req.session?.userId;
     if (id) {
-      req.user = await findUserById(db, id);
+      req.user = await findCurrentUser(db, id);
       if (!req.user) delete req.session.userId;
     }
     next();

@@ -1,4 +1,4 @@
-import type { Db, Trx } from '../db/database.ts';
+import { queryNamed, type Db, type Trx } from '../db/database.ts';
 import type { CurrentUser, Role } from './auth-types.ts';
 
 /** SQL of the users table. Emails are stored normalized (trimmed, lower-case; a CHECK enforces it). */
@@ -41,6 +41,16 @@ export function mapProfile(r: DbUserRow): UserProfile {
 export async function findUserById(db: Db | Trx, id: string): Promise<CurrentUser | undefined> {
   if (!isUuid(id)) return undefined;
   const row = await db<DbUserRow>('users').where({ id }).first();
+  return row ? mapUser(row) : undefined;
+}
+
+/**
+ * {@link findUserById} for the per-request hot path (`loadUser`): one named statement, planned once
+ * per connection.
+ */
+export async function findCurrentUser(db: Db, id: string): Promise<CurrentUser | undefined> {
+  if (!isUuid(id)) return undefined;
+  const [row] = await queryNamed<DbUserRow>(db, 'tally_current_user', 'SELECT id, email, name, role FROM users WHERE id = $1', [id]);
   return row ? mapUser(row) : undefined;
 }
 

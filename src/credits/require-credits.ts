@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { UnauthorizedError } from '../http/errors.ts';
 import { idempotencyKeyOf } from '../http/validate.ts';
@@ -7,11 +7,18 @@ import { assertMillicredits } from '../ledger/credits.ts';
 import { keyHash } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
-import type { Hold, Reference } from '../ledger/ledger-types.ts';
+import type { Hold, Reference, Transfer } from '../ledger/ledger-types.ts';
 
 /** What `requireCredits` puts on `req.credits` for the handler. Amounts are millicredits. */
 export interface CreditsContext {
+  /**
+   * The hold. With `settle: 'one-commit'`, the pending charge seen as a hold: `id` is the usage
+   * transfer's id, `status` is `active` until the charge commits (`posted` when an earlier request
+   * with the same Idempotency-Key committed it).
+   */
   hold: Hold;
+  /** With `settle: 'one-commit'`: the usage transfer, committed when the request settles successfully. */
+  charge?: Transfer;
   /** True when this hold already existed (same Idempotency-Key replayed). */
   replayed: boolean;
   /**
@@ -45,8 +52,15 @@ export interface RequireCreditsOptions {
    * `job`: the hold is placed in a transaction left open for the handler, which must call
    * `req.credits.handOff(work)` to create the job in that same transaction; needs `db`. A handler
    * that fails or never hands off leaves nothing held (the transaction rolls back).
+   * `one-commit`: the price is final up front, so it is charged in ONE commit instead of reserve +
+   * post: a debit made under the account lock before the handler (402 when short), in a
+   * transaction that commits when the response finishes with a status < 400 and rolls back
+   * otherwise (error status, connection closed early, `void()`, or no settlement within
+   * `timeoutMs`) — a hold's guarantees, one write to disk. The account row stays locked meanwhile:
+   * for short, synchronous handlers that do not use this user's ledger. `report()`/`post()` of
+   * another amount and `handOff()` throw: use a hold for those routes.
    */
-  settle?: 'response' | 'job';
+  settle?: 'response' | 'job' | 'one-commit';
   /** The database, for `settle: 'job'`. */
   db?: Db;
   /** The hold's id. Default: derived from user, route and `Idempotency-Key` (random without one). */
@@ -75,6 +89,9 @@ export interface RequireCreditsOptions {
  * (`req.credits.report`, default the whole estimate) is posted and the rest released; on an error
  * status, or a connection closed early, the hold is voided.
  *
+ * With `settle: 'one-commit'` (a price known up front) there is no hold: the price is debited in a
+ * transaction that commits with the successful response (see {@link RequireCreditsOptions.settle}).
+ *
  * Not enough credits → 402 problem+json `{required, available, topUpUrl}` (credits) and no hold.
  * Requires a signed-in user (`req.user`), else 401.
  *
@@ -86,6 +103,84 @@ export function requireCredits(
 ): RequestHandler {
   const { ledger } = options;
   const timeoutMs = options.timeoutMs ?? 15 * 60_000;
+
+  /** `one-commit`: debit in an open transaction, committed or rolled back when the request settles. */
+  async function chargeInOneCommit(a: {
+    req: Request;
+    res: Response;
+    next: NextFunction;
+    holdId: string;
+    userId: string;
+    millicredits: number;
+    reason: string;
+    reference: Reference | null;
+  }): Promise<void> {
+    const { req, res, userId, millicredits } = a;
+    const actor = `user:${userId}`;
+    let charge: Awaited<ReturnType<Ledger['openDebit']>>;
+    try {
+      charge = await ledger.openDebit({ transferId: a.holdId, userId, millicredits, kind: 'usage', actor, reason: a.reason, reference: a.reference });
+    } catch (err) {
+      if (err instanceof InsufficientCreditsError) {
+        throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl: options.topUpUrl });
+      }
+      throw err;
+    }
+    const { transfer, replayed } = charge;
+    let settled = replayed;
+    if (replayed) await charge.commit();
+    const end = async (commit: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      await (commit ? charge.commit() : charge.rollback());
+    };
+    const timer = setTimeout(() => {
+      end(false).catch((err) => req.log?.error({ err, transferId: transfer.id }, 'could not roll back a charge'));
+    }, timeoutMs);
+    timer.unref();
+    const onlyThePrice = (amount: number) => {
+      if (amount !== millicredits) throw new Error(`requireCredits settle 'one-commit': the price is ${millicredits} millicredits, not ${amount}`);
+    };
+    req.credits = {
+      hold: {
+        id: transfer.id,
+        accountId: transfer.debitAccountId,
+        amount: millicredits,
+        status: replayed ? 'posted' : 'active',
+        expiresAt: new Date(Date.now() + timeoutMs),
+        reason: transfer.reason,
+        actor: transfer.actor,
+        reference: transfer.reference,
+        postedAmount: replayed ? millicredits : null,
+        transferId: replayed ? transfer.id : null,
+        createdAt: transfer.createdAt,
+        resolvedAt: null,
+      },
+      charge: transfer,
+      replayed,
+      async post(amount = millicredits) {
+        onlyThePrice(amount);
+        await end(true);
+      },
+      async void() {
+        await end(false);
+      },
+      async handOff() {
+        throw new Error("requireCredits settle 'one-commit': a charge cannot be handed off to a job; use a hold");
+      },
+      report(amount) {
+        onlyThePrice(amount);
+      },
+    };
+    const settleOnEnd = () => {
+      end(res.statusCode < 400 && res.writableFinished).catch((err) => req.log?.error({ err, transferId: transfer.id }, 'could not settle a charge'));
+    };
+    res.on('finish', settleOnEnd);
+    res.on('close', settleOnEnd);
+    a.next();
+  }
+
   return async (req, res, next) => {
     if (!req.user) throw new UnauthorizedError();
     const userId = req.user.id;
@@ -93,6 +188,9 @@ export function requireCredits(
     assertMillicredits(millicredits);
     const key = idempotencyKeyOf(req);
     const holdId = options.holdId ? options.holdId(req) : key ? `rc:${keyHash(userId, req.method, `${req.baseUrl}${req.path}`, key)}` : `rc:${crypto.randomUUID()}`;
+    const reason = typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`);
+    const reference = options.reference?.(req) ?? null;
+    if (options.settle === 'one-commit') return chargeInOneCommit({ req, res, next, holdId, userId, millicredits, reason, reference });
     const existed = key && !options.holdId ? (await ledger.findHold(holdId)) !== undefined : false;
     // `job`: the hold's transaction stays open until the handler hands the hold off (or fails).
     let trx: Trx | undefined;
@@ -112,8 +210,8 @@ export function requireCredits(
           millicredits,
           timeoutMs,
           actor: `user:${userId}`,
-          reason: typeof options.reason === 'function' ? options.reason(req) : (options.reason ?? `${req.method} ${req.baseUrl}${req.path}`),
-          reference: options.reference?.(req) ?? null,
+          reason,
+          reference,
         },
         trx,
       );

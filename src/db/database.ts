@@ -162,6 +162,22 @@ export async function inTransaction<T>(trxOrDb: Db | Trx, fn: (trx: Trx) => Prom
   }
 }
 
+/**
+ * Runs one statement as a named (prepared) statement on a pooled connection, outside any
+ * transaction (autocommit), and returns its rows. For hot paths: PostgreSQL parses and plans a
+ * named statement once per connection, where Knex's unnamed statements are planned on every call.
+ * `name` must be unique per distinct `text`.
+ */
+export async function queryNamed<R = Record<string, unknown>>(db: Db, name: string, text: string, values: unknown[]): Promise<R[]> {
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  try {
+    const { rows } = await conn.query<R & pg.QueryResultRow>({ name, text, values });
+    return rows;
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 /** True for a PostgreSQL unique-violation error (SQLSTATE 23505), optionally on one constraint. */
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   const e = err as { code?: string; constraint?: string };

@@ -14,6 +14,7 @@ const PROBLEMS: Record<LedgerErrorCode, { status: number; title: string }> = {
   hold_not_found: { status: 404, title: 'Not found' },
   lot_not_found: { status: 404, title: 'Not found' },
   account_not_found: { status: 404, title: 'Not found' },
+  balance_limit: { status: 409, title: 'Conflict' },
 };
 
 /** The problem for a domain error; an unmapped code is a bug on our side (500). */

@@ -12,6 +12,7 @@ export const LEDGER_ERROR_CODES = [
   'hold_not_found',
   'lot_not_found',
   'account_not_found',
+  'balance_limit',
 ] as const;
 export type LedgerErrorCode = (typeof LEDGER_ERROR_CODES)[number];
 
@@ -63,5 +64,21 @@ export class LotNotFoundError extends DomainError {
 export class AccountNotFoundError extends DomainError {
   constructor() {
     super('account_not_found', 'No such account.');
+  }
+}
+
+/**
+ * A grant would take the account's total credited past 2^53 − 1 millicredits, the largest amount
+ * JS numbers (and so this API) hold exactly (src/ledger/credits.ts). Nothing is granted; the
+ * account can still spend what it has. `data.limit` is that limit in credits.
+ */
+export class BalanceLimitError extends DomainError {
+  constructor(readonly creditedMillicredits: number, readonly requestedMillicredits: number) {
+    super(
+      'balance_limit',
+      `This grant of ${millicreditsToCredits(requestedMillicredits)} credits would take the account past the largest balance Tally can hold ` +
+        `(${millicreditsToCredits(Number.MAX_SAFE_INTEGER)} credits in all, ${millicreditsToCredits(creditedMillicredits)} credited so far).`,
+      { limit: millicreditsToCredits(Number.MAX_SAFE_INTEGER) },
+    );
   }
 }

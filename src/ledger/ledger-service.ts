@@ -1,7 +1,9 @@
 import { paginate, timeKeyCursor } from '../pagination.ts';
-import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
+import type { Db, Trx } from '../db/database.ts';
 import { assertMillicredits } from './credits.ts';
+import { createGroupCommit } from './group-commit.ts';
 import {
+  BalanceLimitError,
   HoldNotFoundError,
   HoldStateError,
   IdempotencyConflictError,
@@ -10,7 +12,6 @@ import {
 } from './ledger-errors.ts';
 import * as store from './ledger-store.ts';
 import {
-  COUNTERPARTY,
   type Balance,
   type DebitKind,
   type GrantKind,
@@ -20,7 +21,6 @@ import {
   type Reference,
   type StatementEntry,
   type Transfer,
-  type TransferKind,
 } from './ledger-types.ts';
 
 /** Fields every ledger operation records (DESIGN.md invariant 6: kind, actor and reference). */
@@ -90,18 +90,77 @@ export interface ClawbackResult {
 export interface LedgerOptions {
   /** The time the ledger decides expiry by. Default: the system clock. */
   clock?: () => Date;
+  /**
+   * Group commit (src/ledger/group-commit.ts): operations on one account that arrive while one is
+   * in flight are applied together in one transaction, each with its own outcome. Applies to
+   * grant, reserve, post, void and debit called without an outer transaction. Default true.
+   */
+  groupCommit?: boolean;
 }
 
 export type Ledger = ReturnType<typeof createLedger>;
+
+/** Maps a refusal returned (or raised as SQLSTATE `TLnnn`) by a ledger function to its error class. */
+function refusal(o: store.OpOutcome): Error {
+  switch (o.error) {
+    case 'TL402':
+      return new InsufficientCreditsError(o.required as number, o.available as number);
+    case 'TL404':
+      return o.what === 'lot' ? new LotNotFoundError() : new HoldNotFoundError();
+    case 'TL409':
+      return new IdempotencyConflictError(o.what as string, o.id as string);
+    case 'TL410':
+      return new HoldStateError(o.id as string, o.status as string, (o.message as string | undefined) ?? undefined);
+    case 'TL413':
+      return new BalanceLimitError(o.credited as number, o.amount as number);
+    default:
+      return new Error(`ledger: unknown refusal ${JSON.stringify(o)}`);
+  }
+}
+
+/** The outcome, or its refusal thrown as the domain error. */
+function accepted(o: store.OpOutcome): store.OpOutcome {
+  if (o.error) throw refusal(o);
+  return o;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs an autocommit statement again on deadlock / serialization failure (40P01 / 40001), backing
+ * off 2^attempt × 5 ms; a raised refusal (SQLSTATE `TLnnn`, details in `detail`) becomes its error.
+ */
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as { code?: string; detail?: string };
+      if (typeof e.code === 'string' && e.code.startsWith('TL') && e.detail) throw refusal(JSON.parse(e.detail) as store.OpOutcome);
+      if ((e.code === '40P01' || e.code === '40001') && attempt < 5) {
+        await sleep(2 ** attempt * 5);
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+/** Where a hold's operations queue for group commit: its user, when this process reserved it. */
+const MAX_REMEMBERED_HOLDS = 100_000;
 
 /**
  * The double-entry credit ledger (DESIGN.md, "The ledger"): grants create lots, holds reserve
  * credits in two phases, spends draw from lots soonest-expiring first then oldest, and every
  * movement is an immutable transfer between two accounts. All amounts are integer millicredits.
  *
- * Each operation is one transaction that first locks the user's account row, so operations on one
- * account are serialized and available credit can never be overspent, whatever the concurrency.
- * Every operation takes an optional outer transaction to join (e.g. fulfillment + payment row).
+ * Each operation is one PL/pgSQL function (migrations/20261130120000_create_ledger_functions.ts),
+ * so one round trip: it first locks the user's account row, so operations on one account are
+ * serialized and available credit can never be overspent, whatever the concurrency. Without an
+ * outer transaction the call is its own transaction (autocommit, a named prepared statement), and
+ * with group commit on, concurrent operations of one account share one transaction. Every
+ * operation takes an optional outer transaction to join (e.g. fulfillment + payment row); a
+ * refusal then leaves that transaction usable.
  *
  * Lots that expire while held: credits a hold earmarked before the lot's expiry stay reserved for
  * that hold and can still be posted; what the hold releases from an expired lot (void, or a post
@@ -109,58 +168,31 @@ export type Ledger = ReturnType<typeof createLedger>;
  */
 export function createLedger(db: Db, options: LedgerOptions = {}) {
   const clock = options.clock ?? (() => new Date());
-  let systemIds: Map<string, string> | undefined;
+  const holdUsers = new Map<string, string>();
+  const group =
+    options.groupCommit === false
+      ? undefined
+      : createGroupCommit<store.LedgerOp, store.OpOutcome>({
+          applyOne: (op) => retrying(() => store.applyOp(db, op, clock(), { raise: false })),
+          applyMany: (ops) => store.applyBatch(db, ops, clock()),
+        });
 
-  async function counterparty(trx: Trx, kind: TransferKind): Promise<string> {
-    systemIds ??= await store.systemAccountIds(trx);
-    const id = systemIds.get(COUNTERPARTY[kind]);
-    if (!id) throw new Error(`system account ${COUNTERPARTY[kind]} is missing`);
-    return id;
+  function rememberHold(holdId: string, userId: string) {
+    if (holdUsers.size >= MAX_REMEMBERED_HOLDS) holdUsers.delete(holdUsers.keys().next().value!);
+    holdUsers.set(holdId, userId);
   }
 
-  /**
-   * Runs one ledger operation. A unique violation on a transfer or hold id means a concurrent
-   * request with the same id won the race on another account's lock: run again, so the replay /
-   * conflict check sees the committed row.
-   */
-  async function run<T>(trx: Trx | undefined, fn: (trx: Trx) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await inTransaction(trx ?? db, fn);
-      } catch (err) {
-        if (!trx && attempt < 2 && (isUniqueViolation(err, 'transfers_pkey') || isUniqueViolation(err, 'holds_pkey'))) continue;
-        throw err;
-      }
-    }
+  /** Applies `op`: in `trx`, or batched under `key` (group commit), or alone in autocommit. */
+  async function apply(op: store.LedgerOp, trx: Trx | undefined, key: string | undefined): Promise<store.OpOutcome> {
+    if (trx) return accepted(await store.applyOpIn(trx, op, clock()));
+    if (group && key) return accepted(await group.submit(key, op));
+    return retrying(() => store.applyOp(db, op, clock(), { raise: true }));
   }
 
-  /**
-   * The account's spendable lots at the ledger's clock, in spending order, and what they allow:
-   * their unheld credits minus debt. The caller holds the account lock.
-   */
-  async function spendable(trx: Trx, account: store.DbAccountRow): Promise<{ lots: Lot[]; available: number }> {
-    const lots = await store.spendableLots(trx, account.id, clock());
-    return { lots, available: lots.reduce((sum, l) => sum + l.remaining - l.held, 0) - account.debt };
-  }
-
-  /** Draws `amount` from `lots` (spending order), holding or spending it; the caller checked it's there. */
-  async function drawFromLots(trx: Trx, lots: Lot[], amount: number, hold: boolean) {
-    const parts: Array<{ lotId: string; amount: number }> = [];
-    let left = amount;
-    for (const lot of lots) {
-      if (left === 0) break;
-      const take = Math.min(left, lot.remaining - lot.held);
-      await store.changeLot(trx, lot.id, hold ? { held: take } : { remaining: -take });
-      parts.push({ lotId: lot.id, amount: take });
-      left -= take;
-    }
-    if (left !== 0) throw new Error('ledger: lots do not cover a checked amount');
-    return parts;
-  }
-
-  function sameAttribution(t: Transfer, a: { reference?: Reference | null }) {
-    return (t.reference?.type ?? null) === (a.reference?.type ?? null) && (t.reference?.id ?? null) === (a.reference?.id ?? null);
-  }
+  const holdKey = (holdId: string) => {
+    const user = holdUsers.get(holdId);
+    return user ? `user:${user}` : `hold:${holdId}`;
+  };
 
   const ledger = {
     /**
@@ -168,63 +200,29 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      * promotions, …) to the user, and a lot of `millicredits` expiring at `expiresAt`. An
      * outstanding refund debt is repaid from the new lot first.
      * Replaying `transferId` returns the first result; reusing it with other parameters throws
-     * {@link IdempotencyConflictError} (409).
+     * {@link IdempotencyConflictError} (409), also when the same id is sent for two users at once.
+     * A grant that would take the account's total credited past 2^53 − 1 millicredits throws
+     * {@link BalanceLimitError} (409) and grants nothing.
      */
     async grant(input: GrantInput, trx?: Trx): Promise<GrantResult> {
       assertMillicredits(input.millicredits);
-      return run(trx, async (t) => {
-        const account = await store.lockUserAccount(t, input.userId);
-        const existing = await store.findTransfer(t, input.transferId);
-        if (existing) {
-          const lot = await store.findLotByTransfer(t, existing.id);
-          const expires = input.expiresAt?.getTime() ?? null;
-          if (
-            !lot ||
-            existing.kind !== input.kind ||
-            existing.amount !== input.millicredits ||
-            existing.creditAccountId !== account.id ||
-            (lot.expiresAt?.getTime() ?? null) !== expires ||
-            !sameAttribution(existing, input)
-          ) {
-            throw new IdempotencyConflictError('Transfer', input.transferId);
-          }
-          return { transfer: existing, lot, replayed: true };
-        }
-        const balanceAfter = await store.addToAccount(t, account.id, { credits: input.millicredits });
-        const transfer = await store.insertTransfer(t, {
+      const o = await apply(
+        {
+          op: 'grant',
           id: input.transferId,
-          debitAccountId: await counterparty(t, input.kind),
-          creditAccountId: account.id,
+          userId: input.userId,
           amount: input.millicredits,
           kind: input.kind,
+          expiresAt: input.expiresAt ?? null,
           reason: input.reason ?? null,
           actor: input.actor,
-          reference: input.reference ?? null,
-          creditBalanceAfter: balanceAfter,
-        });
-        let lot = await store.insertLot(t, {
-          accountId: account.id,
-          transferId: transfer.id,
-          source: input.kind,
-          amount: input.millicredits,
-          expiresAt: input.expiresAt ?? null,
-        });
-        if (account.debt > 0) {
-          // Repay refund debt from the new lot: the clawback transfer already moved the credits,
-          // so this only records which lot finally covered it (balance unchanged).
-          let repay = Math.min(account.debt, lot.amount);
-          await store.changeLot(t, lot.id, { remaining: -repay });
-          await store.addToAccount(t, account.id, { debt: -repay });
-          for (const c of await store.outstandingClawbacks(t, account.id)) {
-            if (repay === 0) break;
-            const part = Math.min(repay, c.outstanding);
-            await store.insertAllocations(t, c.id, [{ lotId: lot.id, amount: part }]);
-            repay -= part;
-          }
-          lot = (await store.findLot(t, lot.id))!;
-        }
-        return { transfer, lot, replayed: false };
-      });
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        trx,
+        `user:${input.userId}`,
+      );
+      return { transfer: store.fromJson.transfer(o.transfer), lot: store.fromJson.lot(o.lot), replayed: o.replayed as boolean };
     },
 
     /**
@@ -235,30 +233,24 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      */
     async reserve(input: ReserveInput, trx?: Trx): Promise<Hold> {
       assertMillicredits(input.millicredits);
-      return run(trx, async (t) => {
-        const account = await store.lockUserAccount(t, input.userId);
-        const existing = await store.findHold(t, input.holdId);
-        if (existing) {
-          if (existing.accountId !== account.id || existing.amount !== input.millicredits) {
-            throw new IdempotencyConflictError('Hold', input.holdId);
-          }
-          return existing;
-        }
-        const { lots, available: have } = await spendable(t, account);
-        if (have < input.millicredits) throw new InsufficientCreditsError(input.millicredits, have);
-        const hold = await store.insertHold(t, {
+      const o = await apply(
+        {
+          op: 'reserve',
           id: input.holdId,
-          accountId: account.id,
+          userId: input.userId,
           amount: input.millicredits,
-          expiresAt: new Date(clock().getTime() + input.timeoutMs),
+          timeoutMs: input.timeoutMs,
           reason: input.reason ?? null,
           actor: input.actor,
-          reference: input.reference ?? null,
-        });
-        await store.insertHoldLots(t, hold.id, await drawFromLots(t, lots, input.millicredits, true));
-        await store.addToAccount(t, account.id, { pending: input.millicredits });
-        return hold;
-      });
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        trx,
+        `user:${input.userId}`,
+      );
+      const hold = store.fromJson.hold(o.hold);
+      if (hold.status === 'active') rememberHold(hold.id, input.userId);
+      return hold;
     },
 
     /**
@@ -269,51 +261,13 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      */
     async post(input: PostInput, trx?: Trx): Promise<{ hold: Hold; transfer: Transfer | null }> {
       assertMillicredits(input.millicredits, { allowZero: true });
-      return run(trx, async (t) => {
-        // The account lock serializes every change to its holds, so the hold is read after it.
-        const account = await store.lockAccountOfHold(t, input.holdId);
-        if (!account) throw new HoldNotFoundError();
-        const hold = (await store.findHold(t, input.holdId))!;
-        if (hold.status === 'posted') {
-          if (hold.postedAmount !== input.millicredits) {
-            throw new HoldStateError(hold.id, hold.status, `Hold ${hold.id} was already posted with a different amount.`);
-          }
-          return { hold, transfer: hold.transferId ? ((await store.findTransfer(t, hold.transferId)) ?? null) : null };
-        }
-        if (hold.status !== 'active') throw new HoldStateError(hold.id, hold.status);
-        if (input.millicredits > hold.amount) {
-          throw new HoldStateError(hold.id, hold.status, `Cannot post ${input.millicredits} millicredits: the hold is for ${hold.amount}.`);
-        }
-        let left = input.millicredits;
-        const parts: Array<{ lotId: string; amount: number }> = [];
-        for (const hl of await store.holdLots(t, hold.id)) {
-          const take = Math.min(left, hl.amount);
-          await store.changeLot(t, hl.lotId, { held: -hl.amount, remaining: -take });
-          if (take > 0) parts.push({ lotId: hl.lotId, amount: take });
-          left -= take;
-        }
-        let transfer: Transfer | null = null;
-        if (input.millicredits > 0) {
-          const balanceAfter = await store.addToAccount(t, account.id, { debits: input.millicredits, pending: -hold.amount });
-          transfer = await store.insertTransfer(t, {
-            id: `post:${hold.id}`,
-            debitAccountId: account.id,
-            creditAccountId: await counterparty(t, 'usage'),
-            amount: input.millicredits,
-            kind: 'usage',
-            reason: input.reason ?? hold.reason,
-            actor: input.actor,
-            reference: hold.reference,
-            holdId: hold.id,
-            debitBalanceAfter: balanceAfter,
-          });
-          await store.insertAllocations(t, transfer.id, parts);
-        } else {
-          await store.addToAccount(t, account.id, { pending: -hold.amount });
-        }
-        const posted = await store.resolveHold(t, hold.id, 'posted', { amount: input.millicredits, transferId: transfer?.id ?? null });
-        return { hold: posted, transfer };
-      });
+      const o = await apply(
+        { op: 'post', id: input.holdId, amount: input.millicredits, actor: input.actor, reason: input.reason ?? null },
+        trx,
+        holdKey(input.holdId),
+      );
+      holdUsers.delete(input.holdId);
+      return { hold: store.fromJson.hold(o.hold), transfer: o.transfer ? store.fromJson.transfer(o.transfer) : null };
     },
 
     /**
@@ -321,17 +275,9 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      * voided or expired hold; a posted hold → {@link HoldStateError} (409).
      */
     async void(input: { holdId: string; actor: string }, trx?: Trx, status: 'voided' | 'expired' = 'voided'): Promise<Hold> {
-      return run(trx, async (t) => {
-        // The account lock serializes every change to its holds, so the hold is read after it.
-        const account = await store.lockAccountOfHold(t, input.holdId);
-        if (!account) throw new HoldNotFoundError();
-        const hold = (await store.findHold(t, input.holdId))!;
-        if (hold.status === 'voided' || hold.status === 'expired') return hold;
-        if (hold.status === 'posted') throw new HoldStateError(hold.id, hold.status);
-        for (const hl of await store.holdLots(t, hold.id)) await store.changeLot(t, hl.lotId, { held: -hl.amount });
-        await store.addToAccount(t, account.id, { pending: -hold.amount });
-        return store.resolveHold(t, hold.id, status);
-      });
+      const o = await apply({ op: 'void', id: input.holdId, actor: input.actor, status }, trx, status === 'voided' ? holdKey(input.holdId) : undefined);
+      holdUsers.delete(input.holdId);
+      return store.fromJson.hold(o.hold);
     },
 
     /**
@@ -341,114 +287,97 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      */
     async debit(input: DebitInput, trx?: Trx): Promise<{ transfer: Transfer; replayed: boolean }> {
       assertMillicredits(input.millicredits);
-      return run(trx, async (t) => {
-        const account = await store.lockUserAccount(t, input.userId);
-        const existing = await store.findTransfer(t, input.transferId);
-        if (existing) {
-          if (existing.kind !== input.kind || existing.amount !== input.millicredits || existing.debitAccountId !== account.id || !sameAttribution(existing, input)) {
-            throw new IdempotencyConflictError('Transfer', input.transferId);
-          }
-          return { transfer: existing, replayed: true };
-        }
-        const { lots, available: have } = await spendable(t, account);
-        if (have < input.millicredits) throw new InsufficientCreditsError(input.millicredits, have);
-        const parts = await drawFromLots(t, lots, input.millicredits, false);
-        const balanceAfter = await store.addToAccount(t, account.id, { debits: input.millicredits });
-        const transfer = await store.insertTransfer(t, {
+      const o = await apply(
+        {
+          op: 'debit',
           id: input.transferId,
-          debitAccountId: account.id,
-          creditAccountId: await counterparty(t, input.kind),
+          userId: input.userId,
           amount: input.millicredits,
           kind: input.kind,
           reason: input.reason ?? null,
           actor: input.actor,
-          reference: input.reference ?? null,
-          debitBalanceAfter: balanceAfter,
-        });
-        await store.insertAllocations(t, transfer.id, parts);
-        return { transfer, replayed: false };
-      });
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        trx,
+        `user:${input.userId}`,
+      );
+      return { transfer: store.fromJson.transfer(o.transfer), replayed: o.replayed as boolean };
+    },
+
+    /**
+     * A debit (as {@link debit}: same checks, refusals and idempotency) in a transaction left open
+     * for the caller, who ends it with `commit()` (the charge stands) or `rollback()` (nothing was
+     * charged): a priced request that knows its price up front pays in ONE commit, with the
+     * guarantees of a hold (credits checked and taken under the account lock before the work, given
+     * back by the rollback if the work fails). The account row stays locked until the end, so keep
+     * the work between short, and never touch the same account's ledger from it.
+     * A replayed `transferId` comes back with `replayed: true` and nothing to commit.
+     */
+    async openDebit(input: DebitInput): Promise<{ transfer: Transfer; replayed: boolean; commit(): Promise<void>; rollback(): Promise<void> }> {
+      assertMillicredits(input.millicredits);
+      const { outcome, end } = await store.applyOpOpen(
+        db,
+        {
+          op: 'debit',
+          id: input.transferId,
+          userId: input.userId,
+          amount: input.millicredits,
+          kind: input.kind,
+          reason: input.reason ?? null,
+          actor: input.actor,
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        clock(),
+      );
+      accepted(outcome);
+      return {
+        transfer: store.fromJson.transfer(outcome.transfer),
+        replayed: outcome.replayed as boolean,
+        commit: () => end(true),
+        rollback: () => end(false),
+      };
     },
 
     /**
      * Takes back `millicredits` of a specific lot (e.g. the refunded share of a purchase): a
      * `refund_clawback` transfer to the refunds account. What the lot no longer has free (spent or
      * held) becomes debt, which blocks spending until the next grant repays it.
-     * Replaying `transferId` returns the first result; other parameters → 409.
+     * Replaying `transferId` returns the first result; other parameters → 409. Unknown lot →
+     * {@link LotNotFoundError}; more than the lot's amount → {@link HoldStateError} (409).
      */
     async clawback(input: ClawbackInput, trx?: Trx): Promise<ClawbackResult> {
       assertMillicredits(input.millicredits);
-      return run(trx, async (t) => {
-        const peek = await store.findLot(t, input.lotId);
-        if (!peek) throw new LotNotFoundError();
-        const account = (await store.lockAccountById(t, peek.accountId))!;
-        const existing = await store.findTransfer(t, input.transferId);
-        if (existing) {
-          if (existing.kind !== 'refund_clawback' || existing.amount !== input.millicredits || existing.debitAccountId !== account.id) {
-            throw new IdempotencyConflictError('Transfer', input.transferId);
-          }
-          const recovered = (await store.allocationsOf(t, existing.id)).filter((a) => a.lotId === input.lotId).reduce((s, a) => s + a.amount, 0);
-          return { transfer: existing, recovered, debt: existing.amount - recovered, replayed: true };
-        }
-        const lot = (await store.findLot(t, input.lotId))!;
-        if (input.millicredits > lot.amount) {
-          throw new HoldStateError(lot.id, 'lot', `Cannot claw back ${input.millicredits} millicredits from a lot of ${lot.amount}.`);
-        }
-        const recovered = Math.min(input.millicredits, lot.remaining - lot.held);
-        const debt = input.millicredits - recovered;
-        if (recovered > 0) await store.changeLot(t, lot.id, { remaining: -recovered });
-        const balanceAfter = await store.addToAccount(t, account.id, { debits: input.millicredits, debt });
-        const transfer = await store.insertTransfer(t, {
+      const o = await apply(
+        {
+          op: 'clawback',
           id: input.transferId,
-          debitAccountId: account.id,
-          creditAccountId: await counterparty(t, 'refund_clawback'),
+          lotId: input.lotId,
           amount: input.millicredits,
-          kind: 'refund_clawback',
           reason: input.reason ?? null,
           actor: input.actor,
-          reference: input.reference ?? null,
-          debitBalanceAfter: balanceAfter,
-        });
-        await store.insertAllocations(t, transfer.id, [{ lotId: lot.id, amount: recovered }]);
-        return { transfer, recovered, debt, replayed: false };
-      });
+          refType: input.reference?.type ?? null,
+          refId: input.reference?.id ?? null,
+        },
+        trx,
+        undefined,
+      );
+      return { transfer: store.fromJson.transfer(o.transfer), recovered: o.recovered as number, debt: o.debt as number, replayed: o.replayed as boolean };
     },
 
     /**
      * Sweeper: moves the unheld remainder of every lot past its expiry (at `now`) to the `expired`
-     * account, one `expiry` transfer per lot. Returns how many lots were expired. Safe to run from
-     * several processes at once (each account is locked; a lot is expired at most once per remainder).
+     * account, one `expiry` transfer per lot (one round trip per account). Returns how many lots
+     * were expired. Safe to run from several processes at once (each account is locked; a lot is
+     * expired at most once per remainder).
      */
     async expireLots(now: Date = clock(), batch = 500): Promise<number> {
       let count = 0;
       for (;;) {
         const accounts = await store.accountsWithExpiredLots(db, now, batch);
         if (accounts.length === 0) return count;
-        for (const accountId of accounts) {
-          count += await run(undefined, async (t) => {
-            await store.lockAccountById(t, accountId);
-            let n = 0;
-            for (const lot of await store.expiredLotsOf(t, accountId, now)) {
-              const amount = lot.remaining - lot.held;
-              await store.changeLot(t, lot.id, { remaining: -amount });
-              const balanceAfter = await store.addToAccount(t, accountId, { debits: amount });
-              const transfer = await store.insertTransfer(t, {
-                id: `expiry:${lot.id}:${lot.remaining}`,
-                debitAccountId: accountId,
-                creditAccountId: await counterparty(t, 'expiry'),
-                amount,
-                kind: 'expiry',
-                reason: `${lot.source} credits expired`,
-                actor: 'system',
-                reference: { type: 'lot', id: lot.id },
-                debitBalanceAfter: balanceAfter,
-              });
-              await store.insertAllocations(t, transfer.id, [{ lotId: lot.id, amount }]);
-              n++;
-            }
-            return n;
-          });
-        }
+        for (const accountId of accounts) count += await retrying(() => store.expireLotsOf(db, accountId, now));
         if (accounts.length < batch) return count;
       }
     },
@@ -468,18 +397,18 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
 
     /**
      * The user's balance in millicredits: `{available, held, debt, lots (open, spending order),
-     * holds (active)}`. Reads the account row and open lots only, never the history.
+     * holds (active)}`. ONE statement, so one snapshot: `held` always equals the sum of the listed
+     * holds, even while other requests reserve and post. Never reads the history.
      */
     async getBalance(userId: string, trx?: Trx): Promise<Balance> {
-      const q = trx ?? db;
-      const account = await store.findUserAccount(q, userId);
-      if (!account) return { available: 0, held: 0, debt: 0, lots: [], holds: [] };
-      const [free, lots, holds] = await Promise.all([
-        store.freeCredits(q, account.id, clock()),
-        store.openLots(q, account.id),
-        store.activeHolds(q, account.id),
-      ]);
-      return { available: free - account.debt, held: account.debits_pending, debt: account.debt, lots, holds };
+      const snap = await store.balanceSnapshot(trx ?? db, userId, clock());
+      if (!snap) return { available: 0, held: 0, debt: 0, lots: [], holds: [] };
+      return { available: snap.free - snap.debt, held: snap.held, debt: snap.debt, lots: snap.lots, holds: snap.holds };
+    },
+
+    /** Available millicredits only (as {@link getBalance}'s `available`), in one light query: for page headers. */
+    async getAvailable(userId: string, trx?: Trx): Promise<number> {
+      return store.availableOf(trx ?? db, userId, clock());
     },
 
     /**

@@ -1,4 +1,5 @@
-import type { Db, Trx } from '../db/database.ts';
+import type { Knex } from 'knex';
+import { queryNamed, type Db, type Trx } from '../db/database.ts';
 import type { GrantKind, Hold, HoldStatus, Lot, Reference, StatementEntry, Transfer, TransferKind } from './ledger-types.ts';
 
 /** SQL of the ledger. Every function takes the transaction (or db) as its first argument. */
@@ -110,195 +111,26 @@ export function mapHold(r: DbHoldRow): Hold {
 
 // ---- accounts ----
 
-/** Locks (FOR UPDATE) the user's account row, creating the account on first use. */
-export async function lockUserAccount(trx: Trx, userId: string): Promise<DbAccountRow> {
-  const found = await trx<DbAccountRow>('accounts').where({ user_id: userId }).forUpdate().first();
-  if (found) return found;
-  await trx('accounts').insert({ user_id: userId }).onConflict('user_id').ignore();
-  return (await trx<DbAccountRow>('accounts').where({ user_id: userId }).forUpdate().first())!;
-}
-
-export async function lockAccountById(trx: Trx, accountId: string): Promise<DbAccountRow | undefined> {
-  return trx<DbAccountRow>('accounts').where({ id: accountId }).forUpdate().first();
-}
-
-/** Locks (FOR UPDATE) the account that owns hold `holdId`; undefined when there is no such hold. */
-export async function lockAccountOfHold(trx: Trx, holdId: string): Promise<DbAccountRow | undefined> {
-  return trx<DbAccountRow>('accounts')
-    .whereIn('id', trx('holds').select('account_id').where({ id: holdId }))
-    .forUpdate()
-    .first();
-}
-
 export async function findUserAccount(db: Db | Trx, userId: string): Promise<DbAccountRow | undefined> {
   return db<DbAccountRow>('accounts').where({ user_id: userId }).first();
 }
 
-export async function systemAccountIds(db: Db | Trx): Promise<Map<string, string>> {
-  const rows = await db('accounts').whereNotNull('code').select('id', 'code');
-  return new Map(rows.map((r: { id: string; code: string }) => [r.code, r.id]));
-}
-
-/** Adds the deltas to the account's running totals; returns the new posted balance (credits − debits). */
-export async function addToAccount(
-  trx: Trx,
-  accountId: string,
-  d: { credits?: number; debits?: number; pending?: number; debt?: number },
-): Promise<number> {
-  const [row] = await trx('accounts')
-    .where({ id: accountId })
-    .update({
-      credits_posted: trx.raw('credits_posted + ?', [d.credits ?? 0]),
-      debits_posted: trx.raw('debits_posted + ?', [d.debits ?? 0]),
-      debits_pending: trx.raw('debits_pending + ?', [d.pending ?? 0]),
-      debt: trx.raw('debt + ?', [d.debt ?? 0]),
-    })
-    .returning(trx.raw('credits_posted - debits_posted AS balance'));
-  return (row as { balance: number }).balance;
-}
-
-// ---- transfers ----
-
-export async function findTransfer(db: Db | Trx, id: string): Promise<Transfer | undefined> {
-  const row = await db<DbTransferRow>('transfers').where({ id }).first();
-  return row ? mapTransfer(row) : undefined;
-}
-
-export interface NewTransfer {
-  id: string;
-  debitAccountId: string;
-  creditAccountId: string;
-  amount: number;
-  kind: TransferKind;
-  reason: string | null;
-  actor: string;
-  reference: Reference | null;
-  holdId?: string | null;
-  debitBalanceAfter?: number | null;
-  creditBalanceAfter?: number | null;
-}
-
-export async function insertTransfer(trx: Trx, t: NewTransfer): Promise<Transfer> {
-  const [row] = await trx<DbTransferRow>('transfers')
-    .insert({
-      id: t.id,
-      debit_account_id: t.debitAccountId,
-      credit_account_id: t.creditAccountId,
-      amount: t.amount,
-      kind: t.kind,
-      reason: t.reason,
-      actor: t.actor,
-      reference_type: t.reference?.type ?? null,
-      reference_id: t.reference?.id ?? null,
-      hold_id: t.holdId ?? null,
-      debit_balance_after: t.debitBalanceAfter ?? null,
-      credit_balance_after: t.creditBalanceAfter ?? null,
-    })
-    .returning('*');
-  return mapTransfer(row as DbTransferRow);
-}
-
-export async function insertAllocations(trx: Trx, transferId: string, parts: Array<{ lotId: string; amount: number }>): Promise<void> {
-  const rows = parts.filter((p) => p.amount > 0).map((p) => ({ transfer_id: transferId, lot_id: p.lotId, amount: p.amount }));
-  if (rows.length > 0) await trx('transfer_allocations').insert(rows);
-}
-
-export async function allocationsOf(db: Db | Trx, transferId: string): Promise<Array<{ lotId: string; amount: number }>> {
-  const rows = await db('transfer_allocations').where({ transfer_id: transferId }).orderBy('id').select('lot_id', 'amount');
-  return rows.map((r: { lot_id: string; amount: number }) => ({ lotId: r.lot_id, amount: r.amount }));
-}
-
-/** Clawback transfers of an account whose amount is not fully covered by allocations (= debt), oldest first. */
-export async function outstandingClawbacks(trx: Trx, accountId: string): Promise<Array<{ id: string; outstanding: number }>> {
-  const rows = await trx.raw(
-    `SELECT t.id, t.amount - COALESCE(SUM(a.amount), 0) AS outstanding
-       FROM transfers t LEFT JOIN transfer_allocations a ON a.transfer_id = t.id
-      WHERE t.debit_account_id = ? AND t.kind = 'refund_clawback'
-      GROUP BY t.id, t.amount, t.created_at
-     HAVING t.amount - COALESCE(SUM(a.amount), 0) > 0
-      ORDER BY t.created_at, t.id`,
-    [accountId],
-  );
-  return (rows.rows as Array<{ id: string; outstanding: string | number }>).map((r) => ({ id: r.id, outstanding: Number(r.outstanding) }));
-}
-
 // ---- lots ----
-
-export async function insertLot(
-  trx: Trx,
-  l: { accountId: string; transferId: string; source: GrantKind; amount: number; expiresAt: Date | null },
-): Promise<Lot> {
-  const [row] = await trx<DbLotRow>('lots')
-    .insert({ account_id: l.accountId, transfer_id: l.transferId, source: l.source, amount: l.amount, remaining: l.amount, expires_at: l.expiresAt })
-    .returning('*');
-  return mapLot(row as DbLotRow);
-}
-
-export async function findLot(db: Db | Trx, id: string): Promise<Lot | undefined> {
-  const row = await db<DbLotRow>('lots').where({ id }).first();
-  return row ? mapLot(row) : undefined;
-}
 
 export async function findLotByTransfer(db: Db | Trx, transferId: string): Promise<Lot | undefined> {
   const row = await db<DbLotRow>('lots').where({ transfer_id: transferId }).first();
   return row ? mapLot(row) : undefined;
 }
 
-/**
- * Lots with unheld credits that are spendable at `now`, in spending order: soonest-expiring first
- * (no expiry last), then oldest. The caller holds the account lock.
- */
-export async function spendableLots(trx: Trx, accountId: string, now: Date): Promise<Lot[]> {
-  const rows = await trx<DbLotRow>('lots')
-    .where({ account_id: accountId })
-    .whereRaw('remaining > held')
-    .where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now))
-    .orderByRaw('expires_at ASC NULLS LAST, created_at ASC, id ASC');
-  return rows.map(mapLot);
-}
-
-/** Sum of unheld, unexpired lot credits at `now`. */
-export async function freeCredits(db: Db | Trx, accountId: string, now: Date): Promise<number> {
-  const row = await db('lots')
-    .where({ account_id: accountId })
-    .whereRaw('remaining > held')
-    .where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now))
-    .sum({ free: db.raw('remaining - held') })
-    .first();
-  return Number(row?.free ?? 0);
-}
-
-export async function changeLot(trx: Trx, lotId: string, d: { remaining?: number; held?: number }): Promise<void> {
-  await trx('lots')
-    .where({ id: lotId })
-    .update({ remaining: trx.raw('remaining + ?', [d.remaining ?? 0]), held: trx.raw('held + ?', [d.held ?? 0]) });
-}
-
-export async function openLots(db: Db | Trx, accountId: string): Promise<Lot[]> {
-  const rows = await db<DbLotRow>('lots')
-    .where({ account_id: accountId })
-    .where('remaining', '>', 0)
-    .orderByRaw('expires_at ASC NULLS LAST, created_at ASC, id ASC');
-  return rows.map(mapLot);
-}
-
 /** Accounts that own a lot past its expiry with unheld credits left (for the sweeper). */
 export async function accountsWithExpiredLots(db: Db, now: Date, limit: number): Promise<string[]> {
   return db('lots')
     .where('expires_at', '<=', now)
-    .whereRaw('remaining > held')
+    .where('spendable', true)
+    .whereNotNull('expires_at')
     .distinct('account_id')
     .limit(limit)
     .pluck('account_id');
-}
-
-export async function expiredLotsOf(trx: Trx, accountId: string, now: Date): Promise<Lot[]> {
-  const rows = await trx<DbLotRow>('lots')
-    .where({ account_id: accountId })
-    .where('expires_at', '<=', now)
-    .whereRaw('remaining > held')
-    .orderBy([{ column: 'expires_at' }, { column: 'id' }]);
-  return rows.map(mapLot);
 }
 
 // ---- holds ----
@@ -307,62 +139,6 @@ export async function findHold(db: Db | Trx, id: string, forUpdate = false): Pro
   const q = db<DbHoldRow>('holds').where({ id });
   const row = await (forUpdate ? q.forUpdate() : q).first();
   return row ? mapHold(row) : undefined;
-}
-
-export async function insertHold(
-  trx: Trx,
-  h: { id: string; accountId: string; amount: number; expiresAt: Date; reason: string | null; actor: string; reference: Reference | null },
-): Promise<Hold> {
-  const [row] = await trx<DbHoldRow>('holds')
-    .insert({
-      id: h.id,
-      account_id: h.accountId,
-      amount: h.amount,
-      expires_at: h.expiresAt,
-      reason: h.reason,
-      actor: h.actor,
-      reference_type: h.reference?.type ?? null,
-      reference_id: h.reference?.id ?? null,
-    })
-    .returning('*');
-  return mapHold(row as DbHoldRow);
-}
-
-export async function insertHoldLots(trx: Trx, holdId: string, parts: Array<{ lotId: string; amount: number }>): Promise<void> {
-  await trx('hold_lots').insert(parts.map((p) => ({ hold_id: holdId, lot_id: p.lotId, amount: p.amount })));
-}
-
-/** The lots a hold earmarked, in spending order. */
-export async function holdLots(trx: Trx, holdId: string): Promise<Array<{ lotId: string; amount: number }>> {
-  const rows = await trx('hold_lots as hl')
-    .join('lots as l', 'l.id', 'hl.lot_id')
-    .where('hl.hold_id', holdId)
-    .orderByRaw('l.expires_at ASC NULLS LAST, l.created_at ASC, l.id ASC')
-    .select('hl.lot_id', 'hl.amount');
-  return rows.map((r: { lot_id: string; amount: number }) => ({ lotId: r.lot_id, amount: r.amount }));
-}
-
-export async function resolveHold(
-  trx: Trx,
-  holdId: string,
-  status: Exclude<HoldStatus, 'active'>,
-  posted?: { amount: number; transferId: string | null },
-): Promise<Hold> {
-  const [row] = await trx<DbHoldRow>('holds')
-    .where({ id: holdId, status: 'active' })
-    .update({
-      status,
-      resolved_at: trx.fn.now() as unknown as Date,
-      posted_amount: posted ? posted.amount : null,
-      transfer_id: posted ? posted.transferId : null,
-    })
-    .returning('*');
-  return mapHold(row as DbHoldRow);
-}
-
-export async function activeHolds(db: Db | Trx, accountId: string): Promise<Hold[]> {
-  const rows = await db<DbHoldRow>('holds').where({ account_id: accountId, status: 'active' }).orderBy('created_at');
-  return rows.map(mapHold);
 }
 
 export async function dueHolds(db: Db, now: Date, limit: number): Promise<Array<{ id: string; accountId: string }>> {
@@ -412,4 +188,215 @@ export async function statement(
       createdAt: r.created_at,
     };
   });
+}
+
+// ---- operations run by the database (migrations/20261130120000_create_ledger_functions.ts) ----
+
+/** One ledger operation as the database functions take it. Amounts are millicredits. */
+export type LedgerOp =
+  | { op: 'grant'; id: string; userId: string; amount: number; kind: string; expiresAt: Date | null; reason: string | null; actor: string; refType: string | null; refId: string | null }
+  | { op: 'reserve'; id: string; userId: string; amount: number; timeoutMs: number; reason: string | null; actor: string; refType: string | null; refId: string | null }
+  | { op: 'post'; id: string; amount: number; actor: string; reason: string | null }
+  | { op: 'void'; id: string; actor: string; status?: 'voided' | 'expired' }
+  | { op: 'debit'; id: string; userId: string; amount: number; kind: string; reason: string | null; actor: string; refType: string | null; refId: string | null }
+  | { op: 'clawback'; id: string; lotId: string; amount: number; reason: string | null; actor: string; refType: string | null; refId: string | null };
+
+/**
+ * What a ledger function returns: the rows it wrote or found (as JSON, snake_case), or a refusal
+ * `{error: 'TL402' | 'TL404' | 'TL409' | 'TL410' | 'TL413', …details}`.
+ */
+export interface OpOutcome {
+  error?: string;
+  [field: string]: unknown;
+}
+
+type OpName = LedgerOp['op'];
+const OP_SPECS: { [K in OpName]: { fn: string; types: string[]; args: (o: Extract<LedgerOp, { op: K }>, now: Date) => unknown[] } } = {
+  grant: {
+    fn: 'ledger_grant_op',
+    types: ['text', 'uuid', 'bigint', 'text', 'timestamptz', 'text', 'text', 'text', 'text'],
+    args: (o) => [o.id, o.userId, o.amount, o.kind, o.expiresAt, o.reason, o.actor, o.refType, o.refId],
+  },
+  reserve: {
+    fn: 'ledger_reserve_op',
+    types: ['text', 'uuid', 'bigint', 'timestamptz', 'bigint', 'text', 'text', 'text', 'text'],
+    args: (o, now) => [o.id, o.userId, o.amount, now, o.timeoutMs, o.reason, o.actor, o.refType, o.refId],
+  },
+  post: { fn: 'ledger_post_op', types: ['text', 'bigint', 'text', 'text'], args: (o) => [o.id, o.amount, o.actor, o.reason] },
+  void: { fn: 'ledger_void_op', types: ['text', 'text', 'text'], args: (o) => [o.id, o.actor, o.status ?? 'voided'] },
+  debit: {
+    fn: 'ledger_debit_op',
+    types: ['text', 'uuid', 'bigint', 'text', 'timestamptz', 'text', 'text', 'text', 'text'],
+    args: (o, now) => [o.id, o.userId, o.amount, o.kind, now, o.reason, o.actor, o.refType, o.refId],
+  },
+  clawback: {
+    fn: 'ledger_clawback_op',
+    types: ['text', 'uuid', 'bigint', 'text', 'text', 'text', 'text'],
+    args: (o) => [o.id, o.lotId, o.amount, o.reason, o.actor, o.refType, o.refId],
+  },
+};
+
+function opCall(op: OpName, placeholder: (i: number) => string): string {
+  const spec = OP_SPECS[op];
+  return `${spec.fn}(${spec.types.map((t, i) => `${placeholder(i)}::${t}`).join(', ')})`;
+}
+const RAISING_SQL = Object.fromEntries(
+  (Object.keys(OP_SPECS) as OpName[]).map((op) => [op, `SELECT ledger_raise(${opCall(op, (i) => `$${i + 1}`)}) AS r`]),
+) as Record<OpName, string>;
+const VALUE_SQL = Object.fromEntries(
+  (Object.keys(OP_SPECS) as OpName[]).map((op) => [op, `SELECT ${opCall(op, (i) => `$${i + 1}`)} AS r`]),
+) as Record<OpName, string>;
+const IN_TRX_SQL = Object.fromEntries((Object.keys(OP_SPECS) as OpName[]).map((op) => [op, `SELECT ${opCall(op, () => '?')} AS r`])) as Record<
+  OpName,
+  string
+>;
+
+function argsOf(o: LedgerOp, now: Date): unknown[] {
+  return (OP_SPECS[o.op].args as (o: LedgerOp, now: Date) => unknown[])(o, now);
+}
+
+type Rows = { rows: Array<Record<string, unknown>> };
+interface PgConnection {
+  query(q: { name?: string; text: string; values?: unknown[] }): Promise<Rows>;
+  /** A simple-protocol query (several statements, no parameters): one result per statement. */
+  query(text: string): Promise<Rows | Rows[]>;
+  escapeLiteral(value: string): string;
+}
+
+/** `o`'s function call with its arguments as SQL literals (for the simple protocol). */
+function literalCall(conn: PgConnection, o: LedgerOp, now: Date): string {
+  const spec = OP_SPECS[o.op];
+  const literal = (v: unknown) => {
+    if (v === null || v === undefined) return 'NULL';
+    if (v instanceof Date) return conn.escapeLiteral(v.toISOString());
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new Error(`ledger: ${v} is not an integer`);
+      return String(v);
+    }
+    return conn.escapeLiteral(String(v));
+  };
+  return `${spec.fn}(${argsOf(o, now)
+    .map((v, i) => `${literal(v)}::${spec.types[i]}`)
+    .join(', ')})`;
+}
+
+/** One named statement in autocommit (one round trip, planned once per connection); its `r` column. */
+async function named(db: Db, name: string, text: string, values: unknown[]): Promise<unknown> {
+  const rows = await queryNamed<{ r: unknown }>(db, name, text, values);
+  return rows[0]!.r;
+}
+
+/**
+ * Applies one operation in its own transaction (autocommit, one round trip). With `raise`, a
+ * refusal comes back as a PostgreSQL error with SQLSTATE `TLnnn` and the details as JSON in
+ * `detail`; without, as the outcome's `error` field.
+ */
+export async function applyOp(db: Db, o: LedgerOp, now: Date, options: { raise: boolean }): Promise<OpOutcome> {
+  return (await named(db, `tally_${o.op}_${options.raise ? 'r' : 'v'}`, (options.raise ? RAISING_SQL : VALUE_SQL)[o.op], argsOf(o, now))) as OpOutcome;
+}
+
+/**
+ * Opens a transaction on its own connection and applies `o` in it (BEGIN and the statement in one
+ * round trip); the
+ * caller ends it with `end(true)` (COMMIT) or `end(false)` (ROLLBACK), once. A refusal is returned
+ * with the transaction already rolled back. The account row stays locked until the end.
+ */
+export async function applyOpOpen(db: Db, o: LedgerOp, now: Date): Promise<{ outcome: OpOutcome; end(commit: boolean): Promise<void> }> {
+  const conn = (await db.client.acquireConnection()) as PgConnection;
+  let open = true;
+  const finish = async (sql: 'COMMIT' | 'ROLLBACK') => {
+    if (!open) return;
+    open = false;
+    try {
+      await conn.query({ text: sql });
+    } finally {
+      await db.client.releaseConnection(conn);
+    }
+  };
+  try {
+    // BEGIN and the operation in one round trip (simple protocol, arguments as escaped literals).
+    const results = (await conn.query(`BEGIN; SELECT ${literalCall(conn, o, now)} AS r`)) as Rows[];
+    const outcome = results[1]!.rows[0]!.r as OpOutcome;
+    if (outcome.error) await finish('ROLLBACK');
+    return { outcome, end: (commit) => finish(commit ? 'COMMIT' : 'ROLLBACK') };
+  } catch (err) {
+    await finish('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Applies one operation inside the caller's transaction; a refusal is returned, the transaction stays usable. */
+export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOutcome> {
+  const { rows } = await trx.raw(IN_TRX_SQL[o.op], argsOf(o, now) as Knex.RawBinding[]);
+  return rows[0].r as OpOutcome;
+}
+
+/**
+ * Applies operations (grant, reserve, post, void, debit) in ONE transaction, in order, each with
+ * its own outcome (a refusal does not affect the others). An unexpected error fails the whole call.
+ */
+export async function applyBatch(db: Db, ops: LedgerOp[], now: Date): Promise<OpOutcome[]> {
+  const payload = ops.map((o) => ({ ...o, expiresAt: 'expiresAt' in o ? (o.expiresAt?.toISOString() ?? null) : undefined }));
+  return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
+}
+
+/** Expires the unheld remainder of the account's lots past `now`; returns how many lots. */
+export async function expireLotsOf(db: Db, accountId: string, now: Date): Promise<number> {
+  return Number(await named(db, 'tally_expire_lots', 'SELECT ledger_expire_lots_op($1::uuid, $2::timestamptz) AS r', [accountId, now]));
+}
+
+const TRANSFER_DATES = ['created_at'] as const;
+const LOT_DATES = ['expires_at', 'created_at'] as const;
+const HOLD_DATES = ['expires_at', 'created_at', 'resolved_at'] as const;
+
+function withDates<T>(row: Record<string, unknown>, fields: readonly string[]): T {
+  const out: Record<string, unknown> = { ...row };
+  for (const f of fields) out[f] = out[f] == null ? null : new Date(out[f] as string);
+  return out as T;
+}
+
+/** Maps the JSON rows a ledger function returns to domain objects. */
+export const fromJson = {
+  transfer: (row: unknown): Transfer => mapTransfer(withDates<DbTransferRow>(row as Record<string, unknown>, TRANSFER_DATES)),
+  lot: (row: unknown): Lot => mapLot(withDates<DbLotRow>(row as Record<string, unknown>, LOT_DATES)),
+  hold: (row: unknown): Hold => mapHold(withDates<DbHoldRow>(row as Record<string, unknown>, HOLD_DATES)),
+};
+
+/**
+ * The user's balance in ONE statement (one snapshot): the account's debt and held total, the free
+ * credits of unexpired lots at `now`, the open lots in spending order and the active holds, so
+ * `held` always equals the sum of the listed holds. Undefined when the user has no account yet.
+ */
+export async function balanceSnapshot(
+  db: Db | Trx,
+  userId: string,
+  now: Date,
+): Promise<{ free: number; debt: number; held: number; lots: Lot[]; holds: Hold[] } | undefined> {
+  const { rows } = await db.raw(
+    `SELECT a.debt, a.debits_pending,
+            COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
+                       WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > ?)), 0)::bigint AS free,
+            COALESCE((SELECT json_agg(l ORDER BY l.expires_at ASC NULLS LAST, l.created_at ASC, l.id ASC)
+                        FROM lots l WHERE l.account_id = a.id AND l.open), '[]') AS lots,
+            COALESCE((SELECT json_agg(h ORDER BY h.created_at) FROM holds h
+                       WHERE h.account_id = a.id AND h.status = 'active'), '[]') AS holds
+       FROM accounts a WHERE a.user_id = ?`,
+    [now, userId],
+  );
+  const r = rows[0] as { debt: number; debits_pending: number; free: number; lots: unknown[]; holds: unknown[] } | undefined;
+  if (!r) return undefined;
+  return { free: r.free, debt: r.debt, held: r.debits_pending, lots: r.lots.map(fromJson.lot), holds: r.holds.map(fromJson.hold) };
+}
+
+/** Available millicredits (free lot credits at `now` − debt) in one statement; 0 without an account. */
+export async function availableOf(db: Db | Trx, userId: string, now: Date): Promise<number> {
+  const sql = `SELECT (COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
+                                 WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > $1)), 0) - a.debt)::bigint AS r
+                 FROM accounts a WHERE a.user_id = $2`;
+  if (!(db as Trx).isTransaction) {
+    const rows = await queryNamed<{ r: number }>(db as Db, 'tally_available', sql, [now, userId]);
+    return rows[0]?.r ?? 0;
+  }
+  const { rows } = await db.raw(sql.replace('$1', '?').replace('$2', '?'), [now, userId]);
+  return (rows[0] as { r: number } | undefined)?.r ?? 0;
 }

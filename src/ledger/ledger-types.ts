@@ -9,7 +9,7 @@ export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry';
 export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment'];
 export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry'];
 
-/** The system account on the other side of each kind of transfer. */
+/** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
 export const COUNTERPARTY: Record<TransferKind, string> = {
   purchase: 'sales',
   signup_bonus: 'promotions',

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { domainProblem } from '../../src/http/domain-problems.ts';
 import {
   AccountNotFoundError,
+  BalanceLimitError,
   HoldNotFoundError,
   HoldStateError,
   IdempotencyConflictError,
@@ -21,6 +22,7 @@ describe('domain errors → problem+json', () => {
       [new HoldNotFoundError(), 404],
       [new LotNotFoundError(), 404],
       [new AccountNotFoundError(), 404],
+      [new BalanceLimitError(9_000_000_000_000_000, 1_000_000), 409],
     ] as const;
     expect(cases.map(([e]) => e.code).sort()).toEqual([...LEDGER_ERROR_CODES].sort());
     for (const [err, status] of cases) {
