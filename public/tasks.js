@@ -217,8 +217,9 @@
     errorBox.hidden = false;
   }
 
-  // Sends the form as it would be sent without script, follows the redirect, and shows the
-  // confirm step from the server's page: one upload per file, kept until it is confirmed.
+  // Sends the form as it would be sent without script (the files and the chosen language),
+  // follows the redirect, and shows the confirm step from the server's page: one upload per file,
+  // kept with its language until it is confirmed.
   function upload() {
     if (busy) return;
     var files = input.files;
@@ -244,7 +245,11 @@
         var flash = r.doc.querySelector('[data-testid="flash"]');
         if (flash && flash.classList.contains('error')) showError(flash.textContent.replace(/\s*Buy more credits\s*$/, ''), !!flash.querySelector('a[href="/pricing"]'));
         if (window.history && window.history.replaceState) window.history.replaceState(null, '', r.res.url);
+        // Clear the chosen files, but keep the chosen language for the next documents.
+        var language = $(form, 'select[name="language"]');
+        var chosen = language ? language.value : '';
         form.reset();
+        if (language) language.value = chosen;
         var next = $(region, '[data-confirm-submit]:not([disabled])') || $(region, '#confirm-heading');
         if (next) {
           if (next.tagName === 'H2') next.setAttribute('tabindex', '-1');

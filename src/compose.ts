@@ -10,8 +10,10 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
+import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
@@ -26,31 +28,45 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
+  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db);
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger });
-  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
-  const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
+  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
+  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
+  const auth = createAuthService({
+    db,
+    ledger,
+    config,
+    audit,
+    throttle: createLoginThrottle(infra.pgPool, config),
+    onSignup: (trx, user) => notifications.recovery.sendVerification(trx, user),
+  });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
 }
 
-/** What a job worker needs: the ledger, pricing and file storage on the database. */
+/**
+ * What a job worker needs: the ledger (with its notifications: low-balance alerts fire whichever
+ * process spends), pricing and file storage on the database.
+ */
 export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
 
 /**
  * The services of a process that only works jobs (`npm run worker`): a subset of
  * {@link createServices}, which builds its own through this function, so both agree.
  */
-export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage'>): WorkerServices {
+export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
+  const clock = infra.notify?.clock;
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
   return {
     config,
     db,
     logger: infra.logger,
-    ledger: createLedger(db),
+    ledger: notificationCore.ledger,
+    notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),
   };
@@ -58,27 +74,44 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
 
 export interface WorkerOptions {
   /** The started queue (pg-boss) the worker takes jobs from. */
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
   /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
   createProcessor?: () => OwnedProcessor;
 }
 
 /**
  * Starts the OCR worker on `services` (the same ledger, pricing and storage as the web app):
- * `config.tasks.workerConcurrency` slots. Used by `npm start` (unless `WORKER=off`) and `npm run worker`.
+ * `config.tasks.workerConcurrency` job slots sharing one pool of `config.tasks.ocrWorkers`
+ * Tesseract workers, started now so the first job finds them warm; stopping the worker closes
+ * the pool. Used by `npm start` (unless `WORKER=off`) and `npm run worker`.
  */
-export function createWorker(services: WorkerServices, options: WorkerOptions): Promise<TaskWorker> {
+export async function createWorker(services: WorkerServices, options: WorkerOptions): Promise<TaskWorker> {
   const { config, logger } = services;
-  const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels };
-  return startTaskWorker({
-    db: services.db,
-    ledger: services.ledger,
-    pricing: services.pricing,
-    storage: services.storage,
-    logger,
-    queue: options.queue,
-    concurrency: config.tasks.workerConcurrency,
-    createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, logger })),
-    sweepIntervalMs: config.sweepIntervalMs,
-  });
+  const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels, lowConfidence: config.tasks.lowConfidence };
+  let pool: OcrWorkerPool | undefined;
+  const sharedPool = () => (pool ??= createOcrWorkerPool({ size: config.tasks.ocrWorkers, logger }));
+  let worker: TaskWorker;
+  try {
+    worker = await startTaskWorker({
+      db: services.db,
+      ledger: services.ledger,
+      pricing: services.pricing,
+      storage: services.storage,
+      logger,
+      queue: options.queue,
+      concurrency: config.tasks.workerConcurrency,
+      createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),
+      sweepIntervalMs: config.sweepIntervalMs,
+    });
+  } catch (err) {
+    await pool?.close();
+    throw err;
+  }
+  return {
+    ...worker,
+    async stop(timeoutMs?: number) {
+      await worker.stop(timeoutMs);
+      await pool?.close();
+    },
+  };
 }

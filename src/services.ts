@@ -11,6 +11,7 @@ import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
@@ -32,6 +33,8 @@ export interface Infrastructure {
   queue: JobSender;
   /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
   storage?: FileStorage;
+  /** Tests: the SMTP transport, DNS resolver and clock of the notification pipeline. */
+  notify?: NotificationTestHooks;
 }
 
 /**
@@ -53,4 +56,6 @@ export interface Services extends Required<Infrastructure> {
   /** Idempotency-Keys of requests, remembered 24 h. */
   idempotency: IdempotencyKeys;
   tasks: TasksService;
+  /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
+  notifications: NotificationServices;
 }

@@ -12,6 +12,8 @@ export interface TaskUpload {
   sha256: string;
   storageKey: string;
   pages: number;
+  /** The OCR language chosen at upload (`eng`, `fra`, `deu`, `spa`); null: detected per page. */
+  language: string | null;
   createdAt: Date;
   expiresAt: Date;
 }
@@ -26,6 +28,7 @@ interface DbTaskUploadRow {
   sha256: string;
   storage_key: string;
   pages: number;
+  language: string | null;
   created_at: Date;
   expires_at: Date;
 }
@@ -40,6 +43,7 @@ const mapRow = (r: DbTaskUploadRow): TaskUpload => ({
   sha256: r.sha256,
   storageKey: r.storage_key,
   pages: r.pages,
+  language: r.language,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
 });
@@ -58,6 +62,7 @@ export async function insertUpload(q: Db | Trx, u: NewTaskUpload): Promise<TaskU
       sha256: u.sha256,
       storage_key: u.storageKey,
       pages: u.pages,
+      language: u.language,
       expires_at: u.expiresAt,
     })
     .returning('*');

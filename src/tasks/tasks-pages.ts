@@ -12,9 +12,36 @@ import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFiles } from './task-upload.ts';
 import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
-import { ocrCost } from './task-pricing.ts';
+import { OCR_OPERATION, ocrCost } from './task-pricing.ts';
 import type { TasksService } from './tasks-service.ts';
-import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
+import { OCR_LANGUAGES } from './ocr-languages.ts';
+import { UploadFields } from './tasks-schemas.ts';
+import { TASK_STATUSES, type TaskPage, type TaskStatus } from './tasks-store.ts';
+
+/**
+ * What a completed task was charged, line by line for the task page: pages by how they were read
+ * (with the price of each), then the per-document part (the rest of the charge). Credits.
+ */
+export function chargeLines(pages: TaskPage[], chargedMillicredits: number): Array<{ label: string; credits: number }> {
+  const kinds: Array<{ source: TaskPage['source']; one: string; many: string }> = [
+    { source: 'ocr', one: 'page read by OCR', many: 'pages read by OCR' },
+    { source: 'text-layer', one: 'page read from its text layer', many: 'pages read from their text layer' },
+    { source: 'blank', one: 'blank page', many: 'blank pages' },
+  ];
+  const lines: Array<{ label: string; credits: number }> = [];
+  let pagesTotal = 0;
+  for (const kind of kinds) {
+    const of = pages.filter((p) => p.source === kind.source);
+    if (of.length === 0) continue;
+    const each = of[0]!.chargedMillicredits ?? 0;
+    const subtotal = of.reduce((sum, p) => sum + (p.chargedMillicredits ?? 0), 0);
+    pagesTotal += subtotal;
+    const what = `${of.length} ${of.length === 1 ? kind.one : kind.many}`;
+    lines.push({ label: each === 0 ? `${what}, free` : `${what} × ${millicreditsToCredits(each)}`, credits: millicreditsToCredits(subtotal) });
+  }
+  if (chargedMillicredits >= pagesTotal) lines.push({ label: 'Per document', credits: millicreditsToCredits(chargedMillicredits - pagesTotal) });
+  return lines;
+}
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
 const TEXT_PREVIEW_CHARS = 200_000;
@@ -81,8 +108,9 @@ export function createTasksUploadParser(maxUploadBytes: number): express.Router 
 
 /**
  * The /tasks pages (signed in), working without JavaScript, every POST answered with a 303:
- * 1. the form posts one or more documents (multipart, CSRF token in the body) to
- *    `POST /tasks/uploads`: each is inspected, priced and kept (nothing held), then
+ * 1. the form posts one or more documents and an optional OCR language (multipart, CSRF token in
+ *    the body) to `POST /tasks/uploads`: the language is checked first (`UploadFields`; a bad one
+ *    keeps nothing), then each document is inspected, priced and kept with it (nothing held), then
  * 2. `GET /tasks?uploads=<id>,<id>` shows each file's pages and estimate, the total and the
  *    balance, and one "Confirm" form that posts the upload ids to
  * 3. `POST /tasks/confirm`: each kept upload becomes a task (hold + job), and the page goes to the
@@ -106,9 +134,11 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
     const { price } = await ocrCost(pricing, 1);
+    const components = new Map((await pricing.components(OCR_OPERATION)).map((c) => [c.component, millicreditsToCredits(c.millicredits)]));
     const wanted = (typeof req.query.uploads === 'string' ? req.query.uploads.split(',') : []).filter((id) => UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
-    const staged = (await service.staged(req.user!.id, wanted)).map(uploadJson);
-    const stagedMilli = staged.reduce((sum, u) => sum + Math.round(u.credits * 1000), 0);
+    const stagedUploads = await service.staged(req.user!.id, wanted);
+    const staged = stagedUploads.map(uploadJson);
+    const stagedMilli = stagedUploads.reduce((sum, u) => sum + u.millicredits, 0);
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -122,7 +152,15 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       olderHref: list.nextCursor ? `/tasks?${olderParams}#tasks` : undefined,
       isFirstPage: !cursor,
       maxUploadMb: Math.round((options.maxUploadBytes / (1024 * 1024)) * 10) / 10,
-      price: { base: millicreditsToCredits(price.baseMillicredits), perPage: millicreditsToCredits(price.perUnitMillicredits) },
+      price: {
+        base: millicreditsToCredits(price.baseMillicredits),
+        perPage: millicreditsToCredits(price.perUnitMillicredits),
+        ocrPage: components.get('ocr') ?? millicreditsToCredits(price.perUnitMillicredits),
+        textLayerPage: components.get('text-layer') ?? null,
+        blankFree: components.get('blank') === 0,
+      },
+      languages: Object.entries(OCR_LANGUAGES).map(([code, name]) => ({ code, name })),
+      languageNames: OCR_LANGUAGES,
       staged,
       stagedTotal: millicreditsToCredits(stagedMilli),
       stagedExpired: wanted.length > staged.length,
@@ -148,6 +186,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       error,
       task: taskJson(task),
       pageStats: pageStats.map(taskPageJson),
+      languageNames: OCR_LANGUAGES,
+      charges: task.status === 'completed' ? chargeLines(pageStats, task.chargedMillicredits ?? 0) : [],
+      lowConfidencePages: pageStats.filter((p) => p.lowConfidence).map((p) => p.page),
       text,
       truncated,
       idempotencyKey: crypto.randomUUID(),
@@ -163,12 +204,16 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     const problems: string[] = [];
     let topUp = false;
     if (req.uploadError) problems.push(pageError(req.uploadError, req.uploadError).message);
-    const files = req.uploadError ? [] : uploadedFiles(req);
-    if (files.length === 0 && !req.uploadError) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
+    // The language (issue 12) is checked before anything is kept: a bad one stages nothing.
+    const fields = UploadFields.safeParse(req.body ?? {});
+    if (!req.uploadError && !fields.success) problems.push('Choose a language from the list, or "Detect for each page".');
+    const files = req.uploadError || !fields.success ? [] : uploadedFiles(req);
+    if (files.length === 0 && problems.length === 0) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
+    const language = fields.success ? fields.data.language : null;
     const ids: string[] = [];
     for (const file of files) {
       try {
-        ids.push((await service.stage(req.user!.id, file)).upload.id);
+        ids.push((await service.stage(req.user!.id, { ...file, language })).upload.id);
       } catch (err) {
         const problem = asProblem(err);
         if (!problem || problem.status >= 500) throw err;

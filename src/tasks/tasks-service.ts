@@ -13,7 +13,7 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
 import * as uploads from './task-uploads-store.ts';
 import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
@@ -49,6 +49,8 @@ export interface UploadedFile {
   bytes: Buffer;
   /** The client's file name: shown and used for downloads, never for storage. */
   fileName: string;
+  /** The OCR language asked for (`eng`, `fra`, `deu`, `spa`); null or absent: detected per page. */
+  language?: string | null;
 }
 
 /** What a document will cost: `millicredits` for `pages` pages of `kind`. */
@@ -88,6 +90,8 @@ export interface PreparedUpload {
   idempotencyKey: string | undefined;
   /** Where the file will be stored (a generated key, never the client's name). */
   storageKey: string;
+  /** The OCR language asked for; null: detected per page. */
+  language: string | null;
 }
 
 /** What an Idempotency-Key of an upload is recorded as. */
@@ -217,6 +221,7 @@ export function createTasksService(deps: TasksServiceDeps) {
         bytes: file.bytes,
         idempotencyKey,
         storageKey: newStorageKey(),
+        language: file.language ?? null,
       };
     },
 
@@ -244,6 +249,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           holdId: prepared.holdId,
           jobId: crypto.randomUUID(),
           idempotencyKey: prepared.idempotencyKey ?? null,
+          language: prepared.language,
         });
         if (prepared.idempotencyKey) {
           const remembered = await idempotency.remember(trx, {
@@ -308,8 +314,9 @@ export function createTasksService(deps: TasksServiceDeps) {
 
     /**
      * Keeps an upload for confirmation (the first half of "estimate once, confirm"): inspects it
-     * (400 {@link DocumentRejectedProblem}), stores it under a generated key and prices it at
-     * today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
+     * (400 {@link DocumentRejectedProblem}), stores it under a generated key with its OCR
+     * `language` (already validated by the caller, e.g. with `UploadFields`; null: detected per
+     * page) and prices it at today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
      * are removed here, a few at a time.
      */
     async stage(userId: string, file: UploadedFile): Promise<StagedUpload> {
@@ -329,6 +336,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           sha256: sha256(file.bytes),
           storageKey,
           pages: info.pages,
+          language: file.language ?? null,
           expiresAt: new Date(Date.now() + UPLOAD_TTL_MS),
         });
       } catch (err) {
@@ -347,9 +355,9 @@ export function createTasksService(deps: TasksServiceDeps) {
     },
 
     /**
-     * Turns a kept upload into a task with the same id: one transaction holds the estimate at
-     * today's price (402 {@link InsufficientCreditsError}; the upload stays for a later try),
-     * inserts the task, deletes the upload and queues the job. Confirming the same upload
+     * Turns a kept upload into a task with the same id (and the upload's OCR language): one
+     * transaction holds the estimate at today's price (402 {@link InsufficientCreditsError}; the
+     * upload stays for a later try), inserts the task, deletes the upload and queues the job. Confirming the same upload
      * again returns its task (`replayed`).
      * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
      */
@@ -378,6 +386,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           holdId,
           jobId: crypto.randomUUID(),
           idempotencyKey: null,
+          language: upload.language,
         });
         await uploads.deleteUpload(trx, upload.id);
         // The job is queued in the same transaction as its hold and task (as the upload route does).
@@ -419,6 +428,26 @@ export function createTasksService(deps: TasksServiceDeps) {
       return { task, text: (await store.resultText(db, id)) ?? '' };
     },
 
+    /**
+     * A stored output of the completed task: the JSON result (`json`) or the searchable PDF (`pdf`).
+     * @throws {TaskStateError} 409 until the task has completed
+     * @throws {TaskNotFoundError} 404 when that output was not made (or its file is gone)
+     */
+    async resultFile(userId: string, id: string, format: 'json' | 'pdf'): Promise<{ task: Task; stream: Readable }> {
+      const task = await service.get(userId, id);
+      if (task.status !== 'completed') {
+        throw new TaskStateError(task.status, `The task is ${task.status}: its results are available once it has completed.`);
+      }
+      const key = format === 'json' ? task.resultKey : task.searchablePdfKey;
+      if (!key) throw new TaskOutputMissingError(format === 'pdf' ? 'No searchable PDF was made for this task.' : 'This task has no JSON result.');
+      try {
+        return { task, stream: await storage.stream(key) };
+      } catch (err) {
+        logger.warn({ err, taskId: id }, 'stored result missing');
+        throw new TaskNotFoundError();
+      }
+    },
+
     /** The uploaded file, as stored. @throws {TaskNotFoundError} 404, also when the file is gone. */
     async original(userId: string, id: string): Promise<{ task: Task; stream: Readable }> {
       const task = await service.get(userId, id);
@@ -444,6 +473,8 @@ export function createTasksService(deps: TasksServiceDeps) {
         return t;
       });
       await storage.remove(task.storageKey);
+      if (task.resultKey) await storage.remove(task.resultKey);
+      if (task.searchablePdfKey) await storage.remove(task.searchablePdfKey);
       if (store.UNFINISHED.includes(task.status)) {
         await queue.cancel?.({ taskId: task.id, jobId: task.jobId }).catch((err: unknown) => logger.warn({ err, taskId: id }, 'could not cancel job'));
       }

@@ -1,13 +1,15 @@
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { booksViolations } from '../helpers/factories.ts';
-import { balanceOf, buildTasksApp, fixture, signup, tinyPng, waitForTask, type TasksTestApp } from './tasks-helpers.ts';
+import { balanceOf, buildTasksApp, expectProblem, fixture, signup, stubProcessor, tinyPng, waitForTask, type StubCalls, type TasksTestApp } from './tasks-helpers.ts';
 
 // The /tasks pages without JavaScript: plain form posts (multipart with the CSRF token in the body),
 // every POST answered with a 303, the estimate shown before anything is held, one upload per file.
 let ta: TasksTestApp;
+// What the worker's OCR processor was asked for (the language of each job).
+const calls: StubCalls = { count: 0, byMarker: new Map() };
 beforeAll(async () => {
-  ta = await buildTasksApp();
+  ta = await buildTasksApp({ createProcessor: () => stubProcessor(calls) });
 });
 afterEach(async () => expect(await booksViolations(ta.t.db)).toEqual([]));
 afterAll(async () => ta?.close());
@@ -25,17 +27,18 @@ async function uploadForm(agent: request.Agent) {
   return { csrf: csrf!, page };
 }
 
-function postUpload(agent: request.Agent, csrf: string | undefined, files: Array<[Buffer, string]>) {
+function postUpload(agent: request.Agent, csrf: string | undefined, files: Array<[Buffer, string]>, language?: string) {
   const req = agent.post('/tasks/uploads').set('Accept', 'text/html');
   if (csrf) req.field('_csrf', csrf);
+  if (language !== undefined) req.field('language', language);
   for (const [bytes, name] of files) req.attach('file', bytes, name);
   return req;
 }
 
 /** Uploads through the form and returns the confirm page's upload ids and HTML. */
-async function stage(agent: request.Agent, files: Array<[Buffer, string]>) {
+async function stage(agent: request.Agent, files: Array<[Buffer, string]>, language?: string) {
   const { csrf } = await uploadForm(agent);
-  const res = await postUpload(agent, csrf, files).expect(303);
+  const res = await postUpload(agent, csrf, files, language).expect(303);
   const location = String(res.headers.location);
   expect(location).toMatch(/^\/tasks\?uploads=[0-9a-f,-]+#confirm$/);
   const page = await html(agent, location.replace(/#.*/, '')).expect(200);
@@ -94,8 +97,8 @@ describe('/tasks', () => {
       [fixture('multipage.pdf'), 'b.pdf'],
     ]);
     expect(ids).toHaveLength(2);
-    expect(page).toMatch(/a\.png<\/td><td class="num">1<\/td><td class="num">1\.5 credits/);
-    expect(page).toMatch(/b\.pdf<\/td><td class="num">6<\/td><td class="num">4 credits/);
+    expect(page).toMatch(/a\.png<\/td><td data-upload-language>Detected for each page<\/td><td class="num">1<\/td><td class="num">1\.5 credits/);
+    expect(page).toMatch(/b\.pdf<\/td><td data-upload-language>Detected for each page<\/td><td class="num">6<\/td><td class="num">4 credits/);
     expect(page).toContain('Confirm: run OCR for 5.5 credits');
     const res = await confirm(agent, csrf, ids).expect(303);
     expect(res.headers.location).toBe('/tasks#tasks');
@@ -103,6 +106,43 @@ describe('/tasks', () => {
     const list = await html(agent, '/tasks').expect(200);
     expect(list.text).toContain('2 documents are queued.');
     expect(await balanceOf(agent)).toEqual({ available: 4.5, held: 0 });
+  });
+
+  it('offers the languages and the price of each kind of page on the upload form', async () => {
+    const { agent } = await signup(ta.app);
+    const { page } = await uploadForm(agent);
+    expect(page.text).toMatch(/<select id="language" name="language"[^>]*>\s*<option value="">Detect for each page<\/option>/);
+    for (const [code, name] of [['eng', 'English'], ['fra', 'French'], ['deu', 'German'], ['spa', 'Spanish']]) {
+      expect(page.text).toContain(`<option value="${code}">${name}</option>`);
+    }
+    // the language comes before the files (with script, choosing files uploads them at once)
+    expect(page.text.indexOf('name="language"')).toBeLessThan(page.text.indexOf('name="file"'));
+    expect(page.text).toMatch(/plus 0\.5 per page read by OCR, [\d.]+ per page that already has text; blank pages are free/);
+  });
+
+  it('keeps the chosen language with the upload and reads the confirmed task in it (language=fra)', async () => {
+    const { agent } = await signup(ta.app);
+    const { ids, page, csrf } = await stage(agent, [[await tinyPng('page-lang-fra'), 'lettre.png']], 'fra');
+    expect(ids).toHaveLength(1);
+    expect(page).toMatch(/lettre\.png<\/td><td data-upload-language>French<\/td>/);
+    expect(await balanceOf(agent)).toEqual({ available: 10, held: 0 });
+    const before = calls.languages?.length ?? 0;
+    expect((await confirm(agent, csrf, ids).expect(303)).headers.location).toBe(`/tasks/${ids[0]}`);
+    const task = await waitForTask(agent, ids[0]!);
+    expect(task).toMatchObject({ status: 'completed', language: 'fra', fileName: 'lettre.png' });
+    expect(calls.languages!.slice(before)).toEqual(['fra']);
+    expect(await ta.t.db('tasks').where({ id: ids[0] }).first('language')).toEqual({ language: 'fra' });
+    expect((await html(agent, `/tasks/${ids[0]}`).expect(200)).text).toContain('French');
+  });
+
+  it('refuses an unknown language from the form before keeping anything, and says so after the redirect', async () => {
+    const { agent, userId } = await signup(ta.app);
+    const { csrf } = await uploadForm(agent);
+    const res = await postUpload(agent, csrf, [[await tinyPng('page-lang-bad'), 'a.png']], 'klingon').expect(303);
+    expect(res.headers.location).toBe('/tasks#upload');
+    expect((await html(agent, '/tasks').expect(200)).text).toContain('Choose a language from the list, or &#34;Detect for each page&#34;.');
+    expect(await ta.t.db('task_uploads').where({ user_id: userId }).count({ n: '*' })).toEqual([{ n: 0 }]);
+    expect(await balanceOf(agent)).toEqual({ available: 10, held: 0 });
   });
 
   it('refuses an upload without the CSRF token in the body, and keeps nothing', async () => {
@@ -149,6 +189,31 @@ describe('/tasks', () => {
     const other = await signup(ta.app);
     const theirs = await other.agent.post('/api/tasks/uploads').attach('file', await tinyPng('api-theirs'), 't.png').expect(201);
     await agent.post(`/api/tasks/uploads/${theirs.body.upload.id}/confirm`).expect(404);
+  });
+
+  it('the JSON API keeps the language with the upload (fra) and confirms it into a task read in French', async () => {
+    const { agent } = await signup(ta.app);
+    const staged = await agent.post('/api/tasks/uploads').field('language', 'fra').attach('file', await tinyPng('api-lang-fra'), 'fr.png').expect(201);
+    expect(staged.body.upload).toMatchObject({ fileName: 'fr.png', language: 'fra', credits: 1.5 });
+    const before = calls.languages?.length ?? 0;
+    const confirmed = await agent.post(`/api/tasks/uploads/${staged.body.upload.id}/confirm`).expect(202);
+    expect(confirmed.body.task).toMatchObject({ id: staged.body.upload.id, language: 'fra' });
+    expect(await waitForTask(agent, confirmed.body.task.id)).toMatchObject({ status: 'completed', language: 'fra' });
+    expect(calls.languages!.slice(before)).toEqual(['fra']);
+    // empty: detected per page
+    const auto = await agent.post('/api/tasks/uploads').field('language', '').attach('file', await tinyPng('api-lang-auto'), 'auto.png').expect(201);
+    expect(auto.body.upload.language).toBeNull();
+  });
+
+  it('the JSON API refuses an unknown language with a 400 naming the field, and keeps nothing', async () => {
+    const { agent, userId } = await signup(ta.app);
+    const files = ta.uploadsCount();
+    const res = await agent.post('/api/tasks/uploads').field('language', 'klingon').attach('file', await tinyPng('api-lang-bad'), 'x.png');
+    const problem = expectProblem(res, 400);
+    expect(problem.errors).toEqual([{ field: 'body.language', message: expect.stringContaining('eng, fra, deu, spa') }]);
+    expect(await ta.t.db('task_uploads').where({ user_id: userId }).count({ n: '*' })).toEqual([{ n: 0 }]);
+    expect(ta.uploadsCount()).toBe(files);
+    expect(await balanceOf(agent)).toEqual({ available: 10, held: 0 });
   });
 
   it('deletes a task from its page', async () => {
