@@ -9,7 +9,7 @@ import { createBenchRouter } from './credits/bench-routes.ts';
 import { isReady } from './db/database.ts';
 import type { Feature } from './feature.ts';
 import type { Services } from './services.ts';
-import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
+import { createSessionMiddleware, enforceAbsoluteLifetime, saveSessionBeforeRedirect } from './auth/session.ts';
 import { loadUser } from './auth/auth-middleware.ts';
 import { originCheck } from './http/origin-check.ts';
 import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
@@ -99,6 +99,7 @@ export function createApp(services: Services): express.Express {
   for (const f of features) if (f.raw) app.use(f.raw);
 
   app.use(sessionMiddleware);
+  app.use(saveSessionBeforeRedirect());
   app.use(enforceAbsoluteLifetime(config.session.maxAgeMs));
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
