@@ -18,10 +18,27 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** Saves a full-page screenshot of the journey's last page to test-results/<name>.png. */
+/**
+ * Saves a full-page screenshot of the page as it is now to test-results/<name>.png, for people to
+ * look at after a run. A screenshot is evidence, not a check: Chromium sometimes refuses one
+ * ("Unable to capture screenshot", seen in CI under load while a page settles), so this waits for
+ * the page to load, tries three times (the last one the viewport only), and then only warns.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(RESULTS_DIR, `${name}.png`), fullPage: true });
+  const file = path.join(RESULTS_DIR, `${name}.png`);
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      await page.waitForLoadState('load');
+      await page.screenshot({ path: file, fullPage: attempt < 3, timeout: 10_000 });
+      return;
+    } catch (error) {
+      lastError = error;
+      await page.waitForTimeout(250 * attempt);
+    }
+  }
+  console.warn(`screenshot ${name} not saved: ${lastError instanceof Error ? lastError.message.split('\n')[0] : String(lastError)}`);
 }
 
 /** A fresh user's sign-up details. */
