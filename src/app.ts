@@ -81,6 +81,9 @@ export function createApp(services: Services): express.Express {
   });
 
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
+  // Chart.js (usage and team charts) and Swagger UI (/api/docs), served from node_modules: no CDN.
+  app.use('/static/chart', express.static(path.join(ROOT, 'node_modules/chart.js/dist'), { maxAge: '1d' }));
+  app.use('/static/swagger-ui', express.static(path.join(ROOT, 'node_modules/swagger-ui-dist'), { maxAge: '1d', index: false }));
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
   const features: Feature[] = [
