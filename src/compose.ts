@@ -10,12 +10,15 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createStripeCustomers } from './payments/stripe-customers.ts';
+import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
+import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
-import type { TaskQueue } from './tasks/task-queue.ts';
+import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
 import { createApiKeys } from './api-keys/api-keys-service.ts';
@@ -34,8 +37,25 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
-  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
+  const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
+  const subscriptions = createSubscriptions({
+    db,
+    ledger,
+    stripe: infra.stripe,
+    customers,
+    config,
+    logger,
+    notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
+  });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
+  const stripeWebhook = createStripeWebhook({
+    db,
+    stripe: infra.stripe,
+    webhookSecret: infra.stripeWebhookSecret,
+    payments,
+    logger,
+    more: subscriptions.webhookHandlers,
+  });
   const auth = createAuthService({
     db,
     ledger,
@@ -71,6 +91,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     audit,
     pricing,
     payments,
+    subscriptions,
     stripeWebhook,
     auth,
     sessions,
@@ -108,8 +129,8 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
 }
 
 export interface WorkerOptions {
-  /** The started queue (pg-boss) the worker takes jobs from. */
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
+  /** The started queue (pg-boss) the worker takes jobs from, and renews the leases of. */
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds' | 'leaseSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds' | 'localWakers'>>;
   /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
   createProcessor?: () => OwnedProcessor;
 }
@@ -137,6 +158,7 @@ export async function createWorker(services: WorkerServices, options: WorkerOpti
       concurrency: config.tasks.workerConcurrency,
       createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),
       sweepIntervalMs: config.sweepIntervalMs,
+      maxAttemptSeconds: attemptTimeoutSeconds(config.tasks.holdTimeoutMs, 3),
     });
   } catch (err) {
     await pool?.close();

@@ -13,6 +13,7 @@ import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { Subscriptions } from './subscriptions/subscriptions-service.ts';
 import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
@@ -52,6 +53,8 @@ export interface Services extends Required<Infrastructure> {
   audit: AuditLog;
   pricing: Pricing;
   payments: Payments;
+  /** Subscription plans on Stripe Billing and their credits. */
+  subscriptions: Subscriptions;
   /** Our Stripe webhook endpoint's logic: verify, parse, deduplicate, dispatch. */
   stripeWebhook: StripeWebhook;
   auth: AuthService;

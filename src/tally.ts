@@ -90,7 +90,9 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
           const keys = await services.idempotency.purgeExpired();
-          if (holds + lots + keys > 0) logger.info({ holds, lots, idempotencyKeys: keys }, 'ledger sweep');
+          // Months 2–12 of yearly subscription plans whose month has begun.
+          const months = await services.subscriptions.creditDueMonths();
+          if (holds + lots + keys + months > 0) logger.info({ holds, lots, idempotencyKeys: keys, subscriptionMonths: months }, 'ledger sweep');
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }
@@ -107,7 +109,17 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
 
     const app = createApp(services);
 
-    const server = http.createServer(app);
+    // A slow client (a trickled upload, headers sent a byte at a time) is cut off instead of
+    // holding a connection for Node's default 300 s.
+    const server = http.createServer(
+      {
+        requestTimeout: config.http.requestTimeoutMs,
+        headersTimeout: config.http.headersTimeoutMs,
+        // how often Node looks for connections past those timeouts (default 30 s)
+        connectionsCheckingInterval: Math.max(1000, Math.min(30_000, Math.floor(config.http.headersTimeoutMs / 4))),
+      },
+      app,
+    );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

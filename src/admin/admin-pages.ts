@@ -12,8 +12,11 @@ import { parseOrThrow, schemas, validate } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
+import { actorUserId, auditWords } from './audit-words.ts';
 import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
+import { loadSubscriptionView } from '../subscriptions/subscriptions-json.ts';
 
 type FormName = 'grant' | 'adjust';
 
@@ -23,7 +26,13 @@ type FormName = 'grant' | 'adjust';
  * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
  * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
  */
-export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'> }): express.Router {
+export function createAdminPages(deps: {
+  admin: AdminService;
+  audit: AuditLog;
+  payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'>;
+  /** The subscription section with its invoices and the manual grant form (views/subscriptions/_admin.ejs). */
+  subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
+}): express.Router {
   const { admin, audit, payments } = deps;
   const pages = express.Router();
   pages.use('/admin', requireAdmin);
@@ -67,9 +76,11 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
     const { value: q, error } = queryOrEmpty(() => validate(UserDetailQuery, req, 'query'));
     const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
     const auditEntries = await admin.userAudit(user.id, 10);
+    const people = await admin.peopleByIds(transfers.items.map((e) => actorUserId(e.actor) ?? '').filter(Boolean));
     // The payments section, with refund forms (posted to the payments feature).
     const list = await payments.listPayments(user.id, 20);
     const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
+    const subscription = await loadSubscriptionView(deps.subscriptions, user.id);
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
@@ -82,8 +93,11 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
       historyError: error,
       auditEntries,
       adminPayments,
+      subscription,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
+      people,
+      words: auditWords,
       fmt: viewHelpers,
     });
   }
@@ -142,6 +156,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
       isFirstPage: !q.cursor,
       firstHref,
       nextHref: page.nextCursor ? `/admin/audit?${params}` : undefined,
+      words: auditWords,
       fmt: viewHelpers,
     });
   });

@@ -22,6 +22,8 @@ const KEY_ROUTES: Array<{ method: string; path: RegExp; scope: ApiKeyScope }> = 
   { method: 'GET', path: /^\/tasks\/?$/, scope: 'tasks:read' },
   { method: 'GET', path: /^\/tasks\/[^/]+(\/(result|download|events))?\/?$/, scope: 'tasks:read' },
   { method: 'POST', path: /^\/tasks\/?$/, scope: 'tasks:write' },
+  { method: 'POST', path: /^\/tasks\/uploads\/?$/, scope: 'tasks:write' },
+  { method: 'POST', path: /^\/tasks\/uploads\/[^/]+\/confirm\/?$/, scope: 'tasks:write' },
   { method: 'POST', path: /^\/tasks\/[^/]+\/retry\/?$/, scope: 'tasks:write' },
   { method: 'DELETE', path: /^\/tasks\/[^/]+\/?$/, scope: 'tasks:write' },
   { method: 'GET', path: /^\/credits\/(balance|transfers(\/[^/]+)?)\/?$/, scope: 'credits:read' },

@@ -12,6 +12,8 @@ export type Role = CurrentUser['role'];
 export interface Flash {
   type: 'success' | 'error';
   message: string;
+  /** Show a "Buy more credits" link after the message (not enough credits). */
+  topUp?: boolean;
 }
 
 declare module 'express-session' {

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
-import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
 import type { Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { CurrentUser, Flash } from './auth-types.ts';
+import { createSessionStore } from './session-store.ts';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'tally.sid';
@@ -25,7 +25,8 @@ export function resolveSessionSecret(config: Pick<Config, 'session' | 'dataDir' 
 }
 
 /**
- * express-session stored in PostgreSQL (connect-pg-simple; table made by a migration). Cookie:
+ * express-session stored in PostgreSQL ({@link createSessionStore}: a destroyed session stays
+ * destroyed; expiry written at most once a minute). Table made by a migration. Cookie:
  * httpOnly, SameSite=Lax, Secure when APP_URL is https; idle timeout rolling (`idleMs`), and an
  * absolute lifetime (`maxAgeMs`) counted from sign-in, enforced by {@link enforceAbsoluteLifetime}.
  */
@@ -34,8 +35,7 @@ export function createSessionMiddleware(
   config: Pick<Config, 'session'>,
   secret: string,
 ): { middleware: RequestHandler; store: session.Store } {
-  const PgStore = connectPgSimple(session);
-  const store = new PgStore({ pool, tableName: 'session', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
+  const store = createSessionStore(pool);
   const middleware = session({
     name: SESSION_COOKIE,
     secret,
@@ -96,6 +96,23 @@ export function endSession(req: Request, res: Response, config: Pick<Config, 'se
     if (!req.session) return resolve();
     req.session.destroy((err) => (err ? reject(err) : resolve()));
   });
+}
+
+/**
+ * Makes `res.redirect` wait until a session holding a one-time message is stored. express-session
+ * sends a response's headers before its store write finishes, so a browser could follow the 303
+ * and load the next page from the old session: the message ("Welcome to Tally!", "2 documents are
+ * queued") would be lost. Mount right after the session middleware.
+ */
+export function saveSessionBeforeRedirect(): RequestHandler {
+  return (req, res, next) => {
+    const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
+    res.redirect = ((...args: unknown[]) => {
+      if (!req.session?.flash) return redirect(...args);
+      req.session.save((err) => (err ? next(err) : redirect(...args)));
+    }) as typeof res.redirect;
+    next();
+  };
 }
 
 /** Stores a one-time message for the next page (see {@link takeFlash}). */

@@ -152,6 +152,21 @@ async function retrying<T>(fn: () => Promise<T>): Promise<T> {
 /** Where a hold's operations queue for group commit: its user, when this process reserved it. */
 const MAX_REMEMBERED_HOLDS = 100_000;
 
+/** The parameters of the `debit` ledger function for a {@link DebitInput} (millicredits). */
+function debitOp(input: DebitInput) {
+  return {
+    op: 'debit' as const,
+    id: input.transferId,
+    userId: input.userId,
+    amount: input.millicredits,
+    kind: input.kind,
+    reason: input.reason ?? null,
+    actor: input.actor,
+    refType: input.reference?.type ?? null,
+    refId: input.reference?.id ?? null,
+  };
+}
+
 /**
  * The double-entry credit ledger (DESIGN.md, "The ledger"): grants create lots, holds reserve
  * credits in two phases, spends draw from lots soonest-expiring first then oldest, and every
@@ -291,17 +306,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
     async debit(input: DebitInput, trx?: Trx): Promise<{ transfer: Transfer; replayed: boolean }> {
       assertMillicredits(input.millicredits);
       const o = await apply(
-        {
-          op: 'debit',
-          id: input.transferId,
-          userId: input.userId,
-          amount: input.millicredits,
-          kind: input.kind,
-          reason: input.reason ?? null,
-          actor: input.actor,
-          refType: input.reference?.type ?? null,
-          refId: input.reference?.id ?? null,
-        },
+        debitOp(input),
         trx,
         `user:${input.userId}`,
       );
@@ -321,17 +326,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       assertMillicredits(input.millicredits);
       const { outcome, end } = await store.applyOpOpen(
         db,
-        {
-          op: 'debit',
-          id: input.transferId,
-          userId: input.userId,
-          amount: input.millicredits,
-          kind: input.kind,
-          reason: input.reason ?? null,
-          actor: input.actor,
-          refType: input.reference?.type ?? null,
-          refId: input.reference?.id ?? null,
-        },
+        debitOp(input),
         clock(),
       );
       accepted(outcome);
@@ -382,6 +377,23 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
         if (accounts.length === 0) return count;
         for (const accountId of accounts) count += await retrying(() => store.expireLotsOf(db, accountId, now));
         if (accounts.length < batch) return count;
+      }
+    },
+
+    /**
+     * Ends one lot now, ahead of its `expires_at`: its unheld remainder goes to the `expired` account
+     * in one `expiry` transfer (the same transfer the sweeper would make; what holds keep stays
+     * reserved and expires once released). For grants whose period ends by an event rather than by
+     * the clock, e.g. a subscription period ended by its renewal invoice (Stripe test clocks run
+     * ahead of real time). Returns the millicredits expired now (0 when nothing was left).
+     * @throws LotNotFoundError for an unknown lot.
+     */
+    async expireLot(input: { lotId: string; actor: string; reason?: string | null }, trx?: Trx): Promise<{ expired: number }> {
+      try {
+        return { expired: await store.expireLot(trx ?? db, input.lotId, input.actor, input.reason ?? null) };
+      } catch (err) {
+        if ((err as { code?: string }).code === 'TL404') throw new LotNotFoundError();
+        throw err;
       }
     },
 

@@ -8,6 +8,7 @@ import { millicreditsToCredits } from '../ledger/credits.ts';
 import { formatMoney } from '@tally/money';
 import { numericIdCursor, paginate, type Page } from '../pagination.ts';
 import * as store from './payments-store.ts';
+import type { StripeCustomers } from './stripe-customers.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
 
 /** Called inside the payment's transaction: receipts and refund notices (src/notifications/payment-notices.ts). */
@@ -25,6 +26,8 @@ export interface PaymentsDeps {
   stripe: Stripe;
   config: Pick<Config, 'appUrl' | 'packBonusExpiryDays'>;
   logger: Logger;
+  /** Users' Stripe customers (shared with subscriptions). */
+  customers: StripeCustomers;
 }
 
 /** The fields of a `charge.refunded` event's charge that a refund needs. */
@@ -65,16 +68,7 @@ const idOf = (v: string | { id: string } | null | undefined): string | null => (
 export function createPayments(deps: PaymentsDeps) {
   const { db, ledger, stripe, config, logger } = deps;
 
-  async function customerFor(user: { id: string; email: string; name: string }): Promise<string> {
-    const known = await store.findCustomerId(db, user.id);
-    if (known) return known;
-    // Stripe idempotency key: concurrent first checkouts create one customer (Stripe docs, "Idempotent requests").
-    const customer = await stripe.customers.create(
-      { email: user.email, name: user.name, metadata: { userId: user.id } },
-      { idempotencyKey: `tally-customer-${user.id}` },
-    );
-    return store.saveCustomerId(db, user.id, customer.id);
-  }
+  const customerFor = (user: { id: string; email: string; name: string }) => deps.customers.customerFor(user);
 
   /**
    * Grants a paid payment's credits: one `purchase` lot (never expires) and, if the pack has a
@@ -337,6 +331,28 @@ export function createPayments(deps: PaymentsDeps) {
       const payment = await store.findPayment(db, paymentId);
       if (!payment || (userId !== null && payment.userId !== userId)) throw new NotFoundError('payment');
       return { payment, refunds: await store.listRefunds(db, payment.id) };
+    },
+
+    /**
+     * The buyer came back through the checkout's cancel URL: an abandoned checkout. Expires its
+     * open Checkout Session at Stripe (`POST /v1/checkout/sessions/:id/expire`), so it cannot be
+     * paid later, and marks the payment `expired` at once (Stripe's `checkout.session.expired`
+     * then finds it so). Returns the payment as it is now; nothing happens unless it is the
+     * user's and still pending. A session Stripe will not expire (just completed) is left alone.
+     */
+    async abandonCheckout(paymentId: string, userId: string): Promise<Payment | undefined> {
+      const payment = await store.findPayment(db, paymentId);
+      if (!payment || payment.userId !== userId) return undefined;
+      if (payment.status !== 'pending' || !payment.checkoutSessionId) return payment;
+      try {
+        const session = await stripe.checkout.sessions.expire(payment.checkoutSessionId);
+        if (session.status !== 'expired') return payment;
+      } catch (err) {
+        logger.info({ err, paymentId }, 'checkout session not expired on cancel');
+        return (await store.findPayment(db, paymentId)) ?? payment;
+      }
+      await inTransaction(db, (trx) => store.markExpired(trx, payment.id));
+      return (await store.findPayment(db, paymentId)) ?? payment;
     },
 
     /**

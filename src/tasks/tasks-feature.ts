@@ -1,6 +1,6 @@
 import type { Feature } from '../feature.ts';
 import type { Services } from '../services.ts';
-import { createTasksPages } from './tasks-pages.ts';
+import { createTasksPages, createTasksUploadParser } from './tasks-pages.ts';
 import { createTasksRouter } from './tasks-router.ts';
 import { createWalletResolver } from '../teams/wallets.ts';
 
@@ -9,6 +9,7 @@ export function createTasksFeature(services: Services): Feature {
   const { tasks, pricing, config, logger, ledger, db } = services;
   const maxUploadBytes = config.tasks.maxUploadBytes;
   return {
+    raw: createTasksUploadParser(maxUploadBytes),
     api: createTasksRouter({
       service: tasks,
       ledger,
@@ -17,6 +18,7 @@ export function createTasksFeature(services: Services): Feature {
       topUpUrl: `${config.appUrl}/pricing`,
       maxUploadBytes,
       logger,
+      maxEventStreamsPerUser: config.tasks.maxEventStreamsPerUser,
       spender: createWalletResolver(services.teams),
     }),
     pages: createTasksPages({
@@ -28,6 +30,7 @@ export function createTasksFeature(services: Services): Feature {
         const [teams, current] = await Promise.all([services.teams.listFor(userId), services.teams.defaultWallet(userId)]);
         return { teams: teams.map((t) => ({ id: t.id, name: t.name })), current: current ? `team:${current}` : 'personal' };
       },
+      poolAvailable: (teamId) => ledger.getAvailable(teamId),
     }),
   };
 }

@@ -1,4 +1,4 @@
-import { attributeHold, checkSpendPolicies, type Spender } from '../teams/spend-policy.ts';
+import { assertActiveMember, assertKeyMaySpendFrom, attributeHold, checkSpendPolicies, spenderOf, teamOfHold, type Spender, type SpendingKey } from '../teams/spend-policy.ts';
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config.ts';
@@ -14,7 +14,9 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError } from './task-problems.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
+import * as uploads from './task-uploads-store.ts';
+import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
 import { ocrCost } from './task-pricing.ts';
 import { taskJson } from './tasks-json.ts';
@@ -98,13 +100,28 @@ const CREATE_OPERATION = 'task.create';
 
 const LIST_MAX = 100;
 
+/** How long an upload waits for its confirmation before it is forgotten, ms. */
+export const UPLOAD_TTL_MS = 60 * 60_000;
+
+/** An upload kept for confirmation, and what it would hold at today's price. */
+export interface StagedUpload {
+  upload: TaskUpload;
+  millicredits: number;
+}
+
+/**
+ * Bidirectional-text controls (Unicode UAX #9: embeddings, overrides, isolates, marks). In a file
+ * name they only serve to disguise it: `invoice\u202Egnp.exe` displays as `invoiceexe.png`.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+
 /**
  * A readable, safe display name from a client's file name: no directories, no control
- * characters, at most 200 characters; `document` when nothing is left.
+ * characters, no bidirectional-text controls, at most 200 characters; `document` when nothing is left.
  */
 export function cleanFileName(name: string | undefined): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
-  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').replace(/\s+/g, ' ').trim();
+  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').replace(BIDI_CONTROLS, '').replace(/\s+/g, ' ').trim();
   return [...clean].slice(0, 200).join('') || 'document';
 }
 
@@ -309,11 +326,112 @@ export function createTasksService(deps: TasksServiceDeps) {
       }
     },
 
+    /**
+     * Keeps an upload for confirmation (the first half of "estimate once, confirm"): inspects it
+     * (400 {@link DocumentRejectedProblem}), stores it under a generated key with its OCR
+     * `language` (already validated by the caller, e.g. with `UploadFields`; null: detected per
+     * page) and prices it at today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
+     * are removed here, a few at a time. With a `spender` (src/teams/wallets.ts) the upload keeps its
+     * wallet (a team's pool: 403 `not_a_team_member` unless the user is a current member) and the
+     * API key that staged it, and {@link confirm} spends the same way.
+     */
+    async stage(userId: string, file: UploadedFile, spender?: Spender): Promise<StagedUpload> {
+      // A pool the user cannot spend from is refused before anything is kept (checked again at the hold).
+      if (spender?.teamId) await assertActiveMember(db, spender.teamId, userId);
+      const info = await inspect(file.bytes);
+      const { millicredits } = await ocrCost(pricing, info.pages);
+      const storageKey = newStorageKey();
+      await storage.put(storageKey, file.bytes);
+      let upload: TaskUpload;
+      try {
+        upload = await uploads.insertUpload(db, {
+          id: crypto.randomUUID(),
+          userId,
+          fileName: cleanFileName(file.fileName),
+          kind: info.kind,
+          mimeType: info.mimeType,
+          sizeBytes: file.bytes.byteLength,
+          sha256: sha256(file.bytes),
+          storageKey,
+          pages: info.pages,
+          language: file.language ?? null,
+          teamId: spender?.teamId ?? null,
+          apiKeyId: spender?.apiKeyId ?? null,
+          expiresAt: new Date(Date.now() + UPLOAD_TTL_MS),
+        });
+      } catch (err) {
+        await storage.remove(storageKey);
+        throw err;
+      }
+      const stale = await uploads.deleteExpiredUploads(db, 20);
+      for (const key of stale) await storage.remove(key).catch((err: unknown) => logger.warn({ err }, 'could not remove an expired upload'));
+      return { upload, millicredits };
+    },
+
+    /** The user's uploads among `ids` still waiting for confirmation, priced at today's price. */
+    async staged(userId: string, ids: readonly string[]): Promise<StagedUpload[]> {
+      const rows = await uploads.findUploads(db, userId, ids);
+      return Promise.all(rows.map(async (upload) => ({ upload, millicredits: (await ocrCost(pricing, upload.pages)).millicredits })));
+    },
+
+    /**
+     * Turns a kept upload into a task with the same id (and the upload's OCR language): one
+     * transaction holds the estimate at today's price (402 {@link InsufficientCreditsError}; the
+     * upload stays for a later try), inserts the task, deletes the upload and queues the job. Confirming the same upload
+     * again returns its task (`replayed`).
+     * The hold goes on the wallet kept with the upload (a team's pool within the member's budgets),
+     * attributed to `key` — the confirming request's API key — or else to the key that staged it.
+     * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
+     * @throws 403 `member-budget-exceeded`, `key-credit-limit-exceeded`, `not_a_team_member`,
+     *   `wallet_not_allowed_for_key` (src/teams/spend-policy.ts); the upload stays
+     */
+    async confirm(userId: string, uploadId: string, key?: SpendingKey | null): Promise<TaskResult> {
+      const outcome = await inTransaction(db, async (trx): Promise<TaskResult> => {
+        const [upload] = await uploads.findUploads(trx, userId, [uploadId], { lock: true });
+        if (!upload) {
+          const existing = await store.findTask(trx, uploadId, { userId });
+          if (existing) return { task: existing, replayed: true };
+          throw new UploadNotFoundError();
+        }
+        const { millicredits } = await ocrCost(pricing, upload.pages);
+        const holdId = `task:${upload.id}`;
+        assertKeyMaySpendFrom(key, upload.teamId);
+        const spender = spenderOf(userId, upload.teamId, key?.id ?? upload.apiKeyId);
+        await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx, spender);
+        const task = await store.insertTask(trx, {
+          id: upload.id,
+          userId,
+          fileName: upload.fileName,
+          kind: upload.kind,
+          mimeType: upload.mimeType,
+          sizeBytes: upload.sizeBytes,
+          sha256: upload.sha256,
+          storageKey: upload.storageKey,
+          pages: upload.pages,
+          estimatedMillicredits: millicredits,
+          holdId,
+          jobId: crypto.randomUUID(),
+          idempotencyKey: null,
+          language: upload.language,
+        });
+        await uploads.deleteUpload(trx, upload.id);
+        // The job is queued in the same transaction as its hold and task (as the upload route does).
+        await queue.enqueue({ taskId: task.id, jobId: task.jobId }, trx);
+        return { task, replayed: false };
+      });
+      return outcome;
+    },
+
     /** The user's task. @throws {TaskNotFoundError} 404 when missing or someone else's. */
     async get(userId: string, id: string): Promise<Task> {
       const task = await store.findTask(db, id, { userId });
       if (!task) throw new TaskNotFoundError();
       return task;
+    },
+
+    /** The tasks with these ids, whoever owns them (the progress streams' one poller; ids checked by the caller). */
+    async findMany(ids: string[]): Promise<Task[]> {
+      return store.findTasks(db, ids);
     },
 
     /** Per-page statistics of the user's task (empty until it completed). */
@@ -396,9 +514,11 @@ export function createTasksService(deps: TasksServiceDeps) {
     /**
      * Runs a failed task again under a new hold for its estimate at today's price (402 when short)
      * and a new job. With an `idempotencyKey`, repeating the request returns the same try.
+     * The new hold goes on the wallet the failed try spent from (a team's pool within the member's
+     * budgets, issue 16), attributed to the request's API `key` if any.
      * @throws {TaskStateError} 409 unless the task has failed
      */
-    async retry(userId: string, id: string, idempotencyKey?: string): Promise<TaskResult> {
+    async retry(userId: string, id: string, idempotencyKey?: string, key?: SpendingKey | null): Promise<TaskResult> {
       const holdId = idempotencyKey
         ? `task:${id}:retry:${keyHash(userId, idempotencyKey).slice(0, 32)}`
         : `task:${id}:retry:${crypto.randomUUID()}`;
@@ -408,7 +528,9 @@ export function createTasksService(deps: TasksServiceDeps) {
         if (t.holdId === holdId) return { task: t, replayed: true };
         if (t.status !== 'failed') throw new TaskStateError(t.status, `Only a failed task can be retried; this one is ${t.status}.`);
         const { millicredits } = await ocrCost(pricing, t.pages);
-        await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx);
+        const teamId = await teamOfHold(trx, t.holdId);
+        assertKeyMaySpendFrom(key, teamId);
+        await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx, spenderOf(userId, teamId, key?.id ?? null));
         return { task: await store.requeue(trx, id, holdId, crypto.randomUUID(), millicredits), replayed: false };
       });
       if (outcome.replayed) return outcome;

@@ -1,5 +1,5 @@
 import { AppError, ForbiddenError, UnauthorizedError } from '../http/errors.ts';
-import type { Trx } from '../db/database.ts';
+import type { Db, Trx } from '../db/database.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Hold } from '../ledger/ledger-types.ts';
 
@@ -130,4 +130,47 @@ export async function attributeHold(trx: Trx, spender: Spender, hold: Hold): Pro
     .insert({ hold_id: hold.id, account_id: hold.accountId, user_id: spender.userId, team_id: spender.teamId, api_key_id: spender.apiKeyId })
     .onConflict('hold_id')
     .ignore();
+}
+
+/**
+ * The spender of a job on `teamId`'s pool (null: the user's own wallet), placed by `userId`
+ * through `apiKeyId` (null: a browser session). Undefined for the user's own wallet without a key:
+ * no policy to enforce, the hold goes on the user's account as before.
+ */
+export function spenderOf(userId: string, teamId: string | null, apiKeyId: string | null): Spender | undefined {
+  if (teamId) return { ownerId: teamId, userId, teamId, apiKeyId };
+  return apiKeyId ? { ownerId: userId, userId, teamId: null, apiKeyId } : undefined;
+}
+
+/** The request's API key, as far as spending goes: its id and its team (null: a personal key). */
+export interface SpendingKey {
+  id: string;
+  teamId: string | null;
+}
+
+/**
+ * 403 `wallet_not_allowed_for_key`: a team key spends only from its team's pool, so it cannot
+ * confirm or retry a job whose wallet is another one.
+ */
+export function assertKeyMaySpendFrom(key: SpendingKey | null | undefined, teamId: string | null): void {
+  if (key?.teamId && key.teamId !== teamId) {
+    throw new ForbiddenError("This API key spends only from its team's pool; this job's wallet is another one.", 'wallet_not_allowed_for_key');
+  }
+}
+
+/**
+ * 403 `not_a_team_member` unless `userId` is a current member of `teamId` (read without a lock:
+ * for refusing early, e.g. when an upload is kept; the hold checks again under the member lock).
+ */
+export async function assertActiveMember(q: Db | Trx, teamId: string, userId: string): Promise<void> {
+  const m = await q('team_members').where({ team_id: teamId, user_id: userId }).whereNull('removed_at').first('role');
+  if (!m) throw new ForbiddenError('You are not a member of this team.', 'not_a_team_member');
+}
+
+/** The team whose pool holds `holdId` (null: a user's own account, or no such hold). */
+export async function teamOfHold(q: Trx, holdId: string): Promise<string | null> {
+  const row = (await q('holds as h').join('accounts as a', 'a.id', 'h.account_id').where('h.id', holdId).first('a.team_id')) as
+    | { team_id: string | null }
+    | undefined;
+  return row?.team_id ?? null;
 }

@@ -213,7 +213,7 @@ describe('teams', () => {
     expect(keys.text).toContain('Create a key');
   });
 
-  it('the /tasks form offers the team pool; its upload spends from it and an over-budget job is refused on the page', async () => {
+  it('the /tasks form offers the team pool; the wallet is kept from upload to confirm, and an over-budget job is refused on the page', async () => {
     const { owner, team, members } = await teamWith(1);
     const m = members[0]!;
     await fundAccount(ta.deps.ledger, team.id, 10_000);
@@ -221,13 +221,100 @@ describe('teams', () => {
     const page = await m.agent.get('/tasks').set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Team Acme (within your budget)');
     const csrf = csrfFrom(page.text);
-    const post = async () =>
-      m.agent.post(`/tasks?_csrf=${encodeURIComponent(csrf)}`).set('Accept', 'text/html').field('wallet', `team:${team.id}`).attach('file', await tinyPng(), 'scan.png');
-    expect((await post()).status).toBe(303);
+    const stageAndConfirm = async (name: string) => {
+      const staged = await m.agent.post('/tasks/uploads').set('Accept', 'text/html').field('_csrf', csrf).field('wallet', `team:${team.id}`).attach('file', await tinyPng(name), `${name}.png`).expect(303);
+      const confirmPage = await m.agent.get(String(staged.headers.location).replace(/#.*/, '')).set('Accept', 'text/html').expect(200);
+      // The confirm step names the pool that pays, not the member's own balance.
+      expect(confirmPage.text).toMatch(/data-staged-wallet>Team Acme \([\d.]+ credits\), within your budget/);
+      const ids = [...confirmPage.text.matchAll(/name="uploadId" value="([^"]+)"/g)].map((x) => x[1]!);
+      expect(ids).toHaveLength(1);
+      const res = await m.agent.post('/tasks/confirm').set('Accept', 'text/html').type('form').send(`_csrf=${encodeURIComponent(csrfFrom(confirmPage.text))}&uploadId=${ids[0]}`).expect(303);
+      return { location: String(res.headers.location), id: ids[0]! };
+    };
+    const first = await stageAndConfirm('one');
+    expect(first.location).toBe(`/tasks/${first.id}`);
     expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 1500 });
-    const refused = await post();
-    expect(refused.status).toBe(403);
-    expect(refused.text).toContain('daily budget');
+    const refused = await stageAndConfirm('two');
+    expect(refused.location).toMatch(/^\/tasks/);
+    const after = await m.agent.get(refused.location.replace(/#.*/, '')).set('Accept', 'text/html').expect(200);
+    expect(after.text).toContain('daily budget');
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 1500 });
     expect((await m.agent.get('/api/credits/balance').expect(200)).body).toMatchObject({ available: 10, held: 0 });
+    // A pool the user is not in keeps nothing.
+    const stranger = await signup(ta.app);
+    const sPage = await stranger.agent.get('/tasks').set('Accept', 'text/html').expect(200);
+    expect(sPage.text).not.toContain('Pay from');
+    const sRes = await stranger.agent.post('/tasks/uploads').set('Accept', 'text/html').field('_csrf', csrfFrom(sPage.text)).field('wallet', `team:${team.id}`).attach('file', await tinyPng('s'), 's.png').expect(303);
+    expect(sRes.headers.location).toBe('/tasks#upload');
+    expect(await ta.t.db('task_uploads').where({ user_id: stranger.userId }).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+  });
+
+  it('the API keeps the wallet from stage to confirm: the pool pays within the budget; a team key stages for its pool', async () => {
+    const { owner, team, members } = await teamWith(1);
+    const m = members[0]!;
+    await fundAccount(ta.deps.ledger, team.id, 10_000);
+    await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ dailyBudget: 3 }).expect(204);
+    const staged = await m.agent.post('/api/tasks/uploads').field('wallet', `team:${team.id}`).attach('file', await tinyPng('a'), 'a.png').expect(201);
+    expect(staged.body.upload).toMatchObject({ wallet: `team:${team.id}`, credits: 1.5 });
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 0 });
+    await m.agent.post(`/api/tasks/uploads/${staged.body.upload.id}/confirm`).expect(202);
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ available: 8500, held: 1500 });
+    expect(await ta.t.db('spend_attributions').where({ hold_id: `task:${staged.body.upload.id}` }).first()).toMatchObject({ team_id: team.id, user_id: m.userId, api_key_id: null });
+
+    // A team key: the upload is the pool's without a wallet field; confirming with the key attributes it.
+    const { secret, key } = (await m.agent.post('/api/keys').send({ name: 'ci', teamId: team.id, scopes: ['tasks:write', 'tasks:read'] }).expect(201)).body;
+    const viaKey = await request(ta.app).post('/api/tasks/uploads').set('Authorization', `Bearer ${secret}`).attach('file', await tinyPng('b'), 'b.png').expect(201);
+    expect(viaKey.body.upload.wallet).toBe(`team:${team.id}`);
+    await request(ta.app).post(`/api/tasks/uploads/${viaKey.body.upload.id}/confirm`).set('Authorization', `Bearer ${secret}`).expect(202);
+    expect(await ta.t.db('spend_attributions').where({ hold_id: `task:${viaKey.body.upload.id}` }).first()).toMatchObject({ team_id: team.id, api_key_id: key.id });
+
+    // Past the budget: 403 at confirm, nothing held, the upload stays for later.
+    const third = await m.agent.post('/api/tasks/uploads').field('wallet', `team:${team.id}`).attach('file', await tinyPng('c'), 'c.png').expect(201);
+    const refused = expectProblem(await m.agent.post(`/api/tasks/uploads/${third.body.upload.id}/confirm`), 403);
+    expect(refused).toMatchObject({ type: expect.stringMatching(/member-budget-exceeded$/), budget: 'daily', limit: 3, held: 3 });
+    expect(await ta.t.db('task_uploads').where({ id: third.body.upload.id }).first()).toBeTruthy();
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 3000 });
+
+    // A personal upload cannot be confirmed with a team key (it spends only from its pool).
+    const personal = await m.agent.post('/api/tasks/uploads').field('wallet', 'personal').attach('file', await tinyPng('d'), 'd.png').expect(201);
+    expect(personal.body.upload.wallet).toBe('personal');
+    const wrong = expectProblem(await request(ta.app).post(`/api/tasks/uploads/${personal.body.upload.id}/confirm`).set('Authorization', `Bearer ${secret}`), 403);
+    expect(wrong).toMatchObject({ type: expect.stringMatching(/wallet_not_allowed_for_key$/) });
+    // A stranger cannot stage for the pool; a malformed wallet names the field.
+    const stranger = await signup(ta.app);
+    expectProblem(await stranger.agent.post('/api/tasks/uploads').field('wallet', `team:${team.id}`).attach('file', await tinyPng('e'), 'e.png'), 403);
+    const bad = expectProblem(await m.agent.post('/api/tasks/uploads').field('wallet', 'team:nope').attach('file', await tinyPng('f'), 'f.png'), 400);
+    expect(JSON.stringify(bad)).toContain('body.wallet');
+    expect(await ta.t.db('task_uploads').where({ user_id: stranger.userId }).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+  });
+
+  it("a retried team task charges the team's pool, not the member's own wallet, within the budget", async () => {
+    const { owner, team, members } = await teamWith(1);
+    const m = members[0]!;
+    await fundAccount(ta.deps.ledger, team.id, 10_000);
+    await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ dailyBudget: 3 }).expect(204);
+    const id = (await uploadTo(m.agent, team.id).then((r) => (expect(r.status).toBe(202), r))).body.task.id as string;
+    // The job fails: its hold is voided (as the worker does), the task is failed.
+    await ta.t.db.transaction(async (trx) => {
+      await ta.deps.ledger.void({ holdId: `task:${id}`, actor: 'system' }, trx);
+      await trx('tasks').where({ id }).update({ status: 'failed', charged_millicredits: 0, error_code: 'ocr_failed', error_detail: 'x', completed_at: trx.fn.now() });
+    });
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ available: 10_000, held: 0 });
+    await m.agent.post(`/api/tasks/${id}/retry`).expect(202);
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ available: 8500, held: 1500 });
+    expect((await m.agent.get('/api/credits/balance').expect(200)).body).toMatchObject({ available: 10, held: 0 });
+    const retryHold = (await ta.t.db('tasks').where({ id }).first('hold_id')).hold_id as string;
+    expect(await ta.t.db('spend_attributions').where({ hold_id: retryHold }).first()).toMatchObject({ team_id: team.id, user_id: m.userId });
+    // The retry counts against the budget like any job: a second failure's retry past it is refused.
+    await uploadTo(m.agent, team.id).then((r) => expect(r.status).toBe(202));
+    await ta.t.db.transaction(async (trx) => {
+      await ta.deps.ledger.void({ holdId: retryHold, actor: 'system' }, trx);
+      await trx('tasks').where({ id }).update({ status: 'failed', charged_millicredits: 0, error_code: 'ocr_failed', error_detail: 'x', completed_at: trx.fn.now() });
+    });
+    await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ dailyBudget: 2 }).expect(204);
+    expect(expectProblem(await m.agent.post(`/api/tasks/${id}/retry`), 403)).toMatchObject({ type: expect.stringMatching(/member-budget-exceeded$/) });
+    // A removed member cannot retry on the pool either.
+    await owner.agent.delete(`/api/teams/${team.id}/members/${m.userId}`).expect(204);
+    expect(expectProblem(await m.agent.post(`/api/tasks/${id}/retry`), 403)).toMatchObject({ type: expect.stringMatching(/not_a_team_member$/) });
   });
 });
