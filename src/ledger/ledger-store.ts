@@ -342,6 +342,22 @@ export async function applyBatch(db: Db, ops: LedgerOp[], now: Date): Promise<Op
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
 }
 
+/**
+ * Moves purchased credits between two owned accounts (`ledger_transfer_purchased_op`, migration
+ * 20261130180200): the outcome `{transfers, lots, replayed}` or a refusal value (TL402/TL409/TL413).
+ */
+export async function transferPurchased(
+  q: Db | Trx,
+  o: { id: string; fromOwnerId: string; toOwnerId: string; amount: number; kind: string; reason: string | null; actor: string; refType: string | null; refId: string | null },
+  now: Date,
+): Promise<OpOutcome> {
+  const { rows } = await q.raw(
+    'SELECT ledger_transfer_purchased_op(?, ?::uuid, ?::uuid, ?::bigint, ?, ?::timestamptz, ?, ?, ?, ?) AS r',
+    [o.id, o.fromOwnerId, o.toOwnerId, o.amount, o.kind, now, o.reason, o.actor, o.refType, o.refId] as Knex.RawBinding[],
+  );
+  return rows[0].r as OpOutcome;
+}
+
 /** Ends one lot now (`ledger_expire_lot_op`): its unheld remainder expires; returns the millicredits expired. */
 export async function expireLot(db: Db | Trx, lotId: string, actor: string, reason: string | null): Promise<number> {
   const r = await db.raw('SELECT ledger_expire_lot_op(?::uuid, ?, ?) AS r', [lotId, actor, reason]);

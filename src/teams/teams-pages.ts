@@ -68,11 +68,12 @@ export function createTeamsPages(deps: { teams: Teams; ledger: Ledger; apiKeys: 
     const { id } = parseOrThrow(TeamParams, req.params, 'params');
     const member = typeof req.query.member === 'string' && z.uuid().safeParse(req.query.member).success ? req.query.member : undefined;
     const team = await teams.get(id, req.user!.id);
-    const [balance, members, history, packages] = await Promise.all([
+    const [balance, members, history, packages, usage] = await Promise.all([
       ledger.getBalance(id),
       teams.members(id, req.user!.id),
       teams.history(id, req.user!.id, { memberId: member, limit: 100 }),
       payments.listPackages(),
+      teams.usageByMember(id, req.user!.id, { days: 14 }),
     ]);
     const manage = team.role === 'owner' || team.role === 'admin';
     res.render('teams/show', {
@@ -86,11 +87,32 @@ export function createTeamsPages(deps: { teams: Teams; ledger: Ledger; apiKeys: 
       history: history.map((h) => ({ ...h, amount: millicreditsToCredits(h.amount) })),
       member,
       packages,
+      usage: usageView(usage),
       fmt: viewHelpers,
     });
   });
 
   const back = (req: Request) => `/teams/${String(req.params.id)}`;
+
+  /**
+   * The usage chart's data (credits; dates as `12 Nov`) for public/team-usage.js, and the same
+   * figures as table rows (day, member, credits; days without spend left out) for everyone else.
+   */
+  function usageView(u: Awaited<ReturnType<typeof teams.usageByMember>>) {
+    const label = (day: string) => viewHelpers.date(`${day}T00:00:00Z`).replace(/ \d{4}$/, '');
+    // Newest day first; within a day, the members in the chart's order (most spent first).
+    const rows = u.days
+      .map((day, i) => ({ day, i }))
+      .reverse()
+      .flatMap(({ day, i }) =>
+        u.members.filter((m) => m.perDay[i]! > 0).map((m) => ({ date: viewHelpers.date(`${day}T00:00:00Z`), name: m.name, credits: millicreditsToCredits(m.perDay[i]!) })),
+      );
+    return {
+      chart: { labels: u.days.map(label), series: u.members.map((m) => ({ name: m.name, credits: m.perDay.map(millicreditsToCredits) })) },
+      rows,
+      days: u.days.length,
+    };
+  }
 
   pages.post('/teams/:id/invitations', requireAuth, action(back, async (req) => {
     const { id } = parseOrThrow(TeamParams, req.params, 'params');

@@ -70,9 +70,16 @@ export function createTeamsRouter(deps: { teams: Teams; ledger: Ledger }): expre
   api.post('/teams/:id/contributions', requireAuth, async (req, res) => {
     const { id } = validate(TeamParams, req, 'params');
     const body = validate(ContributionBody, req);
-    const { transfer, replayed } = await teams.contribute(id, req.user!.id, body.credits, idempotencyKeyOf(req), requestContext(req));
+    const { transfers, lots, replayed } = await teams.contribute(id, req.user!.id, body.credits, idempotencyKeyOf(req), requestContext(req));
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    res.status(201).json({ contribution: { transferId: transfer.id, credits: millicreditsToCredits(transfer.amount), createdAt: transfer.createdAt } });
+    // One part per purchased lot drawn, each arriving with that lot's expiry.
+    res.status(201).json({
+      contribution: {
+        credits: millicreditsToCredits(transfers.reduce((sum, t) => sum + t.amount, 0)),
+        createdAt: transfers[0]!.createdAt,
+        parts: transfers.map((t, i) => ({ transferId: t.id, credits: millicreditsToCredits(t.amount), expiresAt: lots[i]?.expiresAt ?? null })),
+      },
+    });
   });
 
   /** The wallet the user's jobs use by default: `personal` or `team:<id>`. */

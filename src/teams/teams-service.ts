@@ -243,26 +243,32 @@ export function createTeams(deps: { db: Db; ledger: Ledger; audit: AuditLog; mai
     },
 
     /**
-     * Moves `millicredits` of the member's own wallet into the pool: a debit of the member and a
-     * grant to the team (both `adjustment`, via the adjustments account), in one transaction.
-     * 402 when the member's wallet is short. Replaying `idempotencyKey` changes nothing.
+     * Moves `millicredits` of the member's PURCHASED credits into the pool (issue 16: never bonus,
+     * promo, trial or subscription credits), keeping their soonest expiry: {@link Ledger.transferPurchased}
+     * with kind `contribution`, one transaction with the membership check and the audit entry.
+     * 402 when the member's purchased credits are short (`available` = what could be moved).
+     * Replaying `idempotencyKey` changes nothing.
      */
     async contribute(teamId: string, userId: string, millicredits: number, idempotencyKey: string | undefined, ctx: Ctx = {}) {
       return db.transaction(async (trx) => {
         await membership(trx, teamId, userId);
         const id = `contrib:${idempotencyKey ? keyHash(userId, 'POST', `/teams/${teamId}/contributions`, idempotencyKey) : crypto.randomUUID()}`;
         const team = await trx('teams').where({ id: teamId }).first('name');
-        const reference = { type: 'team', id: teamId };
-        const debit = await ledger.debit(
-          { transferId: `${id}:out`, userId, millicredits, kind: 'adjustment', actor: `user:${userId}`, reason: `Contribution to ${team.name}`, reference },
+        const moved = await ledger.transferPurchased(
+          {
+            transferId: id,
+            fromOwnerId: userId,
+            toOwnerId: teamId,
+            millicredits,
+            kind: 'contribution',
+            actor: `user:${userId}`,
+            reason: `Contribution to ${team.name}`,
+            reference: { type: 'team', id: teamId },
+          },
           trx,
         );
-        const grant = await ledger.grant(
-          { transferId: `${id}:in`, userId: teamId, millicredits, kind: 'adjustment', actor: `user:${userId}`, reason: 'Member contribution', reference: { type: 'user', id: userId } },
-          trx,
-        );
-        if (!debit.replayed) await record(trx, userId, 'team.contribution', teamId, { millicredits }, ctx);
-        return { transfer: grant.transfer, replayed: debit.replayed };
+        if (!moved.replayed) await record(trx, userId, 'team.contribution', teamId, { millicredits }, ctx);
+        return moved;
       });
     },
 
@@ -286,15 +292,22 @@ export function createTeams(deps: { db: Db; ledger: Ledger; audit: AuditLog; mai
     async history(teamId: string, userId: string, filter: { memberId?: string; limit?: number } = {}) {
       await membership(db, teamId, userId);
       const account = await db('accounts').where({ team_id: teamId }).first('id');
+      // The member behind a transfer: who placed the hold (spends), whose wallet the credits left
+      // (contributions), who paid (packs bought for the team).
+      const member = `COALESCE(s.user_id, da.user_id, p.user_id, CASE WHEN t.reference_type = 'user' THEN t.reference_id::uuid END)`;
       const q = db('transfers as t')
         .leftJoin('spend_attributions as s', 's.hold_id', 't.hold_id')
-        .leftJoin('users as u', 'u.id', db.raw(`COALESCE(s.user_id, CASE WHEN t.reference_type = 'user' THEN t.reference_id::uuid END)`))
+        .leftJoin('accounts as da', 'da.id', 't.debit_account_id')
+        .leftJoin('payments as p', function () {
+          this.on(db.raw(`t.reference_type = 'payment'`)).andOn(db.raw('p.id::text = t.reference_id'));
+        })
+        .leftJoin('users as u', 'u.id', db.raw(member))
         .leftJoin('api_keys as k', 'k.id', 's.api_key_id')
         .where((w) => w.where('t.debit_account_id', account.id).orWhere('t.credit_account_id', account.id))
         .orderBy([{ column: 't.created_at', order: 'desc' }, { column: 't.id', order: 'desc' }])
         .limit(Math.min(filter.limit ?? 100, 500))
         .select('t.id', 't.kind', 't.amount', 't.reason', 't.created_at', 't.credit_account_id', 'u.id as member_id', 'u.name as member_name', 'k.name as key_name');
-      if (filter.memberId) q.whereRaw(`COALESCE(s.user_id, CASE WHEN t.reference_type = 'user' THEN t.reference_id::uuid END) = ?`, [filter.memberId]);
+      if (filter.memberId) q.whereRaw(`${member} = ?`, [filter.memberId]);
       const rows = await q;
       return rows.map((r: Record<string, any>) => ({
         id: r.id as string,
@@ -306,6 +319,43 @@ export function createTeams(deps: { db: Db; ledger: Ledger; audit: AuditLog; mai
         memberName: (r.member_name as string | null) ?? null,
         keyName: (r.key_name as string | null) ?? null,
       }));
+    },
+
+    /**
+     * What each member spent from the pool per UTC day over the last `days` days (today included):
+     * the pool's `usage` transfers, attributed through the hold each settled. Millicredits.
+     * `days` lists the dates (`YYYY-MM-DD`, oldest first); each member's `perDay` follows it.
+     * Members without spend in the window are left out. 404 unless `userId` is a member.
+     */
+    async usageByMember(teamId: string, userId: string, options: { days?: number; now?: Date } = {}) {
+      await membership(db, teamId, userId);
+      const n = Math.min(Math.max(options.days ?? 14, 1), 92);
+      const now = options.now ?? new Date();
+      const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+      const days = Array.from({ length: n }, (_, i) => new Date(today - (n - 1 - i) * 86_400_000).toISOString().slice(0, 10));
+      const rows = (await db('transfers as t')
+        .join('accounts as a', 'a.id', 't.debit_account_id')
+        .join('spend_attributions as s', 's.hold_id', 't.hold_id')
+        .join('users as u', 'u.id', 's.user_id')
+        .where({ 'a.team_id': teamId, 't.kind': 'usage' })
+        .where('t.created_at', '>=', new Date(today - (n - 1) * 86_400_000))
+        .groupBy('s.user_id', 'u.name', db.raw(`to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`))
+        .select('s.user_id', 'u.name', db.raw(`to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day`), db.raw('SUM(t.amount)::bigint AS amount'))) as Array<{
+        user_id: string;
+        name: string;
+        day: string;
+        amount: string | number;
+      }>;
+      const byMember = new Map<string, { userId: string; name: string; perDay: number[]; total: number }>();
+      for (const r of rows) {
+        const i = days.indexOf(r.day);
+        if (i < 0) continue;
+        const m = byMember.get(r.user_id) ?? { userId: r.user_id, name: r.name, perDay: days.map(() => 0), total: 0 };
+        m.perDay[i] = m.perDay[i]! + Number(r.amount);
+        m.total += Number(r.amount);
+        byMember.set(r.user_id, m);
+      }
+      return { days, members: [...byMember.values()].sort((x, y) => y.total - x.total || x.name.localeCompare(y.name)) };
     },
 
     /** Whether the user may buy for the team (owner or admin); 404 unless a member. */

@@ -197,12 +197,23 @@ describe('teams', () => {
 
   it('a member moves their own credits into the pool; the pages render for owner and member', async () => {
     const { owner, team, members } = await teamWith(1);
-    await members[0]!.agent.post(`/api/teams/${team.id}/contributions`).send({ credits: 4 }).expect(201);
+    const m = members[0]!;
+    // Only purchased credits move: the 10 sign-up credits do not.
+    expect(expectProblem(await m.agent.post(`/api/teams/${team.id}/contributions`).send({ credits: 1 }), 402)).toMatchObject({ available: 0 });
+    const in5days = new Date(Date.now() + 5 * 86_400_000);
+    await ta.deps.ledger.grant({ transferId: `buy:${m.userId}:1`, userId: m.userId, millicredits: 3000, kind: 'purchase', actor: 'stripe', expiresAt: in5days });
+    await ta.deps.ledger.grant({ transferId: `buy:${m.userId}:2`, userId: m.userId, millicredits: 5000, kind: 'purchase', actor: 'stripe' });
+    const res = await m.agent.post(`/api/teams/${team.id}/contributions`).set('Idempotency-Key', 'c-1').send({ credits: 4 }).expect(201);
+    expect(res.body.contribution).toMatchObject({ credits: 4, parts: [{ credits: 3, expiresAt: in5days.toISOString() }, { credits: 1, expiresAt: null }] });
+    await m.agent.post(`/api/teams/${team.id}/contributions`).set('Idempotency-Key', 'c-1').send({ credits: 4 }).expect(201);
     expect(await ta.deps.ledger.getAvailable(team.id)).toBe(4000);
-    expectProblem(await members[0]!.agent.post(`/api/teams/${team.id}/contributions`).send({ credits: 40 }), 402);
+    expect((await m.agent.get('/api/credits/balance').expect(200)).body).toMatchObject({ available: 14 });
+    expect(expectProblem(await m.agent.post(`/api/teams/${team.id}/contributions`).send({ credits: 5 }), 402)).toMatchObject({ available: 4 });
+    const history = (await owner.agent.get(`/api/teams/${team.id}/transfers?member=${m.userId}`).expect(200)).body.transfers;
+    expect(history.map((x: { amount: number; kind: string }) => [x.kind, x.amount])).toEqual([['contribution', 1], ['contribution', 3]]);
     const page = await owner.agent.get(`/teams/${team.id}`).set('Accept', 'text/html').expect(200);
     expect(page.text).toContain('Acme');
-    expect(page.text).toContain('Member contribution');
+    expect(page.text).toContain('Contribution to Acme');
     expect(page.text).toContain('Send invitation');
     const visible = page.text.replace(/<[^>]*>/g, ' ');
     expect(visible).not.toContain(team.id);
@@ -316,5 +327,36 @@ describe('teams', () => {
     // A removed member cannot retry on the pool either.
     await owner.agent.delete(`/api/teams/${team.id}/members/${m.userId}`).expect(204);
     expect(expectProblem(await m.agent.post(`/api/tasks/${id}/retry`), 403)).toMatchObject({ type: expect.stringMatching(/not_a_team_member$/) });
+  });
+
+  it('the team page charts usage by member (Chart.js) with the same figures in a table; the header links to Teams', async () => {
+    const { owner, team, members } = await teamWith(2);
+    const [a, b] = members as [{ agent: Agent; userId: string }, { agent: Agent; userId: string }];
+    await fundAccount(ta.deps.ledger, team.id, 20_000);
+    const empty = await owner.agent.get(`/teams/${team.id}`).set('Accept', 'text/html').expect(200);
+    expect(empty.text).toContain('data-testid="usage-empty"');
+    expect(empty.text).toMatch(/<a href="\/teams"[^>]*>Teams<\/a>/);
+    for (const [m, n] of [[a, 2], [b, 1]] as const) {
+      for (let i = 0; i < n; i++) {
+        const id = (await uploadTo(m.agent, team.id).then((r) => (expect(r.status).toBe(202), r))).body.task.id as string;
+        await ta.deps.ledger.post({ holdId: `task:${id}`, millicredits: 1500, actor: 'system' });
+      }
+    }
+    const usage = await ta.deps.teams.usageByMember(team.id, owner.userId, { days: 14 });
+    expect(usage.days).toHaveLength(14);
+    expect(usage.members.map((m) => [m.userId, m.total, m.perDay.at(-1)])).toEqual([
+      [a.userId, 3000, 3000],
+      [b.userId, 1500, 1500],
+    ]);
+    const page = await owner.agent.get(`/teams/${team.id}`).set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain('<script src="/static/chart/chart.umd.min.js" defer></script>');
+    expect(page.text).toMatch(/<canvas id="usage-chart" role="img" aria-label="[^"]+" data-usage="/);
+    const data = JSON.parse(/data-usage="([^"]+)"/.exec(page.text)![1]!.replace(/&#34;/g, '"').replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
+    expect(data.series.map((s: { credits: number[] }) => s.credits.at(-1))).toEqual([3, 1.5]);
+    const table = /data-testid="usage-table">([\s\S]*?)<\/table>/.exec(page.text)![1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+    expect(table).toMatch(/Day Member Credits \d+ \w+ \d{4} Task User 3 \d+ \w+ \d{4} Task User 1\.5/);
+    expect(table).not.toContain(a.userId);
+    await request(ta.app).get('/static/chart/chart.umd.min.js').expect(200);
+    await request(ta.app).get('/static/team-usage.js').expect(200);
   });
 });
