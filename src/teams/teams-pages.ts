@@ -105,7 +105,7 @@ export function createTeamsPages(deps: { teams: Teams; ledger: Ledger; apiKeys: 
       .map((day, i) => ({ day, i }))
       .reverse()
       .flatMap(({ day, i }) =>
-        u.members.filter((m) => m.perDay[i]! > 0).map((m) => ({ date: viewHelpers.date(`${day}T00:00:00Z`), name: m.name, credits: millicreditsToCredits(m.perDay[i]!) })),
+        u.members.filter((m) => m.perDay[i]! > 0).map((m) => ({ day, date: viewHelpers.date(`${day}T00:00:00Z`), name: m.name, credits: millicreditsToCredits(m.perDay[i]!) })),
       );
     return {
       chart: { labels: u.days.map(label), series: u.members.map((m) => ({ name: m.name, credits: m.perDay.map(millicreditsToCredits) })) },
