@@ -21,6 +21,7 @@ import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
+import { createSpendFeature } from './spend/spend-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -87,6 +88,7 @@ export function createApp(services: Services): express.Express {
     createCreditsFeature(services),
     createPricingFeature(services),
     createTasksFeature(services),
+    createSpendFeature(services),
     createAdminFeature(services),
     createHomeFeature(),
   ];

@@ -11,6 +11,7 @@ import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
+import { createLoggingSpendNotifier, createSpendControls } from './spend/spend-service.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
@@ -34,8 +35,9 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const sessions = createSessionsService({ db, audit });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks };
+  const spend = createSpendControls({ db, audit, notifier: createLoggingSpendNotifier(logger) });
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend });
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, spend };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

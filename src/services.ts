@@ -11,6 +11,7 @@ import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { SpendControls } from './spend/spend-service.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
@@ -53,4 +54,6 @@ export interface Services extends Required<Infrastructure> {
   /** Idempotency-Keys of requests, remembered 24 h. */
   idempotency: IdempotencyKeys;
   tasks: TasksService;
+  /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */
+  spend: SpendControls;
 }

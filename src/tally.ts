@@ -87,7 +87,8 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
           const keys = await services.idempotency.purgeExpired();
-          if (holds + lots + keys > 0) logger.info({ holds, lots, idempotencyKeys: keys }, 'ledger sweep');
+          const capAlerts = await services.spend.deliverAlerts();
+          if (holds + lots + keys + capAlerts > 0) logger.info({ holds, lots, idempotencyKeys: keys, capAlerts }, 'ledger sweep');
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }

@@ -17,6 +17,6 @@ export function createTasksFeature(services: Services): Feature {
       maxUploadBytes,
       logger,
     }),
-    pages: createTasksPages({ service: tasks, pricing, maxUploadBytes }),
+    pages: createTasksPages({ service: tasks, pricing, maxUploadBytes, spend: services.spend }),
   };
 }

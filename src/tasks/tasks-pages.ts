@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
+import type { SpendControls } from '../spend/spend-service.ts';
+import { spendSettingsJson } from '../spend/spend-json.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
@@ -24,6 +26,8 @@ export interface TasksPagesOptions {
   service: TasksService;
   pricing: Pricing;
   maxUploadBytes: number;
+  /** The user's spend caps with their room now (src/spend/), shown beside the estimate. */
+  spend?: Pick<SpendControls, 'getSettings'>;
 }
 
 /** A page-level message: what went wrong, and whether buying credits is the way out. */
@@ -68,6 +72,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
     const { price } = await ocrCost(pricing, 1);
+    const spendCaps = options.spend ? spendSettingsJson(await options.spend.getSettings(req.user!.id)).caps : undefined;
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -83,6 +88,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       maxUploadMb: Math.round((options.maxUploadBytes / (1024 * 1024)) * 10) / 10,
       price: { base: millicreditsToCredits(price.baseMillicredits), perPage: millicreditsToCredits(price.perUnitMillicredits) },
       idempotencyKey: crypto.randomUUID(),
+      spendCaps,
       fmt: viewHelpers,
     });
   }

@@ -5,7 +5,8 @@ import type { Pricing } from '../credits/pricing-service.ts';
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { ConflictError } from '../http/errors.ts';
 import { keyHash, type IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
-import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
+import type { SpendControls } from '../spend/spend-service.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
 import type { Page } from '../ledger/ledger-types.ts';
@@ -40,6 +41,8 @@ export interface TasksServiceDeps {
   idempotency: IdempotencyKeys;
   config: Pick<Readonly<Config>, 'appUrl' | 'tasks'>;
   logger: Logger;
+  /** Spend controls: a job refused by a cap is audited, and cap alerts are sent after a hold. */
+  spend?: Pick<SpendControls, 'recordBlocked' | 'deliverAlerts'>;
 }
 
 /** An uploaded file as multer hands it over. */
@@ -111,7 +114,7 @@ const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).
  * id}`) that the worker posts or voids; see task-runner.ts for settlement.
  */
 export function createTasksService(deps: TasksServiceDeps) {
-  const { db, ledger, pricing, storage, queue, idempotency, config, logger } = deps;
+  const { db, ledger, pricing, storage, queue, idempotency, config, logger, spend } = deps;
   const limits = { maxPagePixels: config.tasks.maxPagePixels, renderDpi: config.tasks.renderDpi, maxPages: config.tasks.maxPages };
   const topUpUrl = `${config.appUrl}/pricing`;
 
@@ -143,6 +146,21 @@ export function createTasksService(deps: TasksServiceDeps) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl });
       }
       throw err;
+    }
+  }
+
+  /**
+   * After an upload's hold: a refusal by a spend cap is audited (once its transaction has rolled
+   * back), and cap alerts the hold recorded go out now rather than at the next sweep.
+   */
+  async function afterHold(userId: string, prepared: { taskId: string; fileName: string }, err?: unknown): Promise<void> {
+    if (!spend) return;
+    if (err instanceof SpendCapExceededError) {
+      await spend.recordBlocked(userId, err, { type: 'ocr', name: prepared.fileName, id: prepared.taskId }).catch((e: unknown) => {
+        logger.error({ err: e }, 'could not audit a job blocked by a spend cap');
+      });
+    } else if (!err) {
+      spend.deliverAlerts().catch((e: unknown) => logger.error({ err: e }, 'cap alert delivery failed'));
     }
   }
 
@@ -278,6 +296,8 @@ export function createTasksService(deps: TasksServiceDeps) {
      * transaction holds the estimate (402 {@link InsufficientCreditsError} with `topUpUrl`), stores
      * the file, inserts the task and queues its job.
      */
+    afterHold,
+
     async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult | DeletedTaskReplay> {
       if (idempotencyKey) {
         const earlier = await service.replay(userId, idempotencyKey, file.bytes);
@@ -289,8 +309,10 @@ export function createTasksService(deps: TasksServiceDeps) {
           await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx);
           return service.createHeld(trx, prepared);
         });
+        await afterHold(userId, prepared);
         return { task, replayed: false };
       } catch (err) {
+        await afterHold(userId, prepared, err);
         return service.replayAfterRace(err, prepared);
       }
     },
