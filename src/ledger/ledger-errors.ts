@@ -84,6 +84,9 @@ export class BalanceLimitError extends DomainError {
   }
 }
 
+/** The one date format people see (as the pages' `fmt.dateTime`). */
+const RESET_FORMAT = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+
 /** Which spend cap refused a hold (issue 14): the daily or monthly period cap, or the per-job maximum. */
 export type SpendCapKind = 'daily' | 'monthly' | 'per_job';
 
@@ -108,7 +111,7 @@ export class SpendCapExceededError extends DomainError {
         ? `This job needs ${millicreditsToCredits(requiredMillicredits)} credits, above your per-job maximum of ${limit} credits.`
         : `This needs ${millicreditsToCredits(requiredMillicredits)} credits, but your ${cap} cap of ${limit} credits has ` +
           `${millicreditsToCredits(Math.max(0, limitMillicredits - spentMillicredits - heldMillicredits))} credits of room left ` +
-          `(${millicreditsToCredits(spentMillicredits)} spent, ${millicreditsToCredits(heldMillicredits)} held). It resets at ${resetsAt?.toISOString()}.`;
+          `(${millicreditsToCredits(spentMillicredits)} spent, ${millicreditsToCredits(heldMillicredits)} held). It resets on ${resetsAt ? RESET_FORMAT.format(resetsAt) : ''} UTC.`;
     super('spend_cap_exceeded', detail, {
       cap,
       limit,

@@ -10,7 +10,7 @@ import { asProblem } from '../http/domain-problems.ts';
 import { type AppError, ValidationError } from '../http/errors.ts';
 import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
@@ -34,9 +34,12 @@ export interface TasksPagesOptions {
 interface PageError {
   message: string;
   topUp: boolean;
+  /** A spend cap refused it: link to the limits page. */
+  limits?: boolean;
 }
 
 function pageError(err: unknown, problem: AppError): PageError {
+  if (err instanceof SpendCapExceededError) return { message: `Not started: ${problem.detail}`, topUp: false, limits: true };
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -131,7 +134,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {
       const problem = asProblem(err);
-      if (problem && problem.status < 500 && problem.status !== 401 && problem.status !== 403) {
+      if (problem && problem.status < 500 && problem.status !== 401 && (problem.status !== 403 || err instanceof SpendCapExceededError)) {
         return renderIndex(req, res, problem.status, pageError(err, problem));
       }
       throw err;

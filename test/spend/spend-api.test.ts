@@ -64,7 +64,15 @@ describe('caps at upload', () => {
     const body = expectProblem(await upload(agent, await tinyPng('c'), 'c.png'), 403);
     expect(body).toMatchObject({ cap: 'daily', limit: 3, spent: 0, held: 3 });
     expect(Date.parse(body.resetsAt as string)).toBe(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1));
+    expect(body.detail).toMatch(/your daily cap of 3 credits has 0 credits of room left \(0 spent, 3 held\)\. It resets on \d+ \w+ \d{4}, 00:00 UTC\./);
     expect(await balanceOf(agent)).toEqual({ available: 7, held: 3 });
+    // The page shows the refusal with a way to change the limits.
+    const { csrfFrom } = await import('../auth/auth-helpers.ts');
+    const form = await agent.get('/tasks').set('Accept', 'text/html').expect(200);
+    const page = await agent.post(`/tasks?_csrf=${encodeURIComponent(csrfFrom(form.text))}`).set('Accept', 'text/html').attach('file', await tinyPng('d'), 'd.png');
+    expect(page.status).toBe(403);
+    expect(page.text).toMatch(/Not started: This needs 1.5 credits, but your daily cap of 3 credits/);
+    expect(page.text).toContain('href="/account/settings/credits"');
     const settings = (await agent.get('/api/credits/settings').expect(200)).body;
     expect(settings.caps.daily).toMatchObject({ limit: 3, held: 3, remaining: 0 });
     expect(settings.alerts.map((a: { threshold: number }) => a.threshold).sort((x: number, y: number) => x - y)).toEqual([50, 80, 100]);
