@@ -11,6 +11,7 @@ import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
+import { createAutoRecharge, createLoggingRechargeNotifier } from './recharge/auto-recharge-service.ts';
 import { createLoggingSpendNotifier, createSpendControls } from './spend/spend-service.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
@@ -30,14 +31,22 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db);
   const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger });
-  const stripeWebhook = createStripeWebhook({ db, stripe: infra.stripe, webhookSecret: infra.stripeWebhookSecret, payments, logger });
+  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createLoggingRechargeNotifier(logger), logger });
+  const stripeWebhook = createStripeWebhook({
+    db,
+    stripe: infra.stripe,
+    webhookSecret: infra.stripeWebhookSecret,
+    payments,
+    logger,
+    offSession: autoRecharge,
+  });
   const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
   const sessions = createSessionsService({ db, audit });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createLoggingSpendNotifier(logger) });
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, spend };
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, spend, autoRecharge };
 }
 
 /** What a job worker needs: the ledger, pricing and file storage on the database. */

@@ -12,6 +12,7 @@ import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
 import type { SpendControls } from './spend/spend-service.ts';
+import type { AutoRecharge } from './recharge/auto-recharge-service.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
@@ -56,4 +57,6 @@ export interface Services extends Required<Infrastructure> {
   tasks: TasksService;
   /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */
   spend: SpendControls;
+  /** Auto-recharge: saved card, threshold, guardrails; fulfilled by the Stripe webhook. */
+  autoRecharge: AutoRecharge;
 }
