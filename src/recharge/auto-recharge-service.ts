@@ -225,10 +225,23 @@ export function createAutoRecharge(deps: {
       return result.granted ? 'auto_recharge_fulfilled' : 'auto_recharge_already_fulfilled';
     },
 
-    /** Settings and the last recharges, for /account and the API. */
+    /**
+     * Settings, the last 20 recharges and when the next recharge may start (`nextAllowedAt`: now,
+     * the next UTC day when today's count is used, the next month when the ceiling is reached;
+     * null when auto-recharge is off), for /account and the API.
+     */
     async overview(userId: string) {
       const [settings, recharges] = await Promise.all([store.findSettings(db, userId), store.listRecharges(db, userId, 20)]);
-      return { settings, recharges };
+      let nextAllowedAt: Date | null = null;
+      if (settings?.enabled) {
+        const now = clock();
+        const pack = await paymentsStore.findPackage(db, settings.package_id);
+        const used = await store.usage(db, userId, startOfUtcDay(now), startOfUtcMonth(now));
+        if (pack && used.monthCents + pack.amountCents > Number(settings.monthly_ceiling_cents)) nextAllowedAt = nextUtcMonth(now);
+        else if (used.today >= settings.max_per_day) nextAllowedAt = nextUtcDay(now);
+        else nextAllowedAt = now;
+      }
+      return { settings, recharges, nextAllowedAt };
     },
   };
   return service;

@@ -6,6 +6,9 @@ import { viewHelpers } from '../credits/view-helpers.ts';
 import { parseOrThrow } from '../http/validate.ts';
 import { SpendSettingsBody } from './spend-schemas.ts';
 import type { SpendControls } from './spend-service.ts';
+import type { AutoRecharge } from '../recharge/auto-recharge-service.ts';
+import { autoRechargeJson } from '../recharge/auto-recharge-router.ts';
+import { formatMoney } from '@tally/money';
 import { spendAlertJson, spendSettingsJson } from './spend-json.ts';
 
 /**
@@ -13,19 +16,25 @@ import { spendAlertJson, spendSettingsJson } from './spend-json.ts';
  * alert thresholds (one form, the API's schema), what is spent and held in the current periods,
  * and the recent cap alerts. A value above an administrator's hard cap is shown beside its field.
  */
-export function createSpendPages(deps: { spend: SpendControls }): express.Router {
-  const { spend } = deps;
+export function createSpendPages(deps: { spend: SpendControls; autoRecharge?: AutoRecharge }): express.Router {
+  const { spend, autoRecharge } = deps;
   const pages = express.Router();
 
   async function render(req: express.Request, res: express.Response, status: number, errors: Record<string, string> = {}, values?: Record<string, unknown>) {
     const userId = req.user!.id;
-    const [settings, alerts] = await Promise.all([spend.getSettings(userId), spend.listAlerts(userId, 10)]);
+    const [settings, alerts, recharge] = await Promise.all([
+      spend.getSettings(userId),
+      spend.listAlerts(userId, 10),
+      autoRecharge ? autoRecharge.overview(userId).then(autoRechargeJson) : undefined,
+    ]);
     const s = spendSettingsJson(settings);
     res.status(status).render('account/settings-credits', {
       title: 'Spending limits',
       flash: takeFlash(req),
       settings: s,
       alerts: alerts.map(spendAlertJson),
+      recharge,
+      money: formatMoney,
       errors,
       values: values ?? {
         dailyCap: s.caps.daily.yours ?? '',
@@ -40,6 +49,12 @@ export function createSpendPages(deps: { spend: SpendControls }): express.Router
 
   pages.get('/account/settings/credits', requireAuth, async (req, res) => {
     await render(req, res, 200);
+  });
+
+  pages.post('/account/settings/credits/card/delete', requireAuth, async (req, res) => {
+    await autoRecharge?.removeCard(req.user!.id);
+    setFlash(req, { type: 'success', message: 'Your saved card is deleted; auto-recharge is off.' });
+    res.redirect(303, '/account/settings/credits#auto-recharge');
   });
 
   pages.post('/account/settings/credits', requireAuth, async (req, res) => {

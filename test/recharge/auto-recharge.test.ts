@@ -167,3 +167,23 @@ describe('auto-recharge', () => {
     expect(await recharge.afterSpend(user.id)).toBe('off');
   });
 });
+
+describe('GET/PUT /api/credits/auto-recharge and the settings page', () => {
+  it('saves a card and settings, shows the history and next allowed recharge, and deleting the card turns it off', async () => {
+    const agent = request.agent(ta.app);
+    const email = `recharge-api-${crypto.randomBytes(4).toString('hex')}@example.test`;
+    await agent.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Api' }).expect(201);
+    expect((await agent.get('/api/credits/auto-recharge').expect(200)).body).toMatchObject({ enabled: false, card: null, recharges: [] });
+    const bad = await agent.put('/api/credits/auto-recharge').send({ paymentMethodId: 'card-4242', threshold: -1, packageId: 'starter' }).expect(400);
+    expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['body.paymentMethodId', 'body.threshold']);
+    const pm = await stripe.paymentMethods.create({ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2034 } });
+    const on = await agent.put('/api/credits/auto-recharge').send({ paymentMethodId: pm.id, threshold: 20, packageId: 'starter' }).expect(200);
+    expect(on.body).toMatchObject({ enabled: true, card: { brand: 'visa', last4: '4242' }, threshold: 20, maxPerDay: 3, monthlyCeilingCents: 2500 });
+    expect(on.body.nextAllowedAt).not.toBeNull();
+    const page = await agent.get('/account/settings/credits').set('Accept', 'text/html').expect(200);
+    expect(page.text).toMatch(/visa card ending 4242/);
+    expect(page.text).toContain('$25.00');
+    const off = await agent.delete('/api/credits/auto-recharge/card').expect(200);
+    expect(off.body).toMatchObject({ enabled: false, card: null, disabledReason: 'card_removed' });
+  });
+});
