@@ -12,14 +12,16 @@ import type { Knex } from 'knex';
  * - Domain refusals are returned as values, `{"error": "TL402", …}`, never raised, so a caller's
  *   transaction stays usable after a refusal (the task runner marks a task failed in the same
  *   transaction after a 409) and `ledger_batch` can apply many operations of one account in one
- *   transaction, each with its own outcome, without savepoints. `ledger_raise(result)` turns such a
- *   value into an error with that custom SQLSTATE (class `TL`) and the details as JSON in DETAIL:
+ *   transaction, each with its own outcome, without savepoints. `ledger_raise(result)` (used when an
+ *   operation runs alone, in autocommit) turns such a value into an error with that custom SQLSTATE
+ *   (class `TL`) and the details as JSON in DETAIL; src/ledger/ledger-service.ts maps both forms:
  *     TL402 not enough credits · TL404 no such hold/lot · TL409 idempotency conflict ·
  *     TL410 hold not active (or over-post, or clawback above the lot) · TL413 balance limit.
  * - The clock is a parameter (`p_now`) wherever expiry is decided, so tests inject time.
- * - Ids are idempotency keys: an insert that meets a concurrent insert of the same id
- *   (`ON CONFLICT DO NOTHING`, which waits for the other transaction) re-reads the committed row
- *   and answers replay or conflict, instead of a unique violation.
+ * - Ids are idempotency keys. The insert of a new id is tried first (`ON CONFLICT DO NOTHING`, which
+ *   waits for a concurrent insert of the same id to commit); when the id exists, the committed row
+ *   is read and the answer is a replay or a conflict, never a unique violation (so one id sent for
+ *   two users at once is one success and one conflict, issue 9 defect 6).
  *
  * HOT updates: the lot indexes no longer name `remaining`/`held` in their predicates (every reserve
  * and post changed them, so no lot update was HOT). Stored generated flags `spendable`
@@ -390,6 +392,8 @@ export async function up(knex: Knex): Promise<void> {
     END $$`);
 
   // A refusal returned as a value, raised with its own SQLSTATE (class TL) and the details as JSON.
+  // (IMMUTABLE is harmless here: its argument is always a VOLATILE ledger call, never a constant the
+  // planner could fold.)
   await knex.raw(`
     CREATE FUNCTION ledger_raise(r jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN

@@ -22,6 +22,7 @@ import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
+import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -83,6 +84,7 @@ export function createApp(services: Services): express.Express {
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
   const features: Feature[] = [
+    createNotificationsFeature(services),
     createAuthFeature(services),
     createPaymentsFeature(services),
     createCreditsFeature(services),
@@ -132,6 +134,7 @@ export function createApp(services: Services): express.Express {
     res.locals.path = req.path;
     res.locals.appName = 'Tally';
     res.locals.headerBalance = req.user && !wantsJson(req) ? millicreditsToCredits(await services.ledger.getAvailable(req.user.id)) : undefined;
+    res.locals.unreadNotifications = req.user && !wantsJson(req) ? await services.notifications.notifications.unreadCount(req.user.id) : undefined;
     next();
   });
   for (const f of features) if (f.pages) app.use(f.pages);

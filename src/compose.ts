@@ -10,6 +10,7 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createAutoRecharge, createLoggingRechargeNotifier } from './recharge/auto-recharge-service.ts';
 import { createLoggingSpendNotifier, createSpendControls } from './spend/spend-service.ts';
@@ -28,9 +29,11 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger, pricing } = createWorkerServices(config, db, infra);
+  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db);
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger });
+  const sessions = createSessionsService({ db, audit });
+  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
   const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createLoggingRechargeNotifier(logger), logger });
   const stripeWebhook = createStripeWebhook({
     db,
@@ -40,28 +43,40 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     offSession: autoRecharge,
   });
-  const auth = createAuthService({ db, ledger, config, audit, throttle: createLoginThrottle(infra.pgPool, config) });
-  const sessions = createSessionsService({ db, audit });
+  const auth = createAuthService({
+    db,
+    ledger,
+    config,
+    audit,
+    throttle: createLoginThrottle(infra.pgPool, config),
+    onSignup: (trx, user) => notifications.recovery.sendVerification(trx, user),
+  });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createLoggingSpendNotifier(logger) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
-  return { ...infra, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, spend, autoRecharge };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, spend, autoRecharge };
 }
 
-/** What a job worker needs: the ledger, pricing and file storage on the database. */
+/**
+ * What a job worker needs: the ledger (with its notifications: low-balance alerts fire whichever
+ * process spends), pricing and file storage on the database.
+ */
 export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
 
 /**
  * The services of a process that only works jobs (`npm run worker`): a subset of
  * {@link createServices}, which builds its own through this function, so both agree.
  */
-export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage'>): WorkerServices {
+export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
+  const clock = infra.notify?.clock;
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
   return {
     config,
     db,
     logger: infra.logger,
-    ledger: createLedger(db),
+    ledger: notificationCore.ledger,
+    notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),
   };

@@ -60,6 +60,13 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: int(1, 32).default(1),
   TASK_HOLD_MINUTES: int(1, 7 * 24 * 60).default(60),
   SWEEP_INTERVAL_SECONDS: int(1, 3600).default(60),
+
+  SMTP_URL: optionalString.pipe(z.string().regex(/^smtps?:\/\/[^\s]+$/, 'must be an smtp:// or smtps:// URL').optional()),
+  MAIL_FROM: optionalString.pipe(z.string().max(320).optional()),
+  OUTBOX_POLL_SECONDS: int(1, 3600).default(5),
+  PASSWORD_RESET_MAX_PER_IP: int(1, 100_000).default(20),
+  PASSWORD_RESET_MAX_PER_EMAIL: int(1, 1000).default(3),
+  PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
   BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
 });
 
@@ -115,6 +122,16 @@ export interface Config {
     holdTimeoutMs: number;
   };
   sweepIntervalMs: number;
+  mail: {
+    /** smtp:// or smtps:// URL of the mail server; undefined: emails stay in the outbox, not sent. */
+    smtpUrl: string | undefined;
+    /** The From header of every email. */
+    from: string;
+  };
+  /** How often the email and webhook senders look for due rows (ms). */
+  outboxPollMs: number;
+  /** Password-reset requests allowed per client IP and per email address per window. */
+  passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
   /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
   benchRoutes: boolean;
 }
@@ -154,6 +171,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     problems.push('ADMIN_EMAIL / ADMIN_PASSWORD: set both or neither');
+  }
+  if (e.NODE_ENV === 'production' && e.SMTP_URL && !e.MAIL_FROM) {
+    problems.push('MAIL_FROM: required with SMTP_URL when NODE_ENV=production');
+  }
+  if (e.SMTP_URL) {
+    try {
+      new URL(e.SMTP_URL);
+    } catch {
+      problems.push('SMTP_URL: is not a valid URL');
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -202,6 +229,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       holdTimeoutMs: e.TASK_HOLD_MINUTES * 60_000,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Tally <no-reply@${new URL(appUrl).hostname}>` },
+    outboxPollMs: e.OUTBOX_POLL_SECONDS * 1000,
+    passwordResetLimit: {
+      maxPerIp: e.PASSWORD_RESET_MAX_PER_IP,
+      maxPerEmail: e.PASSWORD_RESET_MAX_PER_EMAIL,
+      windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
+    },
     benchRoutes: e.BENCH_ROUTES === 'on',
   };
   return deepFreeze(config);

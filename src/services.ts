@@ -13,6 +13,7 @@ import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
 import type { SpendControls } from './spend/spend-service.ts';
 import type { AutoRecharge } from './recharge/auto-recharge-service.ts';
+import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
@@ -34,6 +35,8 @@ export interface Infrastructure {
   queue: JobSender;
   /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
   storage?: FileStorage;
+  /** Tests: the SMTP transport, DNS resolver and clock of the notification pipeline. */
+  notify?: NotificationTestHooks;
 }
 
 /**
@@ -55,6 +58,8 @@ export interface Services extends Required<Infrastructure> {
   /** Idempotency-Keys of requests, remembered 24 h. */
   idempotency: IdempotencyKeys;
   tasks: TasksService;
+  /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
+  notifications: NotificationServices;
   /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */
   spend: SpendControls;
   /** Auto-recharge: saved card, threshold, guardrails; fulfilled by the Stripe webhook. */

@@ -80,6 +80,9 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     stops.push(() => queue.stop());
     const services = createServices(config, db, { pgPool, logger, stripe, sessionSecret, stripeWebhookSecret: webhookSecret, queue });
     const { ledger } = services;
+    // Email and webhook senders and the notification sweep (expiring credits, finished tasks).
+    services.notifications.start();
+    stops.push(() => services.notifications.stop());
 
     const sweeper = setInterval(() => {
       void (async () => {

@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { inTransaction, isUniqueViolation, type Db } from '../db/database.ts';
+import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { AppError, ConflictError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Balance } from '../ledger/ledger-types.ts';
@@ -35,6 +35,8 @@ export function createAuthService(deps: {
   config: Pick<Config, 'signupBonus'>;
   audit: AuditLog;
   throttle: LoginThrottle;
+  /** Called in the sign-up transaction (e.g. to write the email-verification message). */
+  onSignup?: (trx: Trx, user: CurrentUser) => Promise<void>;
 }) {
   const { db, ledger, config, audit, throttle } = deps;
 
@@ -68,6 +70,7 @@ export function createAuthService(deps: {
             );
           }
           await touchLastLogin(trx, created.id);
+          await deps.onSignup?.(trx, created);
           await audit.record(
             {
               actor: `user:${created.id}`,

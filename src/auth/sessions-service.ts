@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Db } from '../db/database.ts';
+import type { Db, Trx } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { CurrentUser } from './auth-types.ts';
@@ -60,6 +60,19 @@ export function createSessionsService(deps: { db: Db; audit: AuditLog }) {
         ...ctx,
         details: { revoked, scope: 'others' },
       });
+      return revoked;
+    },
+
+    /**
+     * Ends every session of the user (e.g. after a password reset), in `trx` when given. Audited.
+     * Returns how many were ended.
+     */
+    async revokeAllSessions(userId: string, ctx: RequestContext, trx?: Trx): Promise<number> {
+      const revoked = await deleteUserSessions(trx ?? db, userId);
+      await audit.record(
+        { actor: `user:${userId}`, actorUserId: userId, action: 'auth.sessions_revoked', target: { type: 'user', id: userId }, ...ctx, details: { revoked, scope: 'all' } },
+        trx,
+      );
       return revoked;
     },
 

@@ -21,7 +21,13 @@ const PAGE_SIZE = 25;
  * keyset pagination, CSV download), the user's sessions (sessions service) and their last 20
  * purchases (payments service; views/account/_payments.ejs).
  */
-export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsService; payments: Pick<Payments, 'listPayments'> }): express.Router {
+export function createAccountPages(deps: {
+  ledger: Ledger;
+  sessions: SessionsService;
+  payments: Pick<Payments, 'listPayments'>;
+  /** Email verification and the alert history (views/notifications/_account.ejs). */
+  notices: { forAccount(userId: string): Promise<unknown> };
+}): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
 
@@ -36,11 +42,12 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases] = await Promise.all([
+    const [balance, page, sessions, purchases, notices] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
+      deps.notices.forAccount(user.id),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -65,6 +72,7 @@ export function createAccountPages(deps: { ledger: Ledger; sessions: SessionsSer
       csvHref: `/api/credits/transfers?${csvParams}`,
       sessions,
       payments: purchases.map((p) => paymentView(p)),
+      notices,
       fmt: viewHelpers,
     });
   });

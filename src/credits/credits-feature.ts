@@ -10,10 +10,10 @@ import { createBalanceRouter } from './balance-router.ts';
  * sessions from the sessions service). Pricing and estimates live in pricing-feature.ts.
  */
 export function createCreditsFeature(services: Services): Feature {
-  const { db, ledger, sessions, payments } = services;
+  const { db, ledger, sessions, payments, notifications } = services;
   const api = express.Router();
   const pages = express.Router();
   api.use(createBalanceRouter({ db, ledger }));
-  pages.use(createAccountPages({ ledger, sessions, payments }));
+  pages.use(createAccountPages({ ledger, sessions, payments, notices: notifications.notifications }));
   return { api, pages };
 }

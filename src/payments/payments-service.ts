@@ -10,8 +10,17 @@ import { numericIdCursor, paginate, type Page } from '../pagination.ts';
 import * as store from './payments-store.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
 
+/** Called inside the payment's transaction: receipts and refund notices (src/notifications/payment-notices.ts). */
+export interface PaymentEvents {
+  /** The payment was fulfilled now, for the first time. */
+  paid(trx: Trx, payment: Payment): Promise<void>;
+  /** The cumulative refund went from `beforeCents` to `afterCents`; `clawedBack` millicredits were taken back. */
+  refunded(trx: Trx, payment: Payment, beforeCents: number, afterCents: number, clawedBack: number): Promise<void>;
+}
+
 export interface PaymentsDeps {
   db: Db;
+  events?: PaymentEvents;
   ledger: Ledger;
   stripe: Stripe;
   config: Pick<Config, 'appUrl' | 'packBonusExpiryDays'>;
@@ -106,6 +115,7 @@ export function createPayments(deps: PaymentsDeps) {
         trx,
       );
     }
+    if (!purchase.replayed) await deps.events?.paid(trx, { ...payment, paymentIntentId: payment.paymentIntentId ?? paymentIntentId, paidAt: payment.paidAt ?? new Date() });
     return !purchase.replayed;
   }
 
@@ -140,10 +150,12 @@ export function createPayments(deps: PaymentsDeps) {
       { transferId: `purchase:${payment.id}`, lotOf: 'purchase', millicredits: payment.creditsMillicredits },
       { transferId: `purchase_bonus:${payment.id}`, lotOf: 'bonus', millicredits: payment.bonusMillicredits },
     ];
+    let clawedBack = 0;
     for (const part of parts) {
       if (part.millicredits === 0) continue;
       const delta = share(part.millicredits, refundedCents, payment.amountCents) - share(part.millicredits, payment.refundedCents, payment.amountCents);
       if (delta <= 0) continue;
+      clawedBack += delta;
       const lot = await ledger.findLotByTransfer(part.transferId, trx);
       if (!lot) throw new Error(`lot of ${part.transferId} is missing`);
       await ledger.clawback(
@@ -160,6 +172,7 @@ export function createPayments(deps: PaymentsDeps) {
     }
     const status: PaymentStatus = refundedCents === payment.amountCents ? 'refunded' : 'partially_refunded';
     await store.setRefunded(trx, payment.id, refundedCents, status);
+    await deps.events?.refunded(trx, payment, payment.refundedCents, refundedCents, clawedBack);
     return 'refund_clawed_back';
   }
 

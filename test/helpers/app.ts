@@ -5,6 +5,7 @@ import { createServices, type Infrastructure, type Services } from '../../src/co
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
+import type { NotificationTestHooks } from '../../src/notifications/notifications-services.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -36,7 +37,7 @@ type Overrides = Partial<Infrastructure> | ((t: TestDatabase, config: Readonly<C
  * `overrides` replaces parts of the infrastructure (e.g. a Stripe client pointed at a test
  * emulator, or a started job queue); as a function it gets the test database and config first.
  */
-export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides } = {}): Promise<TestApp> {
+export async function buildTestApp(options: { env?: Record<string, string>; overrides?: Overrides; notify?: NotificationTestHooks } = {}): Promise<TestApp> {
   const t = await createTestDatabase();
   const config = testConfig(options.env);
   const overrides = typeof options.overrides === 'function' ? await options.overrides(t, config) : options.overrides;
@@ -48,6 +49,7 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     sessionSecret: config.session.secret!,
     stripeWebhookSecret: config.stripe.webhookSecret!,
     queue: { enqueue: async () => {} },
+    ...(options.notify ? { notify: options.notify } : {}),
     ...overrides,
   });
   const app = createApp(deps);
@@ -56,6 +58,7 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     deps,
     t,
     async close() {
+      await deps.notifications.stop();
       await pgPool.end();
       await t.drop();
     },
