@@ -12,8 +12,9 @@ import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
-import { createAutoRecharge, createLoggingRechargeNotifier } from './recharge/auto-recharge-service.ts';
-import { createLoggingSpendNotifier, createSpendControls } from './spend/spend-service.ts';
+import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
+import { createSpendControls } from './spend/spend-service.ts';
+import { createRechargeNotices, createSpendNotices } from './spend/spend-notices.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
@@ -34,7 +35,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
   const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
-  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createLoggingRechargeNotifier(logger), logger });
+  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = createStripeWebhook({
     db,
     stripe: infra.stripe,
@@ -53,7 +54,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
-  const spend = createSpendControls({ db, audit, notifier: createLoggingSpendNotifier(logger) });
+  const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
   return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, spend, autoRecharge };
 }

@@ -57,7 +57,7 @@ describe('caps at upload', () => {
   });
 
   it('a daily cap of 3 credits lets two 1.5-credit uploads through and refuses the third; alerts at 50/80/100 % recorded once and delivered', async () => {
-    const { agent } = await signup(ta.app);
+    const { agent, userId } = await signup(ta.app);
     await agent.put('/api/credits/settings').send({ dailyCap: 3 }).expect(200);
     await upload(agent, await tinyPng('a'), 'a.png').expect(202);
     await upload(agent, await tinyPng('b'), 'b.png').expect(202);
@@ -78,6 +78,12 @@ describe('caps at upload', () => {
     expect(settings.alerts.map((a: { threshold: number }) => a.threshold).sort((x: number, y: number) => x - y)).toEqual([50, 80, 100]);
     await ta.deps.spend.deliverAlerts();
     expect(await ta.t.db('spend_cap_alerts').whereNull('notified_at').select('id')).toEqual([]);
+    // Delivered through the notification pipeline: the notification centre and the email outbox, once each.
+    const inbox = await ta.t.db('notifications').where({ user_id: userId, type: 'spend_cap.reached' }).pluck('title');
+    expect(inbox.sort()).toEqual(['50% of your daily spending cap used', '80% of your daily spending cap used', 'Your daily spending cap is reached']);
+    expect(await ta.t.db('email_outbox').where({ user_id: userId, type: 'spend_cap_reached' }).count<{ count: number }[]>('* as count')).toEqual([{ count: 3 }]);
+    await ta.deps.spend.deliverAlerts();
+    expect(await ta.t.db('notifications').where({ user_id: userId, type: 'spend_cap.reached' }).select('id')).toHaveLength(3);
   });
 });
 
