@@ -13,7 +13,8 @@ import { benchLedger } from './ledger-bench.ts';
  *   reserve@8, post@8, reserve-hot@8, post-hot@8, reserve-hot@32, post-hot@32 (ledger vs a plain
  *   single-row UPDATE transaction), priced-http@8 and auth-http@8 (vs the same app's /healthz).
  * BENCH_SECONDS (default 3) per measurement. BENCH_ONLY=ledger|http|tasks runs one part; the OCR
- * pipeline figures (tasks, about a minute) run only with BENCH_ONLY=tasks or BENCH_TASKS=on.
+ * comparison (tasks: Tally vs the Tesseract command line, a few minutes on 2 cores) runs last,
+ * unless BENCH_TASKS=off.
  */
 async function main() {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -41,9 +42,10 @@ async function main() {
       console.log('\nHTTP, 8 keep-alive connections, one app process (npm start, BENCH_ROUTES=on) vs its own /healthz');
       await benchHttp(db, url, { seconds });
     }
-    if (only === 'tasks' || process.env.BENCH_TASKS === 'on') {
+    // The OCR comparison takes a few minutes of both cores: BENCH_TASKS=off leaves it out.
+    if (only === 'tasks' || (!only && process.env.BENCH_TASKS !== 'off')) {
       const { benchTasks } = await import('./tasks-bench.ts');
-      console.log('\nTasks: pages per minute through the whole pipeline vs tesseract.js alone on the same pages');
+      console.log('\nTasks: a 6-page scanned PDF through Tally vs the Tesseract command line, same pages, same run');
       await benchTasks(db, url);
     }
   } finally {

@@ -16,6 +16,7 @@ import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
 import { createSpendControls } from './spend/spend-service.ts';
 import { createRechargeNotices, createSpendNotices } from './spend/spend-notices.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
+import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import type { TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
@@ -85,27 +86,44 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
 
 export interface WorkerOptions {
   /** The started queue (pg-boss) the worker takes jobs from. */
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
   /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
   createProcessor?: () => OwnedProcessor;
 }
 
 /**
  * Starts the OCR worker on `services` (the same ledger, pricing and storage as the web app):
- * `config.tasks.workerConcurrency` slots. Used by `npm start` (unless `WORKER=off`) and `npm run worker`.
+ * `config.tasks.workerConcurrency` job slots sharing one pool of `config.tasks.ocrWorkers`
+ * Tesseract workers, started now so the first job finds them warm; stopping the worker closes
+ * the pool. Used by `npm start` (unless `WORKER=off`) and `npm run worker`.
  */
-export function createWorker(services: WorkerServices, options: WorkerOptions): Promise<TaskWorker> {
+export async function createWorker(services: WorkerServices, options: WorkerOptions): Promise<TaskWorker> {
   const { config, logger } = services;
-  const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels };
-  return startTaskWorker({
-    db: services.db,
-    ledger: services.ledger,
-    pricing: services.pricing,
-    storage: services.storage,
-    logger,
-    queue: options.queue,
-    concurrency: config.tasks.workerConcurrency,
-    createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, logger })),
-    sweepIntervalMs: config.sweepIntervalMs,
-  });
+  const limits = { renderDpi: config.tasks.renderDpi, maxPagePixels: config.tasks.maxPagePixels, lowConfidence: config.tasks.lowConfidence };
+  let pool: OcrWorkerPool | undefined;
+  const sharedPool = () => (pool ??= createOcrWorkerPool({ size: config.tasks.ocrWorkers, logger }));
+  let worker: TaskWorker;
+  try {
+    worker = await startTaskWorker({
+      db: services.db,
+      ledger: services.ledger,
+      pricing: services.pricing,
+      storage: services.storage,
+      logger,
+      queue: options.queue,
+      concurrency: config.tasks.workerConcurrency,
+      createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),
+      sweepIntervalMs: config.sweepIntervalMs,
+    });
+  } catch (err) {
+    await pool?.close();
+    throw err;
+  }
+  return {
+    ...worker,
+    async stop(timeoutMs?: number) {
+      await worker.stop(timeoutMs);
+      await pool?.close();
+    },
+  };
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -55,7 +56,9 @@ const EnvSchema = z.object({
   MAX_UPLOAD_MB: int(1, 200).default(10),
   MAX_PAGE_PIXELS: int(100_000, 400_000_000).default(100_000_000),
   MAX_PDF_PAGES: int(1, 100_000).default(1000),
-  OCR_RENDER_DPI: int(50, 600).default(200),
+  OCR_RENDER_DPI: int(50, 600).default(300),
+  OCR_WORKERS: optionalString.pipe(int(1, 64).optional()),
+  OCR_LOW_CONFIDENCE: int(0, 100).default(60),
   WORKER: z.enum(['on', 'off']).default('on'),
   WORKER_CONCURRENCY: int(1, 32).default(1),
   TASK_HOLD_MINUTES: int(1, 7 * 24 * 60).default(60),
@@ -117,6 +120,10 @@ export interface Config {
     /** Most pages a PDF may have (page counting itself slows down on huge page trees). */
     maxPages: number;
     renderDpi: number;
+    /** Tesseract workers of a worker process (one per core by default), started with it. */
+    ocrWorkers: number;
+    /** OCR pages whose mean confidence (0–100) is below this are flagged for the user to check. */
+    lowConfidence: number;
     worker: boolean;
     workerConcurrency: number;
     holdTimeoutMs: number;
@@ -224,6 +231,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxPagePixels: e.MAX_PAGE_PIXELS,
       maxPages: e.MAX_PDF_PAGES,
       renderDpi: e.OCR_RENDER_DPI,
+      ocrWorkers: e.OCR_WORKERS ?? Math.max(1, os.availableParallelism()),
+      lowConfidence: e.OCR_LOW_CONFIDENCE,
       worker: e.WORKER === 'on',
       workerConcurrency: e.WORKER_CONCURRENCY,
       holdTimeoutMs: e.TASK_HOLD_MINUTES * 60_000,

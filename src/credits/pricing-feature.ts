@@ -43,7 +43,17 @@ export function createPricingFeature(services: Services): Feature {
   const { pricing, tasks, config } = services;
   const api = express.Router();
   api.get('/credits/prices', async (_req, res) => {
-    res.json({ prices: (await pricing.list()).map(priceJson) });
+    const components = await pricing.components();
+    res.json({
+      prices: (await pricing.list()).map((p) => ({
+        ...priceJson(p),
+        // what each kind of unit costs (OCR: a page read by OCR, from its text layer, blank);
+        // `perUnitCredits` is the dearest, what an estimate holds
+        unitPrices: components
+          .filter((c) => c.operation === p.operation)
+          .map((c) => ({ kind: c.component, name: c.name, credits: millicreditsToCredits(c.millicredits) })),
+      })),
+    });
   });
   const upload = uploadDocument(config.tasks.maxUploadBytes);
   api.post('/credits/estimate', forMultipart(requireAuth), forMultipart(upload), async (req, res) => {

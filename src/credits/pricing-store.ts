@@ -31,3 +31,26 @@ export async function listActivePrices(db: Db | Trx): Promise<OperationPrice[]> 
   const rows = await db<DbOperationPriceRow>('operation_prices').where({ active: true }).orderBy('operation');
   return rows.map(mapRow);
 }
+
+/** What one kind of unit of an operation costs (e.g. an OCR page read from its text layer). */
+export interface PriceComponent {
+  operation: string;
+  component: string;
+  name: string;
+  millicredits: number;
+}
+
+interface DbPriceComponentRow {
+  operation: string;
+  component: string;
+  name: string;
+  millicredits: string | number;
+  sort_order: number;
+}
+
+export async function listPriceComponents(db: Db | Trx, operation?: string): Promise<PriceComponent[]> {
+  const query = db<DbPriceComponentRow>('operation_price_components').orderBy(['operation', 'sort_order', 'component']);
+  if (operation) query.where({ operation });
+  const rows = await query;
+  return rows.map((r) => ({ operation: r.operation, component: r.component, name: r.name, millicredits: Number(r.millicredits) }));
+}

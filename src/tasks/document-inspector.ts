@@ -1,6 +1,7 @@
 import { fileTypeFromBuffer } from 'file-type';
 import { getDocumentProxy } from 'unpdf';
 import type { PDFDocumentProxy } from 'unpdf/pdfjs';
+import { tiffPageSizes } from './ocr-raster.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
 
 /** The document types the OCR job accepts. */
@@ -60,7 +61,8 @@ export const POINTS_PER_INCH = 72;
  * Decides what a document is from its content (magic bytes, never a file name), counts its
  * pages and checks them against the limits, without rendering or decoding anything.
  *
- * - Images (PNG, JPEG, TIFF, WebP) are one page; their pixel dimensions come from the header.
+ * - Images (PNG, JPEG, WebP) are one page; their pixel dimensions come from the header. A TIFF
+ *   has one page per image file directory (multi-page TIFF), each checked the same way.
  * - A PDF's page count and page sizes come from pdf.js; each page's size at `renderDpi` must
  *   fit `maxPagePixels`, and so must every image the file embeds (see {@link findLargestPdfImage}).
  *
@@ -79,6 +81,21 @@ export async function inspectDocument(bytes: Buffer | Uint8Array, limits: Docume
   const kind = await detectKind(bytes);
   if (kind === 'pdf') {
     return { kind, mimeType: MIME_TYPES.pdf, pages: await inspectPdf(bytes, limits) };
+  }
+  if (kind === 'tiff') {
+    // a TIFF may hold many pages (a fax, a scanner's batch): each is a page to read and to price
+    readImageSize(bytes, kind); // the header's own checks first (BigTIFF, truncation)
+    const sizes = tiffPageSizes(bytes);
+    if (limits.maxPages !== undefined && sizes.length > limits.maxPages) {
+      throw new DocumentRejectedError(
+        'too_many_pages',
+        `The TIFF image has ${sizes.length.toLocaleString('en-US')} pages; the limit is ${limits.maxPages.toLocaleString('en-US')}.`,
+      );
+    }
+    sizes.forEach((size, index) =>
+      assertImageWithinLimit(size, limits.maxPagePixels, sizes.length > 1 ? `Page ${index + 1} of the TIFF image` : 'The image'),
+    );
+    return { kind, mimeType: MIME_TYPES[kind], pages: sizes.length };
   }
   const size = readImageSize(bytes, kind);
   assertImageWithinLimit(size, limits.maxPagePixels, 'The image');

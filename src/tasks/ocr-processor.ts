@@ -1,21 +1,32 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createCanvas } from '@napi-rs/canvas';
-import { createWorker, OEM, type Worker } from 'tesseract.js';
 import { createIsomorphicCanvasFactory } from 'unpdf';
 import type { PDFPageProxy } from 'unpdf/pdfjs';
+import { assertImageWithinLimit, assertPdfImagesWithinLimit, openPdf, POINTS_PER_INCH, readImageSize, readPdf, type DocumentKind } from './document-inspector.ts';
+import { DEFAULT_OCR_LANGUAGE, guessOcrLanguage, type OcrLanguage } from './ocr-languages.ts';
 import {
-  POINTS_PER_INCH,
-  assertImageWithinLimit,
-  assertPdfImagesWithinLimit,
-  openPdf,
-  readImageSize,
-  readPdf,
-  renderedSize,
-  type DocumentKind,
-} from './document-inspector.ts';
+  countWords,
+  isMeaningfulText,
+  isStampOverScan,
+  provideTransferToFixedLength,
+  readPageImages,
+  readScanImage,
+  readTextLayer,
+  renderPage,
+  tidyText,
+  type TextLayer,
+} from './ocr-pdf-pages.ts';
+import { decodeImage, decodeTiffPage, inkShare, rotateGray, shrinkGray, tiffPageSizes, toPgm, unrotatePoint, type GrayImage, type QuarterTurn } from './ocr-raster.ts';
+import { joinPagePdfs, overlayTextLayers, type TextOverlay } from './ocr-searchable-pdf.ts';
+import { createOcrWorkerPool, type OcrLine, type OcrLogger, type OcrWorkerPool, type Recognition } from './ocr-worker-pool.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
+
+export type { OcrLogger } from './ocr-worker-pool.ts';
+
+/**
+ * How a page was read, which is also how it is priced: `text-layer` from the PDF's own text,
+ * `ocr` recognized by Tesseract, `blank` nothing to read (no text found and no ink on the page).
+ */
+export type PageSource = 'text-layer' | 'ocr' | 'blank';
 
 /** The text of one page and how it was obtained. */
 export interface OcrPageResult {
@@ -26,9 +37,19 @@ export interface OcrPageResult {
   words: number;
   /** Tesseract's mean word confidence, 0–100; null for a text layer or a page without words. */
   confidence: number | null;
-  /** `text-layer`: the PDF's own text; `ocr`: recognized by Tesseract. */
-  source: 'text-layer' | 'ocr';
-  /** Wall time spent on the page, in milliseconds. */
+  /** True when `confidence` is below the processor's `lowConfidence` threshold: check this page. */
+  lowConfidence: boolean;
+  source: PageSource;
+  /** The language the page was read in (null for a text layer). */
+  language: OcrLanguage | null;
+  /** The quarter turn (degrees clockwise) applied before recognition, from Tesseract's OSD. */
+  rotation: QuarterTurn;
+  /** Size in pixels of the page as processed (after rendering and rotation; a text layer's page at renderDpi). */
+  width: number;
+  height: number;
+  /** Lines in reading order, with words and boxes in pixels of the page as processed. */
+  lines: OcrLine[];
+  /** Wall time spent on the page, in milliseconds (pages overlap: they run in parallel). */
   durationMs: number;
 }
 
@@ -43,38 +64,48 @@ export interface OcrResult {
   meanConfidence: number | null;
   /** Wall time for the document, in milliseconds. */
   durationMs: number;
+  /** The searchable PDF (asked for with `searchablePdf`), or undefined when it could not be made. */
+  searchablePdf?: Uint8Array;
 }
 
-/** Progress after each page: `page` of `pages` is done. */
+/** Progress after each page: `page` of `pages` is done (reported in page order). */
 export interface OcrProgress {
   page: number;
   pages: number;
 }
 
-/** The subset of a pino logger the processor uses. */
-export interface OcrLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
+export interface OcrProcessOptions {
+  /** Read every OCR page in this language; when absent, English, or the language a page looks like. */
+  language?: OcrLanguage | null;
+  /** Also build the searchable PDF (default false). */
+  searchablePdf?: boolean;
 }
 
 export interface OcrProcessorOptions {
-  /** Resolution PDF pages are rendered at, in dots per inch. */
+  /** Resolution PDF pages without a text layer are rendered at, in dots per inch. */
   renderDpi: number;
   /** Largest rendered page, image, or image embedded in a PDF, in pixels (width × height). */
   maxPagePixels: number;
+  /** The shared worker pool; when absent the processor makes (and closes) its own of `workers`. */
+  pool?: OcrWorkerPool;
+  /** Size of the processor's own pool (default 1). */
+  workers?: number;
+  /** OCR pages whose mean confidence is below this (0–100) are flagged. Default 60. */
+  lowConfidence?: number;
   logger?: OcrLogger;
 }
 
 export interface OcrProcessor {
   /**
-   * Extracts the text of a document, page by page, one document at a time (concurrent calls
-   * queue). PDF pages with a meaningful text layer use it; other pages are rendered at
-   * `renderDpi` (lower if the page would exceed `maxPagePixels`) and OCRed. Images are OCRed as
-   * they are.
+   * Extracts the text of a document, page by page. PDF pages with a meaningful text layer use
+   * it (unless it is only a stamp over a full-page scan); other pages are rendered at
+   * `renderDpi`, or at the scan's own resolution when that is higher (within `maxPagePixels`),
+   * turned upright after Tesseract's orientation detection, and read with automatic layout
+   * analysis. Pages are recognized in parallel on the pool while the next page renders.
    *
    * @param bytes the file, already identified as `kind` (see `inspectDocument`)
-   * @param onPage awaited after each page; an error it throws stops the processing and is rethrown
+   * @param onPage awaited after each page, in page order; an error it throws stops the processing
+   *   (pages already started finish first) and is rethrown
    * @throws {DocumentRejectedError} `corrupt`, `encrypted`, `empty`, `too_many_pixels`
    * @throws {Error} when the processor is closed, or Tesseract itself fails
    */
@@ -82,239 +113,353 @@ export interface OcrProcessor {
     bytes: Buffer | Uint8Array,
     kind: DocumentKind,
     onPage?: (progress: OcrProgress) => void | Promise<void>,
+    options?: OcrProcessOptions,
   ): Promise<OcrResult>;
-  /** Waits for the calls already made, then terminates the Tesseract worker. Idempotent. */
+  /** Waits for the calls already made, then closes its own pool (not a shared one). Idempotent. */
   close(): Promise<void>;
 }
 
-// A text layer counts when it holds at least this many letters or digits and is mostly made of
-// them (fonts without a Unicode map yield symbols or U+FFFD instead of text).
-const MIN_TEXT_LAYER_CHARACTERS = 16;
-const MIN_TEXT_LAYER_ALPHANUMERIC_SHARE = 0.5;
+type OnPage = (progress: OcrProgress) => void | Promise<void>;
+
 // Tesseract's credible resolutions (tesseract/src/ccmain/tesseractclass.h kMinCredibleResolution,
 // kMaxCredibleResolution); outside them it warns and substitutes its own guess.
 const MIN_TESSERACT_DPI = 70;
 const MAX_TESSERACT_DPI = 2400;
-const TESSERACT_READ_ERROR = 'Error attempting to read image';
+// A scan's own resolution is used up to this; beyond, the time grows and the text does not improve.
+const MAX_NATIVE_DPI = 600;
+// An image covering at least this share of the page is "the scan" whose resolution counts.
+const SCAN_PAGE_SHARE = 0.5;
+// OSD's orientation confidence below which a page is read as it is (clear pages score 10–40;
+// the OCRmyPDF default threshold is 14 on the same scale, but its pages are already upright
+// most of the time, so a lower bar is safer for sideways scans).
+const MIN_ORIENTATION_CONFIDENCE = 5;
+// Largest image OSD is given; larger pages are shrunk by a whole factor first.
+const OSD_MAX_PIXELS = 4_000_000;
+// A page without text is blank when fewer than this share of its pixels are ink.
+const MAX_BLANK_INK_SHARE = 0.001;
+const DEFAULT_LOW_CONFIDENCE = 60;
+
+/** One image to read: what Tesseract gets when it is upright, and its pixels on demand. */
+interface PageImage {
+  encoded: Uint8Array;
+  /** dots per inch; 0 when unknown (Tesseract reads the file's own or estimates it) */
+  dpi: number;
+  width: number;
+  height: number;
+  pixels(): Promise<GrayImage>;
+}
+
+interface PageRead {
+  text: string;
+  recognition: Recognition;
+  language: OcrLanguage;
+  turn: QuarterTurn;
+  width: number;
+  height: number;
+  blank: boolean;
+}
 
 /**
- * Creates the OCR processor of the worker. The Tesseract worker (a worker thread running
- * Tesseract's WebAssembly build, English LSTM model from `@tesseract.js-data/eng`, nothing
- * downloaded) starts on the first `process` call and is reused until `close()`.
+ * Creates the OCR processor of the worker. Recognition runs on an {@link OcrWorkerPool}
+ * (Tesseract's WebAssembly build in worker threads, models from the `@tesseract.js-data/*`
+ * packages, nothing downloaded); rendering (pdf.js) runs on the calling thread.
  *
  * Memory stays bounded on hostile files: images larger than `maxPagePixels` are refused from
- * their header, pdf.js never decodes an embedded image larger than `maxPagePixels`, and pages are
- * rendered one at a time at a scale that keeps width × height ≤ `maxPagePixels`.
- *
- * @param options `renderDpi` in dots per inch, `maxPagePixels` in pixels, an optional pino logger
+ * their header, pdf.js never decodes an embedded image larger than `maxPagePixels`, pages are
+ * rendered at a scale that keeps width × height ≤ `maxPagePixels`, and at most one page more than
+ * the pool has workers is held rendered at a time.
  */
 export function createOcrProcessor(options: OcrProcessorOptions): OcrProcessor {
   const { renderDpi, maxPagePixels, logger } = options;
-  let worker: Promise<Worker> | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
+  const ownPool = options.pool === undefined;
+  const pool = options.pool ?? createOcrWorkerPool({ size: options.workers ?? 1, ...(logger ? { logger } : {}) });
+  const lowConfidence = options.lowConfidence ?? DEFAULT_LOW_CONFIDENCE;
+  const running = new Set<Promise<unknown>>();
   let closed = false;
 
-  function tesseract(): Promise<Worker> {
-    worker ??= startTesseract(logger).catch((error: unknown) => {
-      worker = undefined;
-      throw error;
-    });
-    return worker;
-  }
-
-  async function discardTesseract(): Promise<void> {
-    const current = worker;
-    worker = undefined;
-    await current?.then((started) => started.terminate()).catch(() => undefined);
-  }
-
-  /** OCRs one encoded image; `dpi` 0 lets Tesseract use the file's own resolution or estimate it. */
-  async function recognize(image: Buffer, dpi: number): Promise<{ text: string; confidence: number }> {
-    const ocr = await tesseract();
-    try {
-      await ocr.setParameters({ user_defined_dpi: String(dpi) });
-      const { data } = await ocr.recognize(image, {}, { text: true, blocks: false, hocr: false, tsv: false });
-      return { text: data.text, confidence: data.confidence };
-    } catch (failure) {
-      // tesseract.js rejects with strings such as "Error: Error attempting to read image."
-      const message = failure instanceof Error ? failure.message : String(failure);
-      if (message.includes(TESSERACT_READ_ERROR)) {
-        throw new DocumentRejectedError('corrupt', 'The image could not be decoded.', { cause: failure });
-      }
-      // the worker may be in any state now: start a fresh one for the next page or document
-      await discardTesseract();
-      throw new Error(`Tesseract failed: ${message}`, { cause: failure });
+  /** Orientation, then recognition in the asked language, or English then the language the page looks like. */
+  async function readImage(image: PageImage, language: OcrLanguage | null | undefined, pdf: 'text-only' | 'with-image' | undefined): Promise<PageRead> {
+    // OSD judges letter shapes, which it sees as well at half the resolution: on a large page it
+    // gets a smaller copy (its time grows with the pixels: 8 s for a 9000 × 9000 scan in full).
+    // It needs a resolution; for an image that states none, a scan's usual 300 dpi will do.
+    let osdInput = image.encoded;
+    let osdDpi = image.dpi || 300;
+    if (image.width * image.height > OSD_MAX_PIXELS) {
+      const small = shrinkGray(await image.pixels(), OSD_MAX_PIXELS);
+      osdInput = toPgm(small.image);
+      osdDpi = Math.max(MIN_TESSERACT_DPI, Math.round(osdDpi / small.factor));
     }
+    const orientation = await pool.detectOrientation(osdInput, osdDpi);
+    const turn = orientation && orientation.confidence >= MIN_ORIENTATION_CONFIDENCE ? orientation.turn : 0;
+    let input = image.encoded;
+    let pixels: GrayImage | undefined;
+    let { width, height } = image;
+    if (turn !== 0) {
+      pixels = rotateGray(await image.pixels(), turn);
+      input = toPgm(pixels);
+      ({ width, height } = pixels);
+    }
+    const first = language ?? DEFAULT_OCR_LANGUAGE;
+    let recognition = await pool.recognize(input, { language: first, dpi: image.dpi, ...(pdf ? { pdf } : {}) });
+    let used = first;
+    if (!language) {
+      const guess = guessOcrLanguage(recognition.text);
+      if (guess && guess !== first) {
+        recognition = await pool.recognize(input, { language: guess, dpi: image.dpi, ...(pdf ? { pdf } : {}) });
+        used = guess;
+      }
+    }
+    const text = tidyText(recognition.text);
+    let blank = false;
+    if (countWords(text) === 0) {
+      pixels ??= await image.pixels();
+      blank = inkShare(pixels) < MAX_BLANK_INK_SHARE;
+    }
+    return { text, recognition, language: used, turn, width, height, blank };
   }
 
-  async function processImage(bytes: Buffer, kind: Exclude<DocumentKind, 'pdf'>): Promise<OcrPageResult> {
-    const started = performance.now();
-    assertImageWithinLimit(readImageSize(bytes, kind), maxPagePixels, 'The image');
-    // PNG, JPEG, TIFF and WebP all decode in Tesseract's Leptonica as they are: no conversion
-    const { text, confidence } = await recognize(bytes, 0);
-    return ocrPage(1, text, confidence, started);
+  function pageResult(page: number, read: PageRead, started: number): OcrPageResult {
+    const words = countWords(read.text);
+    const confidence = words > 0 ? Math.round(read.recognition.confidence * 10) / 10 : null;
+    return {
+      page,
+      text: read.text,
+      words,
+      confidence,
+      lowConfidence: confidence !== null && confidence < lowConfidence,
+      source: read.blank ? 'blank' : 'ocr',
+      language: read.language,
+      rotation: read.turn,
+      width: read.width,
+      height: read.height,
+      lines: read.recognition.lines,
+      durationMs: elapsed(started),
+    };
   }
 
-  async function processPdf(bytes: Buffer, onPage: OnPage | undefined): Promise<OcrPageResult[]> {
+  async function processImage(bytes: Buffer, kind: Exclude<DocumentKind, 'pdf'>, onPage: OnPage | undefined, options: OcrProcessOptions): Promise<{ pages: OcrPageResult[]; pdf?: Uint8Array }> {
+    const pdfMode = options.searchablePdf ? 'with-image' : undefined;
+    // each page is decoded when its turn comes, so a long TIFF never sits decoded in memory
+    const images: Array<() => Promise<PageImage>> = [];
+    if (kind === 'tiff') {
+      // every page of a multi-page TIFF, decoded with UTIF (Tesseract would read only the first)
+      const sizes = tiffPageSizes(bytes);
+      sizes.forEach((size, index) => {
+        assertImageWithinLimit(size, maxPagePixels, sizes.length > 1 ? `Page ${index + 1} of the TIFF image` : 'The image');
+        images.push(async () => {
+          const pixels = decodeTiffPage(bytes, index);
+          return { encoded: toPgm(pixels), dpi: 0, width: pixels.width, height: pixels.height, pixels: async () => pixels };
+        });
+      });
+    } else {
+      const size = readImageSize(bytes, kind);
+      assertImageWithinLimit(size, maxPagePixels, 'The image');
+      // PNG, JPEG and WebP decode in Tesseract's Leptonica as they are, as the command line reads them
+      images.push(async () => ({ encoded: bytes, dpi: 0, ...size, pixels: () => decodeImage(bytes) }));
+    }
+    const pages = await inParallel(images.length, pool.size + 1, onPage, async (index, rendered) => {
+      const started = performance.now();
+      const image = await images[index]!();
+      rendered();
+      const read = await readImage(image, options.language, pdfMode);
+      return { result: pageResult(index + 1, read, started), pdf: read.recognition.pdf };
+    });
+    let pdf: Uint8Array | undefined;
+    if (pdfMode) pdf = await buildOrWarn(() => joinPagePdfs(pages.map((page) => page.pdf).filter((bytes): bytes is Uint8Array => bytes !== undefined)));
+    return { pages: pages.map((page) => page.result), ...(pdf ? { pdf } : {}) };
+  }
+
+  async function processPdf(bytes: Buffer, onPage: OnPage | undefined, options: OcrProcessOptions): Promise<{ pages: OcrPageResult[]; pdf?: Uint8Array }> {
     assertPdfImagesWithinLimit(bytes, maxPagePixels);
     provideTransferToFixedLength();
     const CanvasFactory = await createIsomorphicCanvasFactory(() => import('@napi-rs/canvas'));
-    const pdf = await openPdf(bytes, { maxImageSize: maxPagePixels, CanvasFactory });
+    const document = await openPdf(bytes, { maxImageSize: maxPagePixels, CanvasFactory });
+    const overlays: TextOverlay[] = [];
     try {
-      const pages = pdf.numPages;
-      if (pages === 0) throw new DocumentRejectedError('empty', 'The PDF has no pages.');
-      const results: OcrPageResult[] = [];
-      for (let pageNumber = 1; pageNumber <= pages; pageNumber++) {
+      const count = document.numPages;
+      if (count === 0) throw new DocumentRejectedError('empty', 'The PDF has no pages.');
+      const pages = await inParallel(count, pool.size + 1, onPage, async (index, rendered) => {
+        const pageNumber = index + 1;
         const started = performance.now();
         const unreadable = `Page ${pageNumber} of the PDF could not be read.`;
-        const page = await readPdf(() => pdf.getPage(pageNumber), unreadable);
+        // the rendering part runs one page at a time, in order, on this thread; `rendered()` lets
+        // the next page start while this one is recognized
+        let page: PDFPageProxy | undefined = await readPdf(() => document.getPage(pageNumber), unreadable);
         try {
-          const layer = await readPdf(() => readTextLayer(page), unreadable);
-          if (isMeaningfulText(layer)) {
-            const words = countWords(layer);
-            results.push({ page: pageNumber, text: layer, words, confidence: null, source: 'text-layer', durationMs: elapsed(started) });
-          } else {
-            const rendered = await readPdf(() => renderPage(page, pageNumber), unreadable);
-            const { text, confidence } = await recognize(rendered.image, rendered.dpi);
-            results.push(ocrPage(pageNumber, text, confidence, started));
+          const layer = await readPdf(() => readTextLayer(page!, renderDpi / POINTS_PER_INCH), unreadable);
+          const images = await readPdf(() => readPageImages(page!), unreadable);
+          if (isMeaningfulText(layer.text) && !isStampOverScan(images, layer.text)) {
+            rendered();
+            return textLayerPage(pageNumber, layer, started);
           }
-        } finally {
+          const native = images.largestShare >= SCAN_PAGE_SHARE && images.largestDpi ? Math.min(MAX_NATIVE_DPI, images.largestDpi) : 0;
+          // A plain scan at least as fine as renderDpi is read from its own pixels; anything else
+          // (or a coarser scan, which Tesseract reads better enlarged) is rendered.
+          const scan = images.soleImage && native >= renderDpi - 0.5 && images.largestDpi! <= MAX_NATIVE_DPI
+            ? await readPdf(() => readScanImage(page!, images.soleImage!), unreadable)
+            : undefined;
+          let image: GrayImage;
+          let dpi: number;
+          let toPage: (x: number, y: number) => [number, number];
+          if (scan) {
+            ({ image, toPage } = scan);
+            dpi = native;
+          } else {
+            const render = await readPdf(() => renderPage(page!, Math.max(renderDpi, native), maxPagePixels), unreadable);
+            if (render.dpi < renderDpi - 0.5) {
+              logger?.warn({ page: pageNumber, renderDpi, dpi: Math.floor(render.dpi), maxPagePixels }, 'page rendered below renderDpi to stay within maxPagePixels');
+            }
+            const viewport = page.getViewport({ scale: render.scale });
+            image = render.image;
+            dpi = render.dpi;
+            toPage = (x, y) => viewport.convertToPdfPoint(x, y) as [number, number];
+          }
           page.cleanup();
+          page = undefined;
+          rendered();
+          const read = await readImage(
+            { encoded: toPgm(image), dpi: clampDpi(dpi), width: image.width, height: image.height, pixels: async () => image },
+            options.language,
+            options.searchablePdf ? 'text-only' : undefined,
+          );
+          const result = pageResult(pageNumber, read, started);
+          if (read.recognition.pdf && result.words > 0) {
+            overlays.push({
+              pageIndex: index,
+              textPdf: read.recognition.pdf,
+              image: { width: read.width, height: read.height },
+              toPage: (x, y) => {
+                const [px, py] = unrotatePoint(x, y, read.turn, image.width, image.height);
+                return toPage(px, py);
+              },
+            });
+          }
+          return result;
+        } finally {
+          page?.cleanup();
         }
-        await onPage?.({ page: pageNumber, pages });
-      }
-      return results;
+      });
+      let pdf: Uint8Array | undefined;
+      if (options.searchablePdf) pdf = await buildOrWarn(() => overlayTextLayers(bytes, overlays.sort((a, b) => a.pageIndex - b.pageIndex)));
+      return { pages, ...(pdf ? { pdf } : {}) };
     } finally {
-      await pdf.destroy();
+      await document.destroy();
     }
   }
 
-  /** Renders a page to an 8-bit grayscale PGM (P5) image: Leptonica reads it without decoding work. */
-  async function renderPage(page: PDFPageProxy, pageNumber: number): Promise<{ image: Buffer; dpi: number }> {
-    const natural = page.getViewport({ scale: 1 });
-    const wanted = renderDpi / POINTS_PER_INCH;
-    const fitting = Math.sqrt(maxPagePixels / Math.max(1, natural.width * natural.height));
-    const scale = Math.min(wanted, fitting);
-    const dpi = scale * POINTS_PER_INCH;
-    if (scale < wanted) {
-      logger?.warn(
-        { page: pageNumber, renderDpi, dpi: Math.floor(dpi), maxPagePixels },
-        'page rendered below renderDpi to stay within maxPagePixels',
-      );
+  async function buildOrWarn(build: () => Promise<Uint8Array>): Promise<Uint8Array | undefined> {
+    try {
+      return await build();
+    } catch (error) {
+      // The text is what was paid for; a PDF pdf-lib cannot rewrite only loses the PDF output.
+      logger?.warn({ err: error }, 'searchable PDF could not be made');
+      return undefined;
     }
-    const viewport = page.getViewport({ scale });
-    const { width, height } = renderedSize(natural.width, natural.height, scale);
-    const canvas = createCanvas(width, height);
-    const context = canvas.getContext('2d');
-    // pdf.js paints a white background first, so every pixel is opaque
-    await page.render({
-      canvas: canvas as unknown as HTMLCanvasElement,
-      canvasContext: context as unknown as CanvasRenderingContext2D,
-      viewport,
-    }).promise;
-    const rgba = context.getImageData(0, 0, width, height).data;
-    // free the native pixel buffer now rather than whenever the GC, blind to its size, gets to it
-    canvas.width = 0;
-    canvas.height = 0;
-    const header = Buffer.from(`P5\n${width} ${height}\n255\n`, 'latin1');
-    const image = Buffer.allocUnsafe(header.length + width * height);
-    header.copy(image);
-    for (let pixel = 0, out = header.length, inp = 0; pixel < width * height; pixel++, out++, inp += 4) {
-      // ITU-R BT.601 luma in 8-bit fixed point (77 + 150 + 29 = 256)
-      image[out] = (rgba[inp]! * 77 + rgba[inp + 1]! * 150 + rgba[inp + 2]! * 29 + 128) >> 8;
-    }
-    return { image, dpi: Math.min(MAX_TESSERACT_DPI, Math.max(MIN_TESSERACT_DPI, Math.round(dpi))) };
   }
 
   return {
-    process(bytes, kind, onPage) {
+    process(bytes, kind, onPage, processOptions = {}) {
       if (closed) return Promise.reject(new Error('The OCR processor is closed.'));
       const file = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const run = queue.then(async () => {
+      const run = (async () => {
         const started = performance.now();
-        let pages: OcrPageResult[];
-        if (kind === 'pdf') {
-          pages = await processPdf(file, onPage);
-        } else {
-          pages = [await processImage(file, kind)];
-          await onPage?.({ page: 1, pages: 1 });
-        }
-        return summarize(pages, started);
-      });
-      queue = run.catch(() => undefined);
+        const { pages, pdf } = kind === 'pdf' ? await processPdf(file, onPage, processOptions) : await processImage(file, kind, onPage, processOptions);
+        return { ...summarize(pages, started), ...(pdf ? { searchablePdf: pdf } : {}) };
+      })();
+      running.add(run);
+      void run.finally(() => running.delete(run)).catch(() => undefined);
       return run;
     },
 
     async close() {
       closed = true;
-      await queue;
-      await discardTesseract();
+      await Promise.allSettled([...running]);
+      if (ownPool) await pool.close();
     },
   };
 }
 
-type OnPage = (progress: OcrProgress) => void | Promise<void>;
+function clampDpi(dpi: number): number {
+  return Math.min(MAX_TESSERACT_DPI, Math.max(MIN_TESSERACT_DPI, Math.round(dpi)));
+}
 
-async function startTesseract(logger: OcrLogger | undefined): Promise<Worker> {
-  const started = performance.now();
-  // The LSTM-only "best_int" model, the one tesseract.js itself would fetch for OEM.LSTM_ONLY;
-  // read from the installed package, never from a CDN. cacheMethod 'none': no copy in the cwd.
-  const require = createRequire(import.meta.url);
-  const langPath = path.join(path.dirname(require.resolve('@tesseract.js-data/eng/package.json')), '4.0.0_best_int');
-  const worker = await createWorker('eng', OEM.LSTM_ONLY, {
-    langPath,
-    gzip: true,
-    cacheMethod: 'none',
-    // Without an errorHandler, tesseract.js rethrows a failed job's error inside its message
-    // listener, an uncaught exception that ends the process; the job's promise rejects anyway.
-    errorHandler: () => undefined,
-  });
-  logger?.info({ durationMs: elapsed(started) }, 'tesseract worker started');
-  return worker;
+function textLayerPage(page: number, layer: TextLayer, started: number): OcrPageResult {
+  return {
+    page,
+    text: layer.text,
+    words: countWords(layer.text),
+    confidence: null,
+    lowConfidence: false,
+    source: 'text-layer',
+    language: null,
+    rotation: 0,
+    // the page as it would be rendered at renderDpi: the frame of its words' boxes
+    width: layer.width,
+    height: layer.height,
+    lines: layer.lines,
+    durationMs: elapsed(started),
+  };
 }
 
 /**
- * pdf.js 5.6 (in unpdf 1.7) hands every font to the renderer through
- * `ArrayBuffer.prototype.transferToFixedLength` (ES2024), which Node 20 lacks: without it each
- * font fails and pages that draw text render blank. unpdf polyfills the other newer built-ins it
- * needs but not this one, so add it when missing, with the standard's behaviour (the source
- * buffer is detached).
+ * Runs `work` for items 0…count-1 with at most `limit` at once, starting them in order: item
+ * i+1 starts once item i has called `rendered()` (or finished) and fewer than `limit` are in
+ * flight. `onPage` is awaited for each item in order as soon as it and all before it are done.
+ * The first error (from `work` or `onPage`) stops new items; those in flight finish; it is rethrown.
  */
-function provideTransferToFixedLength(): void {
-  if ('transferToFixedLength' in ArrayBuffer.prototype) return;
-  Object.defineProperty(ArrayBuffer.prototype, 'transferToFixedLength', {
-    value: function transferToFixedLength(this: ArrayBuffer, newLength?: number): ArrayBuffer {
-      const length = newLength ?? this.byteLength;
-      const moved = structuredClone(this, { transfer: [this] });
-      if (length === moved.byteLength) return moved;
-      const resized = new ArrayBuffer(length);
-      new Uint8Array(resized).set(new Uint8Array(moved, 0, Math.min(length, moved.byteLength)));
-      return resized;
-    },
-    writable: true,
-    configurable: true,
-  });
-}
+async function inParallel<T>(
+  count: number,
+  limit: number,
+  onPage: OnPage | undefined,
+  work: (index: number, rendered: () => void) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = new Array(count);
+  const finished = new Array<boolean>(count).fill(false);
+  const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  let reported = 0;
+  let reporting: Promise<void> = Promise.resolve();
 
-async function readTextLayer(page: PDFPageProxy): Promise<string> {
-  const content = await page.getTextContent();
-  let text = '';
-  for (const item of content.items) {
-    if ('str' in item) text += item.str + (item.hasEOL ? '\n' : '');
+  const report = () => {
+    reporting = reporting.then(async () => {
+      while (!failure && reported < count && finished[reported]) {
+        reported++;
+        try {
+          await onPage?.({ page: reported, pages: count });
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    });
+  };
+
+  for (let index = 0; index < count && !failure; index++) {
+    while (inFlight.size >= limit) await Promise.race(inFlight);
+    if (failure) break;
+    let markRendered!: () => void;
+    const renderedSignal = new Promise<void>((resolve) => (markRendered = resolve));
+    const task: Promise<void> = work(index, markRendered).then(
+      (value) => {
+        results[index] = value;
+        finished[index] = true;
+        report();
+      },
+      (error: unknown) => {
+        failure ??= { error };
+      },
+    );
+    const tracked = task.finally(() => {
+      markRendered();
+      inFlight.delete(tracked);
+    });
+    inFlight.add(tracked);
+    await Promise.race([renderedSignal, tracked]);
   }
-  return tidy(text);
-}
-
-function isMeaningfulText(text: string): boolean {
-  const alphanumeric = text.match(/[\p{L}\p{N}]/gu)?.length ?? 0;
-  const visible = text.match(/\S/gu)?.length ?? 0;
-  return alphanumeric >= MIN_TEXT_LAYER_CHARACTERS && alphanumeric / visible >= MIN_TEXT_LAYER_ALPHANUMERIC_SHARE;
-}
-
-function ocrPage(page: number, rawText: string, confidence: number, started: number): OcrPageResult {
-  const text = tidy(rawText);
-  const words = countWords(text);
-  return { page, text, words, confidence: words > 0 ? confidence : null, source: 'ocr', durationMs: elapsed(started) };
+  await Promise.all(inFlight);
+  report();
+  await reporting;
+  if (failure) throw failure.error;
+  return results;
 }
 
 function summarize(pages: OcrPageResult[], started: number): OcrResult {
@@ -334,19 +479,6 @@ function summarize(pages: OcrPageResult[], started: number): OcrResult {
     meanConfidence: ocrWords > 0 ? Math.round((weighted / ocrWords) * 10) / 10 : null,
     durationMs: elapsed(started),
   };
-}
-
-function tidy(text: string): string {
-  return text
-    .split('\n')
-    .map((line) => line.trimEnd())
-    .join('\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
-
-function countWords(text: string): number {
-  return text.split(/\s+/u).filter((token) => /[\p{L}\p{N}]/u.test(token)).length;
 }
 
 function elapsed(started: number): number {

@@ -20,6 +20,13 @@ export class TaskNotFoundError extends NotFoundError {
   }
 }
 
+/** 404: the task exists but this output of it was not made (e.g. no searchable PDF). */
+export class TaskOutputMissingError extends AppError {
+  constructor(detail: string) {
+    super(404, 'not_found', 'Not found', detail);
+  }
+}
+
 /** 409: the operation needs another status (e.g. the result of a task that has not completed). */
 export class TaskStateError extends ConflictError {
   constructor(status: string, detail: string) {

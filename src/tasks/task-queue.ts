@@ -30,7 +30,7 @@ export interface TaskQueueOptions {
    * Keep all attempts together well under the hold's timeout.
    */
   expireInSeconds: number;
-  /** How often an idle worker polls for jobs, seconds (≥ 0.5). Default 1. */
+  /** How often an idle worker polls for jobs, seconds (≥ 0.5, pg-boss's minimum). Default 0.5: a job waits at most half a second. */
   pollingIntervalSeconds?: number;
   /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default 60. */
   maintenanceIntervalSeconds?: number;
@@ -52,6 +52,12 @@ export interface TaskQueue {
   cancel(job: TaskJob): Promise<void>;
   /** Stops pg-boss: waits up to `timeoutMs` for jobs in progress, then fails them (they retry). */
   stop(timeoutMs?: number): Promise<void>;
+  /**
+   * pg-boss workers of the `ocr` queue in this process (the task worker adds them): a job sent
+   * here wakes them as soon as it is committed instead of at their next poll, so with the worker
+   * in the web process the hand-over takes milliseconds. Workers elsewhere still poll.
+   */
+  localWorkerIds: Set<string>;
 }
 
 /**
@@ -84,7 +90,7 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
   const { logger } = options;
   const retryLimit = options.retryLimit ?? 3;
   const retryDelay = options.retryDelaySeconds ?? 5;
-  const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 1;
+  const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 0.5;
   const boss = new PgBoss({
     connectionString: options.connectionString,
     application_name: 'tally-queue',
@@ -102,11 +108,19 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
   await boss.updateQueue(OCR_QUEUE, { name: OCR_QUEUE, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE });
 
   let stopped = false;
+  const localWorkerIds = new Set<string>();
+  const wakeLocalWorkers = () => {
+    for (const id of localWorkerIds) boss.notifyWorker(id);
+  };
   return {
     boss,
     pollingIntervalSeconds,
+    localWorkerIds,
     async enqueue(job, trx) {
       await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE, ...(trx ? { db: await pgBossDbOf(trx) } : {}) });
+      // in a transaction, the job is visible only once it commits (a rollback wakes no one)
+      if (trx) void trx.executionPromise.then(wakeLocalWorkers, () => undefined);
+      else wakeLocalWorkers();
     },
     async cancel(job) {
       await boss.cancel(OCR_QUEUE, job.jobId);

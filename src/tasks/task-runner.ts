@@ -1,14 +1,16 @@
 import type { Pricing } from '../credits/pricing-service.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
 import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { HoldStateError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Hold } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 import type { OcrProcessor, OcrResult } from './ocr-processor.ts';
-import { StoredFileMissingError, type FileStorage } from './file-storage.ts';
+import { newStorageKey, StoredFileMissingError, type FileStorage } from './file-storage.ts';
+import { isOcrLanguage, OCR_LANGUAGES } from './ocr-languages.ts';
 import type { TaskJob } from './task-queue.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
-import { ocrCost } from './task-pricing.ts';
+import { ocrSettlement } from './task-pricing.ts';
 import * as store from './tasks-store.ts';
 import type { Task } from './tasks-store.ts';
 
@@ -56,6 +58,53 @@ export class WorkerStoppingError extends Error {
 }
 
 class SupersededError extends Error {}
+
+/**
+ * The transfer's reason: what was read and what each kind of page cost, e.g.
+ * "OCR of scan.pdf: 3 OCR pages × 0.5 + 1 text-layer page × 0.1 + 1 blank page × 0 + 1 per document".
+ */
+export function settlementReason(
+  fileName: string,
+  priced: { base: number; lines: Array<{ component: string; units: number; millicredits: number }> },
+): string {
+  const labels: Record<string, string> = { ocr: 'OCR page', 'text-layer': 'text-layer page', blank: 'blank page' };
+  const parts = priced.lines.map((line) => {
+    const label = labels[line.component] ?? line.component;
+    return `${line.units} ${label}${line.units === 1 ? '' : 's'} × ${millicreditsToCredits(line.millicredits)}`;
+  });
+  parts.push(`${millicreditsToCredits(priced.base)} per document`);
+  return `OCR of ${fileName}: ${parts.join(' + ')}`;
+}
+
+/**
+ * The JSON result of a task (`GET /api/tasks/:id/result?format=json`): every page with how it was
+ * read, its language, the quarter turn applied, its size in pixels as processed, its mean
+ * confidence and low-confidence flag, its text, and its lines and words with boxes in those
+ * pixels (origin top-left) and confidences (0–100; null for words of a text layer, whose boxes are
+ * in pixels of the page at renderDpi).
+ */
+export function resultDocument(task: Pick<Task, 'fileName'>, result: OcrResult) {
+  return {
+    fileName: task.fileName,
+    pageCount: result.pageCount,
+    words: result.words,
+    meanConfidence: result.meanConfidence,
+    pages: result.pages.map((page) => ({
+      page: page.page,
+      source: page.source,
+      language: page.language,
+      languageName: page.language ? OCR_LANGUAGES[page.language] : null,
+      rotation: page.rotation,
+      width: page.width,
+      height: page.height,
+      confidence: page.confidence,
+      lowConfidence: page.lowConfidence,
+      words: page.words,
+      text: page.text,
+      lines: page.lines,
+    })),
+  };
+}
 
 export interface TaskRunnerDeps {
   db: Db;
@@ -126,8 +175,21 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
     return { task, hold, holdActive: hold?.status === 'active' };
   }
 
-  async function settleSuccess(job: TaskJob, result: OcrResult): Promise<RunOutcome> {
-    return inTransaction(db, async (trx) => {
+  /** Writes the JSON result and the searchable PDF to storage, before the settling transaction. */
+  async function storeOutputs(task: Task, result: OcrResult): Promise<{ resultKey: string; searchablePdfKey: string | null }> {
+    const resultKey = newStorageKey();
+    await storage.put(resultKey, Buffer.from(JSON.stringify(resultDocument(task, result)), 'utf8'));
+    let searchablePdfKey: string | null = null;
+    if (result.searchablePdf) {
+      searchablePdfKey = newStorageKey();
+      await storage.put(searchablePdfKey, result.searchablePdf);
+    }
+    return { resultKey, searchablePdfKey };
+  }
+
+  async function settleSuccess(job: TaskJob, task: Task, result: OcrResult): Promise<RunOutcome> {
+    const files = await storeOutputs(task, result);
+    const outcome = await inTransaction(db, async (trx): Promise<RunOutcome> => {
       const guarded = await guardUnfinished(trx, { job });
       if (!guarded) return 'skipped';
       const { task, hold } = guarded;
@@ -136,13 +198,12 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
         return 'failed';
       }
       const pages = Math.max(1, result.pageCount);
-      const { millicredits: price } = await ocrCost(pricing, pages);
-      const charge = Math.min(price, hold.amount);
+      // Each page is priced as what it turned out to be (issue 12): OCR, text layer, or blank.
+      const priced = await ocrSettlement(pricing, result.pages, trx);
+      const charge = Math.min(priced.millicredits, hold.amount);
+      const unitPrice = new Map(priced.lines.map((line) => [line.component, line.millicredits]));
       try {
-        await ledger.post(
-          { holdId: hold.id, millicredits: charge, actor: 'system', reason: `OCR of ${task.fileName}: ${pages} page${pages === 1 ? '' : 's'}` },
-          trx,
-        );
+        await ledger.post({ holdId: hold.id, millicredits: charge, actor: 'system', reason: settlementReason(task.fileName, priced) }, trx);
       } catch (err) {
         // The sweeper voided it between our read and the post's lock: never charge without a hold.
         if (!(err instanceof HoldStateError)) throw err;
@@ -156,10 +217,27 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
         words: result.words,
         meanConfidence: result.meanConfidence,
         durationMs: result.durationMs,
-        pageStats: result.pages.map((p) => ({ page: p.page, source: p.source, words: p.words, confidence: p.confidence, durationMs: p.durationMs })),
+        resultKey: files.resultKey,
+        searchablePdfKey: files.searchablePdfKey,
+        pageStats: result.pages.map((p) => ({
+          page: p.page,
+          source: p.source,
+          words: p.words,
+          confidence: p.confidence,
+          durationMs: p.durationMs,
+          language: p.language,
+          rotation: p.rotation,
+          lowConfidence: p.lowConfidence,
+          chargedMillicredits: unitPrice.get(p.source) ?? null,
+        })),
       });
       return 'completed';
     });
+    if (outcome !== 'completed') {
+      await storage.remove(files.resultKey);
+      if (files.searchablePdfKey) await storage.remove(files.searchablePdfKey);
+    }
+    return outcome;
   }
 
   const runner = {
@@ -188,10 +266,16 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
       try {
         const bytes = await storage.read(task.storageKey);
         log.info({ kind: task.kind, pages: task.pages }, 'task processing');
-        result = await processor.process(bytes, task.kind, async ({ page }) => {
-          if (options.control?.stopping) throw new WorkerStoppingError();
-          if (!(await store.recordProgress(db, task.id, attempt, page))) throw new SupersededError();
-        });
+        const language = isOcrLanguage(task.language) ? task.language : null;
+        result = await processor.process(
+          bytes,
+          task.kind,
+          async ({ page }) => {
+            if (options.control?.stopping) throw new WorkerStoppingError();
+            if (!(await store.recordProgress(db, task.id, attempt, page))) throw new SupersededError();
+          },
+          { language, searchablePdf: true },
+        );
       } catch (err) {
         if (err instanceof SupersededError) return 'superseded';
         let error: TaskError;
@@ -216,7 +300,7 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
         log.warn({ err, error }, 'task attempt failed; pg-boss will retry it');
         throw new AttemptFailedError(error, false, { cause: err });
       }
-      const outcome = await settleSuccess(job, result);
+      const outcome = await settleSuccess(job, task, result);
       log.info({ outcome, pages: result.pageCount, durationMs: result.durationMs }, 'task settled');
       return outcome;
     },

@@ -7,7 +7,7 @@ import { createTaskRunner, type DocumentProcessor, type TaskRunnerDeps } from '.
 export type OwnedProcessor = DocumentProcessor & { close(): Promise<void> };
 
 export interface TaskWorkerOptions extends TaskRunnerDeps {
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'>;
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
   /** Jobs run at once in this process; each slot has its own processor (Tesseract worker). */
   concurrency: number;
   /** Makes one processor per slot (the OCR processor; tests inject stubs). */
@@ -46,8 +46,7 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
   for (let slot = 0; slot < Math.max(1, options.concurrency); slot++) {
     const processor = options.createProcessor();
     processors.push(processor);
-    workerIds.push(
-      await boss.work<TaskJob>(
+    const id = await boss.work<TaskJob>(
         OCR_QUEUE,
         { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: queue.pollingIntervalSeconds },
         async ([job]) => {
@@ -60,8 +59,9 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
             running.delete(run);
           }
         },
-      ),
-    );
+      );
+    workerIds.push(id);
+    queue.localWorkerIds?.add(id);
   }
   workerIds.push(
     await boss.work<TaskJob>(OCR_DEAD_LETTER_QUEUE, { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: 5 }, async ([job]) => {
@@ -90,7 +90,10 @@ export async function startTaskWorker(options: TaskWorkerOptions): Promise<TaskW
       stopped ??= (async () => {
         control.stopping = true;
         clearInterval(sweeper);
-        for (const id of workerIds) await boss.offWork({ id });
+        for (const id of workerIds) {
+          queue.localWorkerIds?.delete(id);
+          await boss.offWork({ id });
+        }
         const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
         await Promise.race([Promise.allSettled([...running]), deadline]);
         await Promise.allSettled(processors.map((p) => p.close()));

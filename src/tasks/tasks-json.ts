@@ -25,19 +25,31 @@ export interface TaskJson {
   durationMs: number | null;
   /** Attempts started so far (pg-boss retries a failed attempt up to 3 times). */
   attempts: number;
+  /** The OCR language asked for at upload (`eng`, `fra`, `deu`, `spa`), or null: detected per page. */
+  language: string | null;
   /** Why the task failed (status `failed` only). */
   error: { code: string; detail: string } | null;
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
-  links: { self: string; events: string; result: string; download: string };
+  /** `result` is the text; `resultJson` pages/lines/words with boxes; `searchablePdf` null when none was made. */
+  links: { self: string; events: string; result: string; resultJson: string; searchablePdf: string | null; download: string };
 }
 
 export interface TaskPageJson {
   page: number;
-  source: 'text-layer' | 'ocr';
+  /** How the page was read, which sets its price: `ocr`, `text-layer`, or `blank` (free). */
+  source: 'text-layer' | 'ocr' | 'blank';
   words: number;
   confidence: number | null;
+  /** Mean confidence below the threshold: check this page. */
+  lowConfidence: boolean;
+  /** The language the page was read in (null for a text layer). */
+  language: string | null;
+  /** Quarter turn applied before recognition, degrees clockwise. */
+  rotation: number;
+  /** What the page was charged, credits (null before settlement). */
+  chargedCredits: number | null;
   durationMs: number;
 }
 
@@ -59,15 +71,33 @@ export function taskJson(t: Task): TaskJson {
     meanConfidence: t.meanConfidence,
     durationMs: t.durationMs,
     attempts: t.attempts,
+    language: t.language,
     error: t.status === 'failed' && t.errorCode ? { code: t.errorCode, detail: t.errorDetail ?? '' } : null,
     createdAt: t.createdAt.toISOString(),
     startedAt: t.startedAt?.toISOString() ?? null,
     completedAt: t.completedAt?.toISOString() ?? null,
-    links: { self: base, events: `${base}/events`, result: `${base}/result`, download: `${base}/download` },
+    links: {
+      self: base,
+      events: `${base}/events`,
+      result: `${base}/result`,
+      resultJson: `${base}/result?format=json`,
+      searchablePdf: t.status === 'completed' && !t.searchablePdfKey ? null : `${base}/result?format=pdf`,
+      download: `${base}/download`,
+    },
   };
 }
 
 /** Maps a page's statistics to JSON (confidence 0–100, duration ms). */
 export function taskPageJson(p: TaskPage): TaskPageJson {
-  return { page: p.page, source: p.source, words: p.words, confidence: p.confidence, durationMs: p.durationMs };
+  return {
+    page: p.page,
+    source: p.source,
+    words: p.words,
+    confidence: p.confidence,
+    lowConfidence: p.lowConfidence ?? false,
+    language: p.language ?? null,
+    rotation: p.rotation ?? 0,
+    chargedCredits: p.chargedMillicredits === null || p.chargedMillicredits === undefined ? null : millicreditsToCredits(p.chargedMillicredits),
+    durationMs: p.durationMs,
+  };
 }

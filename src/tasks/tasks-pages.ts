@@ -8,15 +8,42 @@ import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { asProblem } from '../http/domain-problems.ts';
 import { type AppError, ValidationError } from '../http/errors.ts';
-import { schemas } from '../http/validate.ts';
+import { parseOrThrow, schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
-import { ocrCost } from './task-pricing.ts';
+import { OCR_OPERATION, ocrCost } from './task-pricing.ts';
 import type { TasksService } from './tasks-service.ts';
-import { TASK_STATUSES, type TaskStatus } from './tasks-store.ts';
+import { OCR_LANGUAGES } from './ocr-languages.ts';
+import { UploadFields } from './tasks-schemas.ts';
+import { TASK_STATUSES, type TaskPage, type TaskStatus } from './tasks-store.ts';
+
+/**
+ * What a completed task was charged, line by line for the task page: pages by how they were read
+ * (with the price of each), then the per-document part (the rest of the charge). Credits.
+ */
+export function chargeLines(pages: TaskPage[], chargedMillicredits: number): Array<{ label: string; credits: number }> {
+  const kinds: Array<{ source: TaskPage['source']; one: string; many: string }> = [
+    { source: 'ocr', one: 'page read by OCR', many: 'pages read by OCR' },
+    { source: 'text-layer', one: 'page read from its text layer', many: 'pages read from their text layer' },
+    { source: 'blank', one: 'blank page', many: 'blank pages' },
+  ];
+  const lines: Array<{ label: string; credits: number }> = [];
+  let pagesTotal = 0;
+  for (const kind of kinds) {
+    const of = pages.filter((p) => p.source === kind.source);
+    if (of.length === 0) continue;
+    const each = of[0]!.chargedMillicredits ?? 0;
+    const subtotal = of.reduce((sum, p) => sum + (p.chargedMillicredits ?? 0), 0);
+    pagesTotal += subtotal;
+    const what = `${of.length} ${of.length === 1 ? kind.one : kind.many}`;
+    lines.push({ label: each === 0 ? `${what}, free` : `${what} × ${millicreditsToCredits(each)}`, credits: millicreditsToCredits(subtotal) });
+  }
+  if (chargedMillicredits >= pagesTotal) lines.push({ label: 'Per document', credits: millicreditsToCredits(chargedMillicredits - pagesTotal) });
+  return lines;
+}
 
 /** Characters of extracted text shown on the task page; the rest is in the download. */
 const TEXT_PREVIEW_CHARS = 200_000;
@@ -76,6 +103,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     }
     const { price } = await ocrCost(pricing, 1);
     const spendCaps = options.spend ? spendSettingsJson(await options.spend.getSettings(req.user!.id)).caps : undefined;
+    const components = new Map((await pricing.components(OCR_OPERATION)).map((c) => [c.component, millicreditsToCredits(c.millicredits)]));
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -89,7 +117,14 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       olderHref: list.nextCursor ? `/tasks?${olderParams}#tasks` : undefined,
       isFirstPage: !cursor,
       maxUploadMb: Math.round((options.maxUploadBytes / (1024 * 1024)) * 10) / 10,
-      price: { base: millicreditsToCredits(price.baseMillicredits), perPage: millicreditsToCredits(price.perUnitMillicredits) },
+      price: {
+        base: millicreditsToCredits(price.baseMillicredits),
+        perPage: millicreditsToCredits(price.perUnitMillicredits),
+        ocrPage: components.get('ocr') ?? millicreditsToCredits(price.perUnitMillicredits),
+        textLayerPage: components.get('text-layer') ?? null,
+        blankFree: components.get('blank') === 0,
+      },
+      languages: Object.entries(OCR_LANGUAGES).map(([code, name]) => ({ code, name })),
       idempotencyKey: crypto.randomUUID(),
       spendCaps,
       fmt: viewHelpers,
@@ -113,6 +148,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       error,
       task: taskJson(task),
       pageStats: pageStats.map(taskPageJson),
+      languageNames: OCR_LANGUAGES,
+      charges: task.status === 'completed' ? chargeLines(pageStats, task.chargedMillicredits ?? 0) : [],
+      lowConfidencePages: pageStats.filter((p) => p.lowConfidence).map((p) => p.page),
       text,
       truncated,
       idempotencyKey: crypto.randomUUID(),
@@ -129,7 +167,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       await new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
       const body = (req.body ?? {}) as Record<string, unknown>;
       const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
-      const { task } = await service.create(req.user!.id, uploadedFile(req), key.success ? key.data : undefined);
+      const { language } = parseOrThrow(UploadFields, body, 'body');
+      const { task } = await service.create(req.user!.id, { ...uploadedFile(req), language }, key.success ? key.data : undefined);
       // A repeated form whose task was deleted since: back to the list, nothing held again.
       res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
     } catch (err) {

@@ -11,7 +11,7 @@ import type { Logger } from '../logger.ts';
 import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
-import { TaskId, TasksQuery } from './tasks-schemas.ts';
+import { ResultQuery, TaskId, TasksQuery, UploadFields } from './tasks-schemas.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
 import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
 
@@ -50,11 +50,19 @@ export function textFileName(fileName: string): string {
   return `${fileName.replace(/\.[^.]{1,5}$/, '')}.txt`;
 }
 
+/** The download name of a result: `scan.pdf` → `scan.json`, or `scan (searchable).pdf`. */
+export function resultFileName(fileName: string, format: 'json' | 'pdf'): string {
+  const stem = fileName.replace(/\.[^.]{1,5}$/, '');
+  return format === 'json' ? `${stem}.json` : `${stem} (searchable).pdf`;
+}
+
 /**
  * The tasks API, under `/api` (signed in; someone else's task is a 404):
  * - `POST /tasks` (multipart `file`, optional `Idempotency-Key`) → 202 `{task}`
  * - `GET /tasks?status=&cursor=&limit=` → `{tasks, nextCursor}`
- * - `GET /tasks/:id` → `{task, pageStats}`; `/result` text/plain; `/download` the original;
+ * - `POST /tasks` also takes an optional `language` field (`eng`, `fra`, `deu`, `spa`)
+ * - `GET /tasks/:id` → `{task, pageStats}`; `/result?format=txt|json|pdf` the text, the JSON
+ *   result (pages, lines, words, boxes) or the searchable PDF; `/download` the original;
  *   `/events` server-sent events (`task` events until a final status)
  * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
  */
@@ -82,7 +90,9 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
 
   /** The upload's cost from its content (type and pages), and the task it will become. */
   const estimateFromUpload = async (req: Request): Promise<number> => {
-    req.taskUpload = await service.prepare(req.user!.id, uploadedFile(req), idempotencyKeyOf(req));
+    // the language is checked here, before anything is held: a bad one is a 400 naming the field
+    const { language } = validate(UploadFields, req, 'body');
+    req.taskUpload = await service.prepare(req.user!.id, { ...uploadedFile(req), language }, idempotencyKeyOf(req));
     return req.taskUpload.millicredits;
   };
 
@@ -139,9 +149,24 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   });
 
   api.get('/tasks/:id/result', requireAuth, async (req, res) => {
-    const { task, text } = await service.result(req.user!.id, taskIdOf(req));
-    res.setHeader('Content-Disposition', contentDisposition(req.query.download !== undefined ? 'attachment' : 'inline', textFileName(task.fileName)));
-    res.type('text/plain; charset=utf-8').send(text);
+    const { format, download } = validate(ResultQuery, req, 'query');
+    const disposition = download !== undefined ? 'attachment' : 'inline';
+    if (format === 'txt') {
+      const { task, text } = await service.result(req.user!.id, taskIdOf(req));
+      res.setHeader('Content-Disposition', contentDisposition(disposition, textFileName(task.fileName)));
+      res.type('text/plain; charset=utf-8').send(text);
+      return;
+    }
+    const { task, stream } = await service.resultFile(req.user!.id, taskIdOf(req), format);
+    res.setHeader('Content-Type', format === 'json' ? 'application/json; charset=utf-8' : 'application/pdf');
+    res.setHeader('Content-Disposition', contentDisposition(disposition, resultFileName(task.fileName, format)));
+    res.setHeader('Cache-Control', 'private, no-store');
+    stream.on('error', (err) => {
+      logger.error({ err, taskId: task.id }, 'result download failed');
+      res.destroy(err);
+    });
+    res.on('close', () => stream.destroy());
+    stream.pipe(res);
   });
 
   api.get('/tasks/:id/download', requireAuth, async (req, res) => {

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskStateError } from './task-problems.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError } from './task-problems.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
 import { ocrCost } from './task-pricing.ts';
 import { taskJson } from './tasks-json.ts';
@@ -53,6 +53,8 @@ export interface UploadedFile {
   bytes: Buffer;
   /** The client's file name: shown and used for downloads, never for storage. */
   fileName: string;
+  /** The OCR language asked for (`eng`, `fra`, `deu`, `spa`); null or absent: detected per page. */
+  language?: string | null;
 }
 
 /** What a document will cost: `millicredits` for `pages` pages of `kind`. */
@@ -92,6 +94,8 @@ export interface PreparedUpload {
   idempotencyKey: string | undefined;
   /** Where the file will be stored (a generated key, never the client's name). */
   storageKey: string;
+  /** The OCR language asked for; null: detected per page. */
+  language: string | null;
 }
 
 /** What an Idempotency-Key of an upload is recorded as. */
@@ -230,6 +234,7 @@ export function createTasksService(deps: TasksServiceDeps) {
         bytes: file.bytes,
         idempotencyKey,
         storageKey: newStorageKey(),
+        language: file.language ?? null,
       };
     },
 
@@ -257,6 +262,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           holdId: prepared.holdId,
           jobId: crypto.randomUUID(),
           idempotencyKey: prepared.idempotencyKey ?? null,
+          language: prepared.language,
         });
         if (prepared.idempotencyKey) {
           const remembered = await idempotency.remember(trx, {
@@ -355,6 +361,26 @@ export function createTasksService(deps: TasksServiceDeps) {
       return { task, text: (await store.resultText(db, id)) ?? '' };
     },
 
+    /**
+     * A stored output of the completed task: the JSON result (`json`) or the searchable PDF (`pdf`).
+     * @throws {TaskStateError} 409 until the task has completed
+     * @throws {TaskNotFoundError} 404 when that output was not made (or its file is gone)
+     */
+    async resultFile(userId: string, id: string, format: 'json' | 'pdf'): Promise<{ task: Task; stream: Readable }> {
+      const task = await service.get(userId, id);
+      if (task.status !== 'completed') {
+        throw new TaskStateError(task.status, `The task is ${task.status}: its results are available once it has completed.`);
+      }
+      const key = format === 'json' ? task.resultKey : task.searchablePdfKey;
+      if (!key) throw new TaskOutputMissingError(format === 'pdf' ? 'No searchable PDF was made for this task.' : 'This task has no JSON result.');
+      try {
+        return { task, stream: await storage.stream(key) };
+      } catch (err) {
+        logger.warn({ err, taskId: id }, 'stored result missing');
+        throw new TaskNotFoundError();
+      }
+    },
+
     /** The uploaded file, as stored. @throws {TaskNotFoundError} 404, also when the file is gone. */
     async original(userId: string, id: string): Promise<{ task: Task; stream: Readable }> {
       const task = await service.get(userId, id);
@@ -380,6 +406,8 @@ export function createTasksService(deps: TasksServiceDeps) {
         return t;
       });
       await storage.remove(task.storageKey);
+      if (task.resultKey) await storage.remove(task.resultKey);
+      if (task.searchablePdfKey) await storage.remove(task.searchablePdfKey);
       if (store.UNFINISHED.includes(task.status)) {
         await queue.cancel?.({ taskId: task.id, jobId: task.jobId }).catch((err: unknown) => logger.warn({ err, taskId: id }, 'could not cancel job'));
       }

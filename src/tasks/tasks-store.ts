@@ -30,6 +30,12 @@ export interface Task {
   errorCode: string | null;
   errorDetail: string | null;
   idempotencyKey: string | null;
+  /** The OCR language asked for at upload (`eng`, `fra`, `deu`, `spa`); null: detected per page. */
+  language: string | null;
+  /** Storage key of the JSON result (pages, lines, words), once completed. */
+  resultKey: string | null;
+  /** Storage key of the searchable PDF, once completed (null when it could not be made). */
+  searchablePdfKey: string | null;
   createdAt: Date;
   startedAt: Date | null;
   completedAt: Date | null;
@@ -39,10 +45,19 @@ export interface Task {
 /** Statistics of one processed page. */
 export interface TaskPage {
   page: number;
-  source: 'text-layer' | 'ocr';
+  /** How the page was read, and priced: `blank` pages (no text, no ink) cost nothing. */
+  source: 'text-layer' | 'ocr' | 'blank';
   words: number;
   confidence: number | null;
   durationMs: number;
+  /** The language the page was read in; null for a text layer. */
+  language?: string | null;
+  /** Quarter turn applied before recognition, degrees clockwise. */
+  rotation?: number;
+  /** Mean confidence below the threshold: the user should check this page. */
+  lowConfidence?: boolean;
+  /** What this page was charged, in millicredits (null before settlement). */
+  chargedMillicredits?: number | null;
 }
 
 interface DbTaskRow {
@@ -68,6 +83,9 @@ interface DbTaskRow {
   error_code: string | null;
   error_detail: string | null;
   idempotency_key: string | null;
+  language: string | null;
+  result_key: string | null;
+  searchable_pdf_key: string | null;
   created_at: Date;
   started_at: Date | null;
   completed_at: Date | null;
@@ -77,17 +95,21 @@ interface DbTaskRow {
 interface DbTaskPageRow {
   task_id: string;
   page: number;
-  source: 'text-layer' | 'ocr';
+  source: 'text-layer' | 'ocr' | 'blank';
   words: number;
   confidence: number | null;
   duration_ms: number;
+  language: string | null;
+  rotation: number;
+  low_confidence: boolean;
+  charged_millicredits: string | number | null;
 }
 
 // Every column but the (possibly large) result text, which only the result endpoint reads.
 const COLUMNS: string[] = [
   'id', 'user_id', 'status', 'file_name', 'kind', 'mime_type', 'size_bytes', 'sha256', 'storage_key', 'pages', 'pages_done',
   'words', 'mean_confidence', 'duration_ms', 'estimated_millicredits', 'charged_millicredits', 'hold_id', 'job_id', 'attempts',
-  'error_code', 'error_detail', 'idempotency_key', 'created_at', 'started_at', 'completed_at', 'updated_at',
+  'error_code', 'error_detail', 'idempotency_key', 'language', 'result_key', 'searchable_pdf_key', 'created_at', 'started_at', 'completed_at', 'updated_at',
 ];
 
 function mapRow(r: DbTaskRow): Task {
@@ -114,6 +136,9 @@ function mapRow(r: DbTaskRow): Task {
     errorCode: r.error_code,
     errorDetail: r.error_detail,
     idempotencyKey: r.idempotency_key,
+    language: r.language,
+    resultKey: r.result_key,
+    searchablePdfKey: r.searchable_pdf_key,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -135,6 +160,8 @@ export interface NewTask {
   holdId: string;
   jobId: string;
   idempotencyKey: string | null;
+  /** The OCR language asked for; null or absent: detected per page. */
+  language?: string | null;
 }
 
 /** Inserts a new `queued` task (in the transaction that reserved its hold). Throws 23505 `tasks_user_idempotency_key` on a reused key. */
@@ -155,6 +182,7 @@ export async function insertTask(trx: Trx, t: NewTask): Promise<Task> {
       hold_id: t.holdId,
       job_id: t.jobId,
       idempotency_key: t.idempotencyKey,
+      language: t.language ?? null,
     })
     .returning(COLUMNS);
   return mapRow(row as DbTaskRow);
@@ -199,7 +227,17 @@ export async function resultText(q: Db | Trx, id: string): Promise<string | null
 /** Per-page statistics of a completed task, by page number. */
 export async function taskPages(q: Db | Trx, taskId: string): Promise<TaskPage[]> {
   const rows = (await q('task_pages').where({ task_id: taskId }).orderBy('page')) as DbTaskPageRow[];
-  return rows.map((r) => ({ page: r.page, source: r.source, words: r.words, confidence: r.confidence, durationMs: r.duration_ms }));
+  return rows.map((r) => ({
+    page: r.page,
+    source: r.source,
+    words: r.words,
+    confidence: r.confidence,
+    durationMs: r.duration_ms,
+    language: r.language,
+    rotation: r.rotation,
+    lowConfidence: r.low_confidence,
+    chargedMillicredits: r.charged_millicredits === null ? null : Number(r.charged_millicredits),
+  }));
 }
 
 /** Starts an attempt: `processing`, attempts + 1, progress reset. Returns the attempt number. */
@@ -245,6 +283,9 @@ export interface Completion {
   meanConfidence: number | null;
   durationMs: number;
   pageStats: TaskPage[];
+  /** Storage keys of the JSON result and the searchable PDF, already written. */
+  resultKey?: string | null;
+  searchablePdfKey?: string | null;
 }
 
 /** Marks the task completed with its result (in the transaction that posted its hold). */
@@ -258,6 +299,8 @@ export async function markCompleted(trx: Trx, id: string, c: Completion): Promis
       mean_confidence: c.meanConfidence,
       duration_ms: c.durationMs,
       result_text: c.text,
+      result_key: c.resultKey ?? null,
+      searchable_pdf_key: c.searchablePdfKey ?? null,
       charged_millicredits: c.chargedMillicredits,
       error_code: null,
       error_detail: null,
@@ -267,7 +310,18 @@ export async function markCompleted(trx: Trx, id: string, c: Completion): Promis
   await trx('task_pages').where({ task_id: id }).delete();
   if (c.pageStats.length > 0) {
     await trx('task_pages').insert(
-      c.pageStats.map((p) => ({ task_id: id, page: p.page, source: p.source, words: p.words, confidence: p.confidence, duration_ms: p.durationMs })),
+      c.pageStats.map((p) => ({
+        task_id: id,
+        page: p.page,
+        source: p.source,
+        words: p.words,
+        confidence: p.confidence,
+        duration_ms: p.durationMs,
+        language: p.language ?? null,
+        rotation: p.rotation ?? 0,
+        low_confidence: p.lowConfidence ?? false,
+        charged_millicredits: p.chargedMillicredits ?? null,
+      })),
     );
   }
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOcrProcessor, type OcrLogger, type OcrProcessor, type OcrProgress } from '../../src/tasks/ocr-processor.ts';
+import { createOcrWorkerPool, type OcrWorkerPool } from '../../src/tasks/ocr-worker-pool.ts';
 import { DocumentRejectedError } from '../../src/tasks/tasks-errors.ts';
 import { wordOverlap } from '../helpers/text-overlap.ts';
 
@@ -27,17 +28,20 @@ async function rejection(promise: Promise<unknown>): Promise<DocumentRejectedErr
   return error as DocumentRejectedError;
 }
 
-// One processor, at the app's defaults (src/config.ts), shared by the tests: its Tesseract worker
-// starts once, as in the job worker.
+// One pool of two Tesseract workers, as the job worker has on this 2-core machine, and one
+// processor at the app's defaults (src/config.ts) on it, shared by the tests.
 const logger = recordingLogger();
+let pool: OcrWorkerPool;
 let processor: OcrProcessor;
 
 beforeAll(() => {
-  processor = createOcrProcessor({ renderDpi: 200, maxPagePixels: 40_000_000, logger });
+  pool = createOcrWorkerPool({ size: 2, logger });
+  processor = createOcrProcessor({ renderDpi: 300, maxPagePixels: 40_000_000, pool, logger });
 });
 
 afterAll(async () => {
   await processor.close();
+  await pool.close();
 });
 
 describe('OCR of images', () => {
@@ -88,11 +92,24 @@ describe('OCR of images', () => {
 });
 
 describe('OCR of PDFs', () => {
-  it('gives trivial.pdf one page with no text', async () => {
+  it('gives trivial.pdf one blank page: no text and no ink', async () => {
     const result = await processor.process(await fixture('trivial.pdf'), 'pdf');
     expect(result).toMatchObject({ text: '', pageCount: 1, words: 0, meanConfidence: null });
     expect(result.pages).toEqual([
-      { page: 1, text: '', words: 0, confidence: null, source: 'ocr', durationMs: expect.any(Number) },
+      {
+        page: 1,
+        text: '',
+        words: 0,
+        confidence: null,
+        lowConfidence: false,
+        source: 'blank',
+        language: 'eng',
+        rotation: 0,
+        width: 1250, // trivial.pdf's 3-inch page at 300 dpi
+        height: 1250,
+        lines: [],
+        durationMs: expect.any(Number),
+      },
     ]);
   });
 
@@ -109,6 +126,19 @@ describe('OCR of PDFs', () => {
     ]);
     expect(result.pages.map((page) => page.source)).toEqual(['text-layer', 'ocr']);
     expect(result.pages[0]).toMatchObject({ text: 'The quick brown fox jumps over the lazy dog.', words: 9, confidence: null });
+    // the text layer's words with boxes in pixels of the page at 300 dpi (2550 × 3300): "The" is
+    // set at x = 72 pt (300 px), on a baseline 92 pt from the top (383 px), 14 pt high (58 px)
+    const layerWords = result.pages[0]!.lines.flatMap((line) => line.words);
+    expect(layerWords.map((word) => word.text)).toEqual(['The', 'quick', 'brown', 'fox', 'jumps', 'over', 'the', 'lazy', 'dog.']);
+    expect(result.pages[0]).toMatchObject({ width: 2550, height: 3300 });
+    const the = layerWords[0]!;
+    expect(the.bbox.x0).toBeGreaterThanOrEqual(298);
+    expect(the.bbox.x0).toBeLessThanOrEqual(302);
+    expect(the.bbox.y0).toBeGreaterThan(383 - 70);
+    expect(the.bbox.y0).toBeLessThan(383 - 40);
+    expect(the.bbox.y1).toBeGreaterThan(383);
+    expect(the.confidence).toBeNull();
+    expect(layerWords[1]!.bbox.x0).toBeGreaterThan(the.bbox.x1 - 5);
     expect(result.pages[1]!.text).toBe('HELLO');
     expect(result.text).toBe('The quick brown fox jumps over the lazy dog.\n\nHELLO');
     expect(result.words).toBe(10);
@@ -132,7 +162,7 @@ describe('OCR of PDFs', () => {
 
   it('renders a page too large for renderDpi at a lower resolution, within maxPagePixels', async () => {
     const small = recordingLogger();
-    const capped = createOcrProcessor({ renderDpi: 200, maxPagePixels: 4_000_000, logger: small });
+    const capped = createOcrProcessor({ renderDpi: 200, maxPagePixels: 4_000_000, pool, logger: small });
     try {
       const rssBefore = process.memoryUsage().rss;
       // a 100 × 100 inch page: 400 megapixels at 200 dpi, rendered at 20 dpi (2000 × 2000) instead
@@ -163,9 +193,9 @@ describe('OCR of PDFs', () => {
   });
 });
 
-describe('the Tesseract worker', () => {
-  it('starts once and is reused for every document', () => {
-    expect(logger.lines.filter((line) => line.message === 'tesseract worker started')).toHaveLength(1);
+describe('the Tesseract worker pool', () => {
+  it('starts its workers once, when it is made, and reuses them for every document', () => {
+    expect(logger.lines.filter((line) => line.message === 'tesseract worker started')).toHaveLength(2);
   });
 
   it('reads the bundled English model without writing a cache into the working directory', () => {
@@ -173,7 +203,7 @@ describe('the Tesseract worker', () => {
   });
 
   it('refuses work once closed', async () => {
-    const closing = createOcrProcessor({ renderDpi: 200, maxPagePixels: 40_000_000 });
+    const closing = createOcrProcessor({ renderDpi: 200, maxPagePixels: 40_000_000, pool });
     await closing.close();
     await expect(closing.process(await fixture('trivial.pdf'), 'pdf')).rejects.toThrow('The OCR processor is closed.');
   });

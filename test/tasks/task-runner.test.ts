@@ -14,7 +14,7 @@ import { createTasksService } from '../../src/tasks/tasks-service.ts';
 import { testConfig } from '../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { booksViolations, buildUser, fundAccount } from '../helpers/factories.ts';
-import { fixture, stubProcessor, tinyPng } from './tasks-helpers.ts';
+import { fixture, stubPage, stubProcessor, tinyPng } from './tasks-helpers.ts';
 
 // Settlement without pg-boss: the runner is called the way the worker calls it, including the
 // ways a real queue misbehaves (a job delivered again after a crash, twice at once, too late).
@@ -95,7 +95,7 @@ describe('settlement', () => {
     const { user, task, job } = await newTask(fixture('multipage.pdf'));
     const threePages: DocumentProcessor = {
       async process(_bytes, _kind, onPage): Promise<OcrResult> {
-        const pages = [1, 2, 3].map((page) => ({ page, text: `p${page}`, words: 1, confidence: 90, source: 'ocr' as const, durationMs: 1 }));
+        const pages = [1, 2, 3].map((page) => stubPage(page, `p${page}`, 'ocr', 1));
         for (const p of pages) await onPage?.({ page: p.page, pages: 6 });
         return { text: 'p1\n\np2\n\np3', pages, pageCount: 3, words: 3, meanConfidence: 90, durationMs: 3 };
       },

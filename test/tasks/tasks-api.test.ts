@@ -149,7 +149,8 @@ describe('POST /api/tasks', () => {
     expect(results.filter((r) => r.status === 402)).toHaveLength(4);
     for (const r of accepted) await waitForTask(agent, r.body.task.id);
     expect(await balanceOf(agent)).toEqual({ available: 1, held: 0 });
-    expect(ta.uploadsCount()).toBe(files + 2);
+    // each accepted upload, and each one's JSON result
+    expect(ta.uploadsCount()).toBe(files + 4);
   });
 
   it('answers 413 over MAX_UPLOAD_MB', async () => {
@@ -254,7 +255,17 @@ describe('reading tasks', () => {
     });
     expect(Date.parse(got.body.task.completedAt)).toBeGreaterThanOrEqual(Date.parse(got.body.task.createdAt));
     expect(got.body.pageStats).toHaveLength(6);
-    expect(got.body.pageStats[0]).toEqual({ page: 1, source: 'ocr', words: 4, confidence: 90, durationMs: 1 });
+    expect(got.body.pageStats[0]).toEqual({
+      page: 1,
+      source: 'ocr',
+      words: 4,
+      confidence: 90,
+      lowConfidence: false,
+      language: 'eng',
+      rotation: 0,
+      chargedCredits: 0.5,
+      durationMs: 1,
+    });
 
     const text = await agent.get(`/api/tasks/${id}/result`).expect(200);
     expect(text.headers['content-type']).toBe('text/plain; charset=utf-8');
@@ -323,7 +334,7 @@ describe('DELETE /api/tasks/:id', () => {
     const files = ta.uploadsCount();
     const id = (await upload(agent, await tinyPng('delete-me'), 'gone.png').expect(202)).body.task.id;
     await waitForTask(agent, id);
-    expect(ta.uploadsCount()).toBe(files + 1);
+    expect(ta.uploadsCount()).toBe(files + 2); // the upload and its JSON result
     await agent.delete(`/api/tasks/${id}`).expect(204);
     expect(ta.uploadsCount()).toBe(files);
     expectProblem(await agent.get(`/api/tasks/${id}`), 404);

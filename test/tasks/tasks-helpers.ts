@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { createWorker } from '../../src/compose.ts';
 import { createLogger } from '../../src/logger.ts';
 import { inspectDocument } from '../../src/tasks/document-inspector.ts';
-import type { OcrProgress, OcrResult } from '../../src/tasks/ocr-processor.ts';
+import type { OcrPageResult, OcrProcessOptions, OcrProgress, OcrResult } from '../../src/tasks/ocr-processor.ts';
 import type { TaskQueue } from '../../src/tasks/task-queue.ts';
 import type { OwnedProcessor, TaskWorker } from '../../src/tasks/task-worker.ts';
 import { startQueue } from '../../src/tasks/tasks-runtime.ts';
@@ -21,6 +21,25 @@ const LOCAL_FIXTURES = path.resolve(process.cwd(), 'test/fixtures/documents');
 export function fixture(name: string): Buffer {
   const local = path.join(LOCAL_FIXTURES, name);
   return fs.readFileSync(fs.existsSync(local) ? local : path.join(SHARED_FIXTURES, name));
+}
+
+/** A page as the OCR processor reports it: `source` and `words` as given, the rest plausible. */
+export function stubPage(page: number, text: string, source: OcrPageResult['source'] = 'ocr', words = 4): OcrPageResult {
+  const ocr = source === 'ocr';
+  return {
+    page,
+    text,
+    words,
+    confidence: ocr ? 90 : null,
+    lowConfidence: false,
+    source,
+    language: source === 'text-layer' ? null : 'eng',
+    rotation: 0,
+    width: ocr ? 2550 : 0,
+    height: ocr ? 3300 : 0,
+    lines: [],
+    durationMs: 1,
+  };
 }
 
 /** A small valid PNG (one page); `marker` is appended after IEND to steer the stub processor. */
@@ -37,21 +56,24 @@ export async function tinyPng(marker = ''): Promise<Buffer> {
 export interface StubCalls {
   count: number;
   byMarker: Map<string, number>;
+  /** The `language` option of each call, in order. */
+  languages?: Array<string | null | undefined>;
 }
 
 /**
  * A stand-in for the OCR processor: reports every page of the document (page count from the
  * inspector), `stub text page N` per page, in no time. Markers in the bytes change that:
  * `FAIL-ALWAYS` throws every time, `REJECT` throws a DocumentRejectedError-like refusal (`REJECT-ONCE`: the
- * first time only), `SLOW` takes 300 ms per page.
+ * first time only), `SLOW` takes 300 ms per page, `MIXED` reports pages read by OCR, from a text layer and blank in turn.
  */
 export function stubProcessor(calls: StubCalls = { count: 0, byMarker: new Map() }): OwnedProcessor & { calls: StubCalls } {
   return {
     calls,
-    async process(bytes, kind, onPage?: (p: OcrProgress) => void | Promise<void>): Promise<OcrResult> {
+    async process(bytes, kind, onPage?: (p: OcrProgress) => void | Promise<void>, options?: OcrProcessOptions): Promise<OcrResult> {
       calls.count++;
+      (calls.languages ??= []).push(options?.language);
       const text = Buffer.from(bytes).toString('latin1');
-      const marker = /(FAIL-ALWAYS|REJECT-ONCE|REJECT|SLOW)/.exec(text)?.[1] ?? 'none';
+      const marker = /(FAIL-ALWAYS|REJECT-ONCE|REJECT|SLOW|MIXED)/.exec(text)?.[1] ?? 'none';
       const seen = (calls.byMarker.get(marker) ?? 0) + 1;
       calls.byMarker.set(marker, seen);
       if (marker === 'FAIL-ALWAYS') throw new Error('stub processor failure');
@@ -62,14 +84,16 @@ export function stubProcessor(calls: StubCalls = { count: 0, byMarker: new Map()
       const results = [];
       for (let page = 1; page <= pages; page++) {
         if (marker === 'SLOW') await new Promise((r) => setTimeout(r, 300));
-        results.push({ page, text: `stub text page ${page}`, words: 4, confidence: 90, source: 'ocr' as const, durationMs: 1 });
+        // MIXED: pages read by OCR, from a text layer, and blank, in turn
+        const source = marker === 'MIXED' ? (['ocr', 'text-layer', 'blank'] as const)[(page - 1) % 3]! : 'ocr';
+        results.push(stubPage(page, source === 'blank' ? '' : `stub text page ${page}`, source, source === 'blank' ? 0 : 4));
         await onPage?.({ page, pages });
       }
       return {
         text: results.map((r) => r.text).join('\n\n'),
         pages: results,
         pageCount: pages,
-        words: 4 * pages,
+        words: results.reduce((sum, r) => sum + r.words, 0),
         meanConfidence: 90,
         durationMs: pages,
       };
