@@ -158,7 +158,8 @@ export function createTasksService(deps: TasksServiceDeps) {
 
   /**
    * After an upload's hold: a refusal by a spend cap is audited (once its transaction has rolled
-   * back), and cap alerts the hold recorded go out now rather than at the next sweep.
+   * back); after a hold that stands, cap alerts it recorded go out now rather than at the next
+   * sweep, and auto-recharge checks whether available credits fell below the user's threshold.
    */
   async function afterHold(userId: string, prepared: { taskId: string; fileName: string }, err?: unknown): Promise<void> {
     if (!err && autoRecharge) {
