@@ -19,6 +19,7 @@ import { createCreditsFeature } from './credits/credits-feature.ts';
 import { createPricingFeature } from './credits/pricing-feature.ts';
 import { createAdminFeature } from './admin/admin-feature.ts';
 import { createPaymentsFeature } from './payments/payments-feature.ts';
+import { createSubscriptionsFeature } from './subscriptions/subscriptions-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
@@ -87,6 +88,7 @@ export function createApp(services: Services): express.Express {
     createNotificationsFeature(services),
     createAuthFeature(services),
     createPaymentsFeature(services),
+    createSubscriptionsFeature(services),
     createCreditsFeature(services),
     createPricingFeature(services),
     createTasksFeature(services),

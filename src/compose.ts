@@ -10,6 +10,9 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments } from './payments/payments-service.ts';
+import { createStripeCustomers } from './payments/stripe-customers.ts';
+import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
+import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
@@ -35,7 +38,18 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, events: notifications.paymentHooks });
+  const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
+  const subscriptions = createSubscriptions({
+    db,
+    ledger,
+    stripe: infra.stripe,
+    customers,
+    config,
+    logger,
+    notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
+  });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
+  // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = createStripeWebhook({
     db,
@@ -44,6 +58,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     payments,
     logger,
     offSession: autoRecharge,
+    more: subscriptions.webhookHandlers,
   });
   const auth = createAuthService({
     db,
@@ -57,7 +72,27 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, spend, autoRecharge };
+  return {
+    ...infra,
+    notify: infra.notify ?? {},
+    storage,
+    config,
+    db,
+    ledger,
+    audit,
+    pricing,
+    payments,
+    subscriptions,
+    stripeWebhook,
+    auth,
+    sessions,
+    admin,
+    idempotency,
+    tasks,
+    notifications,
+    spend,
+    autoRecharge,
+  };
 }
 
 /**

@@ -13,6 +13,7 @@ import type { Logger } from './logger.ts';
 import type { Payments } from './payments/payments-service.ts';
 import type { SpendControls } from './spend/spend-service.ts';
 import type { AutoRecharge } from './recharge/auto-recharge-service.ts';
+import type { Subscriptions } from './subscriptions/subscriptions-service.ts';
 import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
@@ -50,6 +51,8 @@ export interface Services extends Required<Infrastructure> {
   audit: AuditLog;
   pricing: Pricing;
   payments: Payments;
+  /** Subscription plans on Stripe Billing and their credits. */
+  subscriptions: Subscriptions;
   /** Our Stripe webhook endpoint's logic: verify, parse, deduplicate, dispatch. */
   stripeWebhook: StripeWebhook;
   auth: AuthService;

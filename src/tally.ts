@@ -91,7 +91,11 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const lots = await ledger.expireLots();
           const keys = await services.idempotency.purgeExpired();
           const capAlerts = await services.spend.deliverAlerts();
-          if (holds + lots + keys + capAlerts > 0) logger.info({ holds, lots, idempotencyKeys: keys, capAlerts }, 'ledger sweep');
+          // Months 2–12 of yearly subscription plans whose month has begun.
+          const months = await services.subscriptions.creditDueMonths();
+          if (holds + lots + keys + capAlerts + months > 0) {
+            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months }, 'ledger sweep');
+          }
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }

@@ -14,6 +14,8 @@ import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } fr
 import type { AdminService } from './admin-service.ts';
 import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
+import { loadSubscriptionView } from '../subscriptions/subscriptions-json.ts';
 
 type FormName = 'grant' | 'adjust';
 
@@ -23,7 +25,13 @@ type FormName = 'grant' | 'adjust';
  * idempotency key (so a double submit grants once), then redirect (303) or re-render with inline
  * errors (400 invalid, 402 not enough credits for a negative adjustment, 409 conflict).
  */
-export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'> }): express.Router {
+export function createAdminPages(deps: {
+  admin: AdminService;
+  audit: AuditLog;
+  payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'>;
+  /** The subscription section with its invoices and the manual grant form (views/subscriptions/_admin.ejs). */
+  subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
+}): express.Router {
   const { admin, audit, payments } = deps;
   const pages = express.Router();
   pages.use('/admin', requireAdmin);
@@ -70,6 +78,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
     // The payments section, with refund forms (posted to the payments feature).
     const list = await payments.listPayments(user.id, 20);
     const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
+    const subscription = await loadSubscriptionView(deps.subscriptions, user.id);
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
@@ -82,6 +91,7 @@ export function createAdminPages(deps: { admin: AdminService; audit: AuditLog; p
       historyError: error,
       auditEntries,
       adminPayments,
+      subscription,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
       fmt: viewHelpers,

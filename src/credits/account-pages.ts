@@ -7,6 +7,8 @@ import { ValidationError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
+import { loadSubscriptionView } from '../subscriptions/subscriptions-json.ts';
 import { TRANSFER_KINDS } from '../ledger/ledger-types.ts';
 import { validate } from '../http/validate.ts';
 import { balanceJson, transferJson } from './credits-json.ts';
@@ -25,6 +27,8 @@ export function createAccountPages(deps: {
   ledger: Ledger;
   sessions: SessionsService;
   payments: Pick<Payments, 'listPayments'>;
+  /** The subscription section (views/subscriptions/_account.ejs). */
+  subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
   /** Email verification and the alert history (views/notifications/_account.ejs). */
   notices: { forAccount(userId: string): Promise<unknown> };
 }): express.Router {
@@ -42,12 +46,13 @@ export function createAccountPages(deps: {
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases, notices] = await Promise.all([
+    const [balance, page, sessions, purchases, notices, subscription] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
       deps.notices.forAccount(user.id),
+      loadSubscriptionView(deps.subscriptions, user.id),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -73,6 +78,7 @@ export function createAccountPages(deps: {
       sessions,
       payments: purchases.map((p) => paymentView(p)),
       notices,
+      subscription,
       fmt: viewHelpers,
     });
   });

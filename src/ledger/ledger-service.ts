@@ -393,6 +393,23 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       }
     },
 
+    /**
+     * Ends one lot now, ahead of its `expires_at`: its unheld remainder goes to the `expired` account
+     * in one `expiry` transfer (the same transfer the sweeper would make; what holds keep stays
+     * reserved and expires once released). For grants whose period ends by an event rather than by
+     * the clock, e.g. a subscription period ended by its renewal invoice (Stripe test clocks run
+     * ahead of real time). Returns the millicredits expired now (0 when nothing was left).
+     * @throws LotNotFoundError for an unknown lot.
+     */
+    async expireLot(input: { lotId: string; actor: string; reason?: string | null }, trx?: Trx): Promise<{ expired: number }> {
+      try {
+        return { expired: await store.expireLot(trx ?? db, input.lotId, input.actor, input.reason ?? null) };
+      } catch (err) {
+        if ((err as { code?: string }).code === 'TL404') throw new LotNotFoundError();
+        throw err;
+      }
+    },
+
     /** Sweeper: voids (status `expired`) every active hold past its timeout at `now`. Returns the count. */
     async expireHolds(now: Date = clock(), batch = 500): Promise<number> {
       let count = 0;

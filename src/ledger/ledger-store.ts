@@ -340,6 +340,12 @@ export async function applyBatch(db: Db, ops: LedgerOp[], now: Date): Promise<Op
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
 }
 
+/** Ends one lot now (`ledger_expire_lot_op`): its unheld remainder expires; returns the millicredits expired. */
+export async function expireLot(db: Db | Trx, lotId: string, actor: string, reason: string | null): Promise<number> {
+  const r = await db.raw('SELECT ledger_expire_lot_op(?::uuid, ?, ?) AS r', [lotId, actor, reason]);
+  return Number(r.rows[0].r);
+}
+
 /** Expires the unheld remainder of the account's lots past `now`; returns how many lots. */
 export async function expireLotsOf(db: Db, accountId: string, now: Date): Promise<number> {
   return Number(await named(db, 'tally_expire_lots', 'SELECT ledger_expire_lots_op($1::uuid, $2::timestamptz) AS r', [accountId, now]));

@@ -10,6 +10,7 @@ import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
 import { formatMoney, parseMoney } from '@tally/money';
+import { planView } from '../subscriptions/subscriptions-json.ts';
 import { packView, packageJson, paymentJson, paymentView } from './payments-json.ts';
 
 const CheckoutBody = z.object({ packageId: z.string().min(1).max(64) }).strict();
@@ -85,7 +86,9 @@ export function createPaymentsFeature(services: Services): Feature {
   const pages = express.Router();
   pages.get('/pricing', async (_req, res) => {
     const packs = (await payments.listPackages()).map(packView);
-    res.render('payments/pricing', { title: 'Pricing', packs, stripeMode: config.stripe.useEmulator ? 'emulator' : 'stripe' });
+    // Subscription plans beside the packs (views/subscriptions/_plans.ejs).
+    const plans = (await services.subscriptions.listPlans()).map(planView);
+    res.render('payments/pricing', { title: 'Pricing', packs, plans, stripeMode: config.stripe.useEmulator ? 'emulator' : 'stripe' });
   });
   pages.post('/checkout', requireAuth, async (req, res) => {
     const body = validate(PageCheckoutBody, req);

@@ -8,6 +8,7 @@ import { millicreditsToCredits } from '../ledger/credits.ts';
 import { formatMoney } from '@tally/money';
 import { numericIdCursor, paginate, type Page } from '../pagination.ts';
 import * as store from './payments-store.ts';
+import type { StripeCustomers } from './stripe-customers.ts';
 import type { CreditPackage, Payment, PaymentStatus } from './payments-store.ts';
 
 /** Called inside the payment's transaction: receipts and refund notices (src/notifications/payment-notices.ts). */
@@ -25,6 +26,8 @@ export interface PaymentsDeps {
   stripe: Stripe;
   config: Pick<Config, 'appUrl' | 'packBonusExpiryDays'>;
   logger: Logger;
+  /** Users' Stripe customers (shared with subscriptions). */
+  customers: StripeCustomers;
 }
 
 /** The fields of a `charge.refunded` event's charge that a refund needs. */
@@ -65,16 +68,7 @@ const idOf = (v: string | { id: string } | null | undefined): string | null => (
 export function createPayments(deps: PaymentsDeps) {
   const { db, ledger, stripe, config, logger } = deps;
 
-  async function customerFor(user: { id: string; email: string; name: string }): Promise<string> {
-    const known = await store.findCustomerId(db, user.id);
-    if (known) return known;
-    // Stripe idempotency key: concurrent first checkouts create one customer (Stripe docs, "Idempotent requests").
-    const customer = await stripe.customers.create(
-      { email: user.email, name: user.name, metadata: { userId: user.id } },
-      { idempotencyKey: `tally-customer-${user.id}` },
-    );
-    return store.saveCustomerId(db, user.id, customer.id);
-  }
+  const customerFor = (user: { id: string; email: string; name: string }) => deps.customers.customerFor(user);
 
   /**
    * Grants a paid payment's credits: one `purchase` lot (never expires) and, if the pack has a

@@ -90,6 +90,18 @@ export interface StripeWebhookDeps {
    * first, in the event's transaction; returns the outcome, or null when it is not one of theirs.
    */
   offSession?: { paymentIntentSucceeded(pi: PaymentIntentFacts, trx: Trx): Promise<string | null> };
+  /**
+   * Handlers of other features (subscriptions), by event type. Tried before the payments handler
+   * of the same type (and before `offSession`); one answering null leaves the event to it.
+   * `prefetch` runs before the event's transaction, so calls to Stripe never hold a database connection.
+   */
+  more?: Record<string, MoreHandler>;
+}
+
+/** A webhook handler of another feature: what to read first (outside the transaction), then what to do in it. */
+export interface MoreHandler {
+  prefetch?: (event: Stripe.Event) => Promise<unknown>;
+  handle: (event: Stripe.Event, trx: Trx, prefetched: unknown) => Promise<string | null>;
 }
 
 /** What an off-session handler reads of a PaymentIntent event. */
@@ -167,7 +179,7 @@ export function createStripeWebhook(deps: StripeWebhookDeps) {
 
   return {
     /** The event types with a handler. */
-    handledTypes: (): string[] => [...handlers.keys()],
+    handledTypes: (): string[] => [...new Set([...handlers.keys(), ...Object.keys(deps.more ?? {})])],
 
     /**
      * Handles one delivery. `rawBody` must be the exact bytes Stripe sent.
@@ -179,14 +191,19 @@ export function createStripeWebhook(deps: StripeWebhookDeps) {
       try {
         event = verify(rawBody, signature);
         if (event.type === 'charge.refunded') prefetched.set(event, await ops.refundTarget(objectOf(ChargeObject, event)));
+        const more = deps.more && Object.hasOwn(deps.more, event.type) ? deps.more[event.type] : undefined;
+        const morePrefetched = more?.prefetch ? await more.prefetch(event as unknown as Stripe.Event) : undefined;
         return await inTransaction(db, async (trx) => {
           const fresh = await store.recordWebhookEvent(trx, { id: event.id, type: event.type, created: event.created, outcome: 'processing' });
           if (!fresh) return { eventId: event.id, duplicate: true, outcome: 'duplicate' };
           const problem = (kind: store.WebhookProblemKind, detail: string) =>
             ops.recordProblem(trx, { eventId: event.id, eventType: event.type, problem: kind, detail, statusCode: 200, payloadExcerpt: excerpt(rawBody) });
           const handler = handlers.get(event.type);
+          const moreOutcome = more ? await more.handle(event as unknown as Stripe.Event, trx, morePrefetched) : null;
           let outcome: string;
-          if (handler) {
+          if (moreOutcome !== null) {
+            outcome = moreOutcome;
+          } else if (handler) {
             outcome = await handler(event, { trx, problem });
           } else {
             await problem('unknown_type', `Tally does not handle ${event.type} events.`);

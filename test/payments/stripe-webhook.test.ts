@@ -6,6 +6,7 @@ import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/str
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createPayments } from '../../src/payments/payments-service.ts';
+import { createStripeCustomers } from '../../src/payments/stripe-customers.ts';
 import { createStripeWebhook } from '../../src/payments/stripe-webhook.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
@@ -95,7 +96,8 @@ describe('a transient failure while handling', () => {
     // Stripe unreachable while looking up the refunded payment intent.
     const unreachable = new Stripe('sk_test_x', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
     const logger = createLogger('silent', { pretty: false });
-    const payments = createPayments({ db: ta.t.db, ledger: ta.deps.ledger, stripe: unreachable, config: ta.deps.config, logger });
+    const customers = createStripeCustomers({ db: ta.t.db, stripe: unreachable, useEmulator: false });
+    const payments = createPayments({ db: ta.t.db, ledger: ta.deps.ledger, stripe: unreachable, config: ta.deps.config, logger, customers });
     const webhook = createStripeWebhook({ db: ta.t.db, stripe: unreachable, webhookSecret: SECRET, payments, logger });
     const charge = { id: 'ch_t', object: 'charge', payment_intent: 'pi_somewhere', amount: 500, amount_refunded: 500 };
     const payload = event({ type: 'charge.refunded', data: { object: charge } });

@@ -4,6 +4,7 @@ import { newId, clientSecret } from './stripe-ids.ts';
 import { chargeObject, checkoutUrl, paymentIntentObject, sessionObject, unix } from './stripe-emulator-objects.ts';
 import type { StripeEmulatorService } from './stripe-emulator-service.ts';
 import * as store from './stripe-emulator-store.ts';
+import type { BillingService } from './billing-service.ts';
 import type {
   CardDetails,
   DbLineItemRow,
@@ -64,8 +65,9 @@ export function createCheckoutService(deps: {
   clock: () => Date;
   recordEvent: RecordEvent;
   service: StripeEmulatorService;
+  billing: BillingService;
 }) {
-  const { db, publicUrl, clock, recordEvent, service } = deps;
+  const { db, publicUrl, clock, recordEvent, service, billing } = deps;
 
   async function knownEmailFor(q: Q, session: DbSessionRow): Promise<string | null> {
     if (session.customer_email) return session.customer_email;
@@ -247,6 +249,26 @@ export function createCheckoutService(deps: {
   }
 
   /**
+   * A subscription-mode session: the card is saved on the customer and the subscription, its first
+   * invoice and its payment are made by Billing; then `checkout.session.completed`.
+   */
+  async function startSubscription(trx: Trx, session: DbSessionRow, number: string, paid: PaidWith): Promise<PayOutcome> {
+    const started = await billing.startFromCheckout(trx, session, { id: paid.paymentMethodId, details: paid.card, number });
+    if (!started.ok) return { kind: 'declined', message: started.message };
+    const completed = await store.updateSession(trx, session.id, {
+      status: 'complete',
+      payment_status: 'paid',
+      completed_at: clock(),
+      customer_id: started.customerId,
+      subscription_id: started.subscriptionId,
+      invoice_id: started.invoiceId,
+      customer_details: { email: paid.email, name: paid.billingName },
+    });
+    await recordEvent(trx, AUTOMATIC, 'checkout.session.completed', sessionObject(completed, publicUrl));
+    return { kind: 'succeeded', redirectTo: successRedirect(completed.success_url, completed.id) };
+  }
+
+  /**
    * Pays `sessionId` with the card in `form` (test cards decide the outcome; see test-cards.ts).
    * Serialized per session by a row lock: a double submit pays once, the second sees `closed`.
    */
@@ -262,13 +284,14 @@ export function createCheckoutService(deps: {
         fallbackEmail: knownEmail,
       });
       if (!checked.ok) return { kind: 'invalid', errors: checked.errors };
-      const pi = await ensurePaymentIntent(trx, session);
       const paid: PaidWith = {
         paymentMethodId: newId('paymentMethod'),
         card: checked.card.details,
         billingName: checked.card.billingName,
         email: checked.card.email || null,
       };
+      if (session.mode === 'subscription') return startSubscription(trx, session, checked.card.number, paid);
+      const pi = await ensurePaymentIntent(trx, session);
       const behaviour = cardBehaviour(checked.card.number);
       if (behaviour.kind === 'succeed') return succeed(trx, session, pi, paid);
       if (behaviour.kind === 'decline') return decline(trx, pi, paid, behaviour);

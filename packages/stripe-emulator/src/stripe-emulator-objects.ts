@@ -70,7 +70,7 @@ export function sessionObject(row: DbSessionRow, publicUrl: string): Stripe.Chec
     discounts: [],
     expires_at: unix(row.expires_at),
     integration_identifier: null,
-    invoice: null,
+    invoice: row.invoice_id ?? null,
     invoice_creation: {
       enabled: false,
       invoice_data: {
@@ -91,7 +91,7 @@ export function sessionObject(row: DbSessionRow, publicUrl: string): Stripe.Chec
     origin_context: null,
     payment_intent: row.payment_intent_id,
     payment_link: null,
-    payment_method_collection: 'if_required',
+    payment_method_collection: row.mode === 'subscription' ? 'always' : 'if_required',
     payment_method_configuration_details: null,
     payment_method_options: { card: { request_three_d_secure: 'automatic' } },
     payment_method_types: ['card'],
@@ -105,7 +105,7 @@ export function sessionObject(row: DbSessionRow, publicUrl: string): Stripe.Chec
     shipping_options: [],
     status: row.status,
     submit_type: null,
-    subscription: null,
+    subscription: row.subscription_id ?? null,
     success_url: row.success_url,
     total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
     ui_mode: 'hosted',
@@ -328,7 +328,7 @@ export function customerObject(row: DbCustomerRow): Stripe.Customer {
     description: row.description,
     email: row.email,
     invoice_prefix: row.id.slice(4, 12).toUpperCase(),
-    invoice_settings: { custom_fields: null, default_payment_method: null, footer: null, rendering_options: null },
+    invoice_settings: { custom_fields: null, default_payment_method: row.default_payment_method?.id ?? null, footer: null, rendering_options: null },
     livemode: false,
     metadata: row.metadata,
     name: row.name,
@@ -337,7 +337,7 @@ export function customerObject(row: DbCustomerRow): Stripe.Customer {
     preferred_locales: [],
     shipping: null,
     tax_exempt: 'none',
-    test_clock: null,
+    test_clock: row.test_clock_id ?? null,
   };
 }
 

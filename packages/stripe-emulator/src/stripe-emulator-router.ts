@@ -28,6 +28,8 @@ import {
   type OffSessionPayments,
 } from './off-session-payments.ts';
 import * as store from './stripe-emulator-store.ts';
+import type { BillingService } from './billing-service.ts';
+import * as B from './billing-schemas.ts';
 
 /**
  * The `/v1` HTTP surface: Stripe's authentication, form-encoded parameters, JSON responses,
@@ -44,6 +46,7 @@ export interface StripeApiRouterDeps {
   db: Db;
   logger: Logger;
   service: StripeEmulatorService;
+  billing: BillingService;
   clock: () => Date;
   /** Sent as `Stripe-Version` when the request names none. */
   apiVersion: string;
@@ -87,7 +90,7 @@ function idempotencyError(message: string): StripeApiError {
 
 /** Creates the Express router for `/v1/...`. */
 export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router {
-  const { db, logger, service, clock, apiVersion } = deps;
+  const { db, logger, service, billing, clock, apiVersion } = deps;
   const router = express.Router();
 
   router.use('/v1', (req: Request, res: Response, next: NextFunction) => {
@@ -216,6 +219,18 @@ export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router
 
   const id = (req: Request): string => String(req.params.id);
 
+  /** `expand[]` on Billing objects: `latest_invoice`, `customer` (subscriptions), `subscription` is not expandable here. */
+  async function expandBilling(q: Q, obj: Record<string, unknown>, paths: string[] | undefined): Promise<Record<string, unknown>> {
+    if (!paths || paths.length === 0) return obj;
+    const out = { ...obj };
+    for (const path of paths) {
+      if (path === 'latest_invoice' && typeof obj.latest_invoice === 'string') out.latest_invoice = await billing.get(q, 'invoice', obj.latest_invoice);
+      else if (path === 'customer' && typeof obj.customer === 'string') out.customer = await service.retrieveCustomer(q, obj.customer);
+      else throw invalidRequest(`This property cannot be expanded (${path}).`, { param: 'expand' });
+    }
+    return out;
+  }
+
   post('/v1/customers', CreateCustomerParams, (q, ctx, p) => service.createCustomer(q, ctx, p));
   get('/v1/customers', ListCustomersParams, (q, p) => service.listCustomers(q, p));
   get('/v1/customers/:id', ExpandOnlyParams, (q, p, req) => service.retrieveCustomer(q, id(req), p.expand));
@@ -232,6 +247,35 @@ export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router
   post('/v1/refunds', CreateRefundParams, (q, ctx, p) => service.createRefund(q, ctx, p));
   get('/v1/refunds', ListRefundsParams, (q, p) => service.listRefunds(q, p));
   get('/v1/refunds/:id', ExpandOnlyParams, (q, p, req) => service.retrieveRefund(q, id(req), p.expand));
+
+  // Stripe Billing (billing-service.ts)
+  post('/v1/products', B.CreateProductParams, (q, ctx, p) => billing.createProduct(q, ctx, p));
+  get('/v1/products/:id', ExpandOnlyParams, (q, _p, req) => billing.get(q, 'product', id(req)));
+  post('/v1/prices', B.CreatePriceParams, (q, ctx, p) => billing.createPrice(q, ctx, p));
+  get('/v1/prices', B.ListPricesParams, (q, p) => billing.listPrices(q, p));
+  get('/v1/prices/:id', ExpandOnlyParams, (q, _p, req) => billing.get(q, 'price', id(req)));
+  get('/v1/subscriptions', B.ListSubscriptionsParams, async (q, p) => {
+    const status = p.status === 'all' || p.status === 'ended' ? undefined : p.status;
+    const page = await billing.list(q, 'subscription', { customer_id: p.customer, test_clock_id: p.test_clock, status }, p.limit ?? 10, p.starting_after);
+    if (p.status === undefined) page.data = page.data.filter((s) => s.status !== 'canceled');
+    if (p.status === 'ended') page.data = page.data.filter((s) => s.status === 'canceled');
+    return service.expand(q, page, p.expand);
+  });
+  get('/v1/subscriptions/:id', ExpandOnlyParams, async (q, p, req) => expandBilling(q, await billing.get(q, 'subscription', id(req)), p.expand));
+  post('/v1/subscriptions/:id', B.UpdateSubscriptionParams, async (q, ctx, p, req) => expandBilling(q, await billing.updateSubscription(q, ctx, id(req), p), p.expand));
+  router.delete('/v1/subscriptions/:id', async (req, res) => {
+    const requestId = res.locals.requestId as string;
+    const p = parseParams(B.CancelSubscriptionParams, rawParams(req));
+    sendJson(res, 200, await inTransaction(db, async (trx) => expandBilling(trx, await billing.cancelSubscription(trx, { requestId, idempotencyKey: req.get('idempotency-key') ?? null }, id(req)), p.expand)));
+  });
+  get('/v1/invoices', B.ListInvoicesParams, (q, p) => billing.list(q, 'invoice', { customer_id: p.customer, subscription_id: p.subscription, status: p.status }, p.limit ?? 10, p.starting_after));
+  get('/v1/invoices/:id', ExpandOnlyParams, async (q, p, req) => expandBilling(q, await billing.get(q, 'invoice', id(req)), p.expand));
+  post('/v1/invoices/:id/pay', ExpandOnlyParams, (q, ctx, _p, req) => billing.payInvoice(q, ctx, id(req)));
+  post('/v1/billing_portal/sessions', B.CreatePortalSessionParams, (q, ctx, p) => billing.createPortalSession(q, ctx, p));
+  post('/v1/test_helpers/test_clocks', B.CreateTestClockParams, (q, ctx, p) => billing.createTestClock(q, ctx, p));
+  get('/v1/test_helpers/test_clocks', B.ListParams, (q, p) => billing.list(q, 'test_helpers.test_clock', {}, p.limit ?? 10, p.starting_after));
+  get('/v1/test_helpers/test_clocks/:id', ExpandOnlyParams, (q, _p, req) => billing.get(q, 'test_helpers.test_clock', id(req)));
+  post('/v1/test_helpers/test_clocks/:id/advance', B.AdvanceTestClockParams, (q, ctx, p, req) => billing.advanceTestClock(q, ctx, id(req), p.frozen_time));
 
   get('/v1/events', ListEventsParams, (q, p) => service.listEvents(q, p));
 

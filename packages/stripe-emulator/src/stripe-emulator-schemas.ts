@@ -109,6 +109,7 @@ export type ListRefundsParams = z.output<typeof ListRefundsParams>;
 /** POST /v1/customers (https://docs.stripe.com/api/customers/create). */
 export const CreateCustomerParams = z.strictObject({
   email: email().optional(),
+  test_clock: str(500).optional(),
   name: str(256).optional(),
   description: str(350).optional(),
   phone: str(20).optional(),

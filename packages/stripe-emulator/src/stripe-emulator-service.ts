@@ -28,6 +28,7 @@ import {
   type ListRefundsParams,
 } from './stripe-emulator-schemas.ts';
 import * as store from './stripe-emulator-store.ts';
+import type { BillingService } from './billing-service.ts';
 import type { DbSessionRow, PageRequest } from './stripe-emulator-store.ts';
 
 /**
@@ -47,6 +48,8 @@ export interface StripeEmulatorServiceDeps {
   publicUrl: string;
   clock: () => Date;
   recordEvent: RecordEvent;
+  /** Stripe Billing (prices, test clocks) for `mode: subscription` sessions and customers on a clock. */
+  billing: BillingService;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -96,7 +99,7 @@ function expandTree(paths: string[]): ExpandTree {
  * (404 `resource_missing` for an unknown id in the path, 400 otherwise).
  */
 export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
-  const { db, publicUrl, clock, recordEvent } = deps;
+  const { db, publicUrl, clock, recordEvent, billing } = deps;
 
   // ------------------------------------------------------------------------------------------
   // Lookups
@@ -214,7 +217,9 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
   // Customers
 
   async function createCustomer(q: Q, ctx: RequestContext, p: CreateCustomerParams): Promise<Stripe.Customer> {
+    if (p.test_clock !== undefined) await billing.get(q, 'test_helpers.test_clock', p.test_clock, 'test_clock');
     const row = await store.insertCustomer(q, {
+      test_clock_id: p.test_clock ?? null,
       id: newId('customer'),
       created: clock(),
       email: p.email ?? null,
@@ -242,10 +247,79 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
   // ------------------------------------------------------------------------------------------
   // Checkout sessions
 
+  /**
+   * `mode: subscription` (https://docs.stripe.com/billing/subscriptions/build-subscriptions):
+   * one line item naming a recurring price, quantity 1. Paying creates the subscription and its
+   * first invoice (billing-service.ts `startFromCheckout`).
+   */
+  async function createSubscriptionSession(q: Q, p: CreateCheckoutSessionParams): Promise<Stripe.Checkout.Session> {
+    const items = p.line_items ?? [];
+    if (items.length !== 1) throw invalidRequest('The Stripe emulator supports one line item in subscription mode.', { param: 'line_items' });
+    const item = items[0]!;
+    if (item.price === undefined) throw invalidRequest('In subscription mode, line_items[0][price] must name a recurring price.', { param: 'line_items[0][price]' });
+    if (p.payment_intent_data !== undefined) {
+      throw invalidRequest('You can not pass `payment_intent_data` in `subscription` mode.', { param: 'payment_intent_data' });
+    }
+    const price = (await billing.find(q, 'price', item.price)) as (Record<string, unknown> & { recurring: unknown; currency: string; unit_amount: number; product: string }) | undefined;
+    if (!price) throw resourceMissing('price', item.price, 'line_items[0][price]', 400);
+    if (!price.recurring) {
+      throw invalidRequest('You must provide at least one recurring price in `subscription` mode when using prices.', { param: 'line_items[0][price]' });
+    }
+    if ((item.quantity ?? 1) !== 1) throw invalidRequest('The Stripe emulator sells quantity 1 in subscription mode.', { param: 'line_items[0][quantity]' });
+    if (p.customer !== undefined && !(await store.findCustomer(q, p.customer))) throw resourceMissing('customer', p.customer, 'customer', 400);
+    const product = (await billing.find(q, 'product', price.product)) as { name: string; description: string | null } | undefined;
+    const now = clock();
+    const row = await store.insertSession(q, {
+      id: newId('checkoutSession'),
+      created: now,
+      expires_at: new Date(now.getTime() + DAY_MS),
+      status: 'open',
+      payment_status: 'unpaid',
+      mode: 'subscription',
+      currency: price.currency,
+      amount_subtotal: price.unit_amount,
+      amount_total: price.unit_amount,
+      success_url: p.success_url ?? null,
+      cancel_url: p.cancel_url ?? null,
+      client_reference_id: p.client_reference_id ?? null,
+      customer_id: p.customer ?? null,
+      customer_email: p.customer_email ?? null,
+      customer_details: null,
+      metadata: p.metadata ?? {},
+      payment_intent_data: { metadata: {}, description: null, receipt_email: null },
+      payment_intent_id: null,
+      completed_at: null,
+      expired_at: null,
+      price_id: String(price.id),
+      subscription_id: null,
+      invoice_id: null,
+    });
+    await store.insertLineItems(q, [
+      {
+        id: newId('lineItem'),
+        session_id: row.id,
+        position: 0,
+        created: now,
+        price_id: String(price.id),
+        product_id: price.product,
+        product_name: product?.name ?? 'Subscription',
+        product_description: product?.description ?? null,
+        product_metadata: {},
+        metadata: item.metadata ?? {},
+        currency: price.currency,
+        unit_amount: price.unit_amount,
+        quantity: 1,
+        amount_total: price.unit_amount,
+      },
+    ]);
+    return expand(q, sessionObject(row, publicUrl), p.expand);
+  }
+
   async function createSession(q: Q, ctx: RequestContext, p: CreateCheckoutSessionParams): Promise<Stripe.Checkout.Session> {
     void ctx; // Stripe records no event when a session is created.
+    if (p.mode === 'subscription') return createSubscriptionSession(q, p);
     if (p.mode !== 'payment') {
-      throw invalidRequest(`The Stripe emulator only supports mode=payment, not mode=${p.mode}.`, { param: 'mode' });
+      throw invalidRequest(`The Stripe emulator only supports mode=payment or subscription, not mode=${p.mode}.`, { param: 'mode' });
     }
     const items = p.line_items ?? [];
     if (items.length === 0) {

@@ -32,6 +32,10 @@ export interface DbCustomerRow {
   description: string | null;
   phone: string | null;
   metadata: Metadata;
+  /** The test clock the customer lives on (Billing), if any. */
+  test_clock_id?: string | null;
+  /** The saved card subscriptions charge (billing-service.ts `SavedCard`). */
+  default_payment_method?: { id: string } | null;
 }
 
 export interface PaymentIntentData {
@@ -54,7 +58,11 @@ export interface DbSessionRow {
   expires_at: Date;
   status: SessionStatus;
   payment_status: 'paid' | 'unpaid' | 'no_payment_required';
-  mode: 'payment';
+  mode: 'payment' | 'subscription';
+  /** mode subscription: the recurring price bought, and what paying created. */
+  price_id?: string | null;
+  subscription_id?: string | null;
+  invoice_id?: string | null;
   currency: string;
   amount_subtotal: number;
   amount_total: number;

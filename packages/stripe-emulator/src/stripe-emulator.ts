@@ -7,6 +7,8 @@ import type { Db } from './db.ts';
 import type { Logger } from 'pino';
 import { createCheckoutPageRouter } from './checkout-page-router.ts';
 import { createCheckoutService } from './checkout-service.ts';
+import { createBillingService } from './billing-service.ts';
+import { createBillingPortalRouter } from './billing-portal-page.ts';
 import { createEventRecorder } from './stripe-emulator-events.ts';
 import { createStripeApiRouter } from './stripe-emulator-router.ts';
 import { createStripeEmulatorService } from './stripe-emulator-service.ts';
@@ -67,8 +69,9 @@ export function createStripeEmulator(deps: StripeEmulatorDeps): StripeEmulator {
   const logger = deps.logger.child({ component: 'stripe-emulator' });
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
   const recordEvent = createEventRecorder({ webhookUrl: deps.webhook?.url, apiVersion: EMULATOR_API_VERSION, clock });
-  const service = createStripeEmulatorService({ db: deps.db, logger, publicUrl, clock, recordEvent });
-  const checkout = createCheckoutService({ db: deps.db, publicUrl, clock, recordEvent, service });
+  const billing = createBillingService({ db: deps.db, publicUrl, clock, recordEvent });
+  const service = createStripeEmulatorService({ db: deps.db, logger, publicUrl, clock, recordEvent, billing });
+  const checkout = createCheckoutService({ db: deps.db, publicUrl, clock, recordEvent, service, billing });
 
   let lastSweep = 0;
   const delivery = createWebhookDelivery({
@@ -89,10 +92,11 @@ export function createStripeEmulator(deps: StripeEmulatorDeps): StripeEmulator {
   app.disable('x-powered-by');
   app.set('etag', false);
   const offSession = createOffSessionPayments({ db: deps.db, clock, recordEvent, publicUrl });
-  app.use(createStripeApiRouter({ db: deps.db, logger, service, clock, apiVersion: EMULATOR_API_VERSION, offSession }));
+  app.use(createStripeApiRouter({ db: deps.db, logger, service, billing, clock, apiVersion: EMULATOR_API_VERSION, offSession }));
   app.use(createCheckoutPageRouter(checkout, logger));
+  app.use(createBillingPortalRouter({ db: deps.db, billing, clock, logger }));
   app.get('/', (_req, res) => {
-    res.type('text/plain').send(`Tally's Stripe emulator (API version ${EMULATOR_API_VERSION}). API under /v1, checkout pages under /c/pay/:id.\n`);
+    res.type('text/plain').send(`Tally's Stripe emulator (API version ${EMULATOR_API_VERSION}). API under /v1, checkout pages under /c/pay/:id, customer portal under /p/session/:id.\n`);
   });
   app.use((_req: Request, res: Response) => {
     res.status(404).type('text/plain').send('Not found\n');

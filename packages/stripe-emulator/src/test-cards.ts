@@ -69,6 +69,12 @@ export const TEST_CARDS: Record<string, { label: string; behaviour: CardBehaviou
       sellerMessage: 'The payment could not be processed.',
     },
   },
+  '4000000000000341': {
+    // Stripe: attaching succeeds, charging fails. The emulator lets a subscription's first payment in
+    // Checkout through (the card is attached then) and declines every later (renewal) charge.
+    label: 'Attaches; later charges declined',
+    behaviour: { kind: 'decline', code: 'card_declined', declineCode: 'generic_decline', message: 'Your card was declined.', sellerMessage: DECLINED_SELLER },
+  },
   '4000002760003184': { label: '3D Secure: authentication required', behaviour: { kind: 'authenticate' } },
   '4000002500003155': { label: '3D Secure: authentication required', behaviour: { kind: 'authenticate' } },
 };
