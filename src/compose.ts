@@ -21,7 +21,7 @@ import { createRechargeNotices, createSpendNotices } from './spend/spend-notices
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
-import type { TaskQueue } from './tasks/task-queue.ts';
+import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
 
@@ -120,8 +120,8 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
 }
 
 export interface WorkerOptions {
-  /** The started queue (pg-boss) the worker takes jobs from. */
-  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds'>>;
+  /** The started queue (pg-boss) the worker takes jobs from, and renews the leases of. */
+  queue: Pick<TaskQueue, 'boss' | 'pollingIntervalSeconds' | 'leaseSeconds'> & Partial<Pick<TaskQueue, 'localWorkerIds' | 'localWakers'>>;
   /** Replaces the OCR processor (tests, bench). Default: Tesseract with the configured limits. */
   createProcessor?: () => OwnedProcessor;
 }
@@ -149,6 +149,7 @@ export async function createWorker(services: WorkerServices, options: WorkerOpti
       concurrency: config.tasks.workerConcurrency,
       createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),
       sweepIntervalMs: config.sweepIntervalMs,
+      maxAttemptSeconds: attemptTimeoutSeconds(config.tasks.holdTimeoutMs, 3),
     });
   } catch (err) {
     await pool?.close();

@@ -63,6 +63,11 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: int(1, 32).default(1),
   TASK_HOLD_MINUTES: int(1, 7 * 24 * 60).default(60),
   SWEEP_INTERVAL_SECONDS: int(1, 3600).default(60),
+  JOB_LEASE_SECONDS: int(10, 3600).default(60),
+  WORKER_DB_LOST_SECONDS: int(1, 3600).default(60),
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(120),
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(20),
+  TASK_EVENTS_MAX_STREAMS: int(1, 1000).default(10),
 
   SMTP_URL: optionalString.pipe(z.string().regex(/^smtps?:\/\/[^\s]+$/, 'must be an smtp:// or smtps:// URL').optional()),
   MAIL_FROM: optionalString.pipe(z.string().max(320).optional()),
@@ -127,7 +132,18 @@ export interface Config {
     worker: boolean;
     workerConcurrency: number;
     holdTimeoutMs: number;
+    /**
+     * Lease of a running job, seconds: the worker renews it while it runs; a job whose worker died
+     * (SIGKILL, lost machine) is retried once it lapses, within about 1.5 leases.
+     */
+    jobLeaseSeconds: number;
+    /** A separate worker that cannot reach its database this long exits (code 1) for its supervisor, ms. */
+    dbLostExitMs: number;
+    /** Open task-progress streams (`GET /api/tasks/:id/events`) per user; beyond: 429. */
+    maxEventStreamsPerUser: number;
   };
+  /** Node's `server.requestTimeout` and `server.headersTimeout`, ms (a slow client is cut off). */
+  http: { requestTimeoutMs: number; headersTimeoutMs: number };
   sweepIntervalMs: number;
   mail: {
     /** smtp:// or smtps:// URL of the mail server; undefined: emails stay in the outbox, not sent. */
@@ -178,6 +194,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     problems.push('ADMIN_EMAIL / ADMIN_PASSWORD: set both or neither');
+  }
+  if (e.HTTP_HEADERS_TIMEOUT_SECONDS > e.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    problems.push('HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS');
   }
   if (e.NODE_ENV === 'production' && e.SMTP_URL && !e.MAIL_FROM) {
     problems.push('MAIL_FROM: required with SMTP_URL when NODE_ENV=production');
@@ -236,7 +255,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       worker: e.WORKER === 'on',
       workerConcurrency: e.WORKER_CONCURRENCY,
       holdTimeoutMs: e.TASK_HOLD_MINUTES * 60_000,
+      jobLeaseSeconds: e.JOB_LEASE_SECONDS,
+      dbLostExitMs: e.WORKER_DB_LOST_SECONDS * 1000,
+      maxEventStreamsPerUser: e.TASK_EVENTS_MAX_STREAMS,
     },
+    http: { requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_SECONDS * 1000, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_SECONDS * 1000 },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
     mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Tally <no-reply@${new URL(appUrl).hostname}>` },
     outboxPollMs: e.OUTBOX_POLL_SECONDS * 1000,

@@ -112,7 +112,17 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
 
     const app = createApp(services);
 
-    const server = http.createServer(app);
+    // A slow client (a trickled upload, headers sent a byte at a time) is cut off instead of
+    // holding a connection for Node's default 300 s.
+    const server = http.createServer(
+      {
+        requestTimeout: config.http.requestTimeoutMs,
+        headersTimeout: config.http.headersTimeoutMs,
+        // how often Node looks for connections past those timeouts (default 30 s)
+        connectionsCheckingInterval: Math.max(1000, Math.min(30_000, Math.floor(config.http.headersTimeoutMs / 4))),
+      },
+      app,
+    );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -4,6 +4,7 @@ import { AppError, ConflictError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Balance } from '../ledger/ledger-types.ts';
 import type { AuditLog } from './audit-log.ts';
+import { claimSignupBonus } from './signup-bonus-store.ts';
 import type { CurrentUser } from './auth-types.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -44,7 +45,8 @@ export function createAuthService(deps: {
     /**
      * Creates a user (role `user`) and grants the signup bonus (`config.signupBonus`, a
      * `signup_bonus` lot expiring after `days`) in one transaction, with transfer id
-     * `signup_bonus:<userId>`: exactly once per user. A taken email → {@link ConflictError} (409),
+     * `signup_bonus:<userId>`: exactly once per user, and once per canonical email address
+     * ({@link claimSignupBonus}: `a+x@b` counts as `a@b`). A taken email → {@link ConflictError} (409),
      * decided by the unique constraint, so concurrent retries cannot create two accounts.
      */
     async signup(input: SignupBody, ctx: RequestContext): Promise<{ user: CurrentUser; balance: Balance }> {
@@ -54,7 +56,9 @@ export function createAuthService(deps: {
         const user = await inTransaction(db, async (trx) => {
           const created = await insertUser(trx, { email: input.email, name: input.name, passwordHash, role: 'user' });
           const bonus = config.signupBonus;
-          if (bonus.millicredits > 0) {
+          // One bonus per mailbox: a+x@b counts as a@b (the account is created either way).
+          const bonusMillicredits = bonus.millicredits > 0 && (await claimSignupBonus(trx, created.email, created.id)) ? bonus.millicredits : 0;
+          if (bonusMillicredits > 0) {
             await ledger.grant(
               {
                 transferId: `signup_bonus:${created.id}`,
@@ -78,7 +82,7 @@ export function createAuthService(deps: {
               action: 'auth.signup',
               target: { type: 'user', id: created.id },
               ...ctx,
-              details: { email: created.email, signupBonusMillicredits: bonus.millicredits },
+              details: { email: created.email, signupBonusMillicredits: bonusMillicredits },
             },
             trx,
           );

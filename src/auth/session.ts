@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
-import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
 import type { Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { CurrentUser, Flash } from './auth-types.ts';
+import { createSessionStore } from './session-store.ts';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'tally.sid';
@@ -25,7 +25,8 @@ export function resolveSessionSecret(config: Pick<Config, 'session' | 'dataDir' 
 }
 
 /**
- * express-session stored in PostgreSQL (connect-pg-simple; table made by a migration). Cookie:
+ * express-session stored in PostgreSQL ({@link createSessionStore}: a destroyed session stays
+ * destroyed; expiry written at most once a minute). Table made by a migration. Cookie:
  * httpOnly, SameSite=Lax, Secure when APP_URL is https; idle timeout rolling (`idleMs`), and an
  * absolute lifetime (`maxAgeMs`) counted from sign-in, enforced by {@link enforceAbsoluteLifetime}.
  */
@@ -34,8 +35,7 @@ export function createSessionMiddleware(
   config: Pick<Config, 'session'>,
   secret: string,
 ): { middleware: RequestHandler; store: session.Store } {
-  const PgStore = connectPgSimple(session);
-  const store = new PgStore({ pool, tableName: 'session', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
+  const store = createSessionStore(pool);
   const middleware = session({
     name: SESSION_COOKIE,
     secret,

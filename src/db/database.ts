@@ -101,9 +101,22 @@ export async function isReady(db: Db): Promise<{ ok: boolean; pending?: number; 
   }
 }
 
+/** A process that must attach to a running `npm start` (a separate worker) found none. */
+export class NoRunningServerError extends Error {
+  constructor(dataDir: string) {
+    super(
+      `No running Tally owns the embedded PostgreSQL of ${dataDir}. Start the app (npm start) first, ` +
+        'or set DATABASE_URL; a supervisor restarting this worker will find it once the app is up.',
+    );
+    this.name = 'NoRunningServerError';
+  }
+}
+
 export interface DatabaseHandle {
   db: Db;
   url: string;
+  /** Port of the embedded server in use (modes `embedded` and `attached`). */
+  embeddedPort?: number;
   /** `embedded` when this process started its own server. */
   mode: 'external' | 'embedded' | 'attached';
   close(): Promise<void>;
@@ -117,7 +130,7 @@ export interface DatabaseHandle {
 export async function openDatabase(
   config: Pick<Config, 'databaseUrl' | 'dataDir' | 'embeddedPgPort' | 'dbPoolMax'>,
   logger: Logger,
-  options: { attach?: boolean } = {},
+  options: { attach?: boolean; attachOnly?: boolean } = {},
 ): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
     const db = createKnex(config.databaseUrl, config.dbPoolMax);
@@ -128,8 +141,9 @@ export async function openDatabase(
     if (running) {
       const url = embeddedUrl(running);
       const db = createKnex(url, config.dbPoolMax);
-      return { db, url, mode: 'attached', close: () => db.destroy() };
+      return { db, url, mode: 'attached', embeddedPort: running.port, close: () => db.destroy() };
     }
+    if (options.attachOnly) throw new NoRunningServerError(config.dataDir);
   }
   const server = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, logger });
   const db = createKnex(server.url, config.dbPoolMax);
@@ -137,6 +151,7 @@ export async function openDatabase(
     db,
     url: server.url,
     mode: 'embedded',
+    embeddedPort: server.info.port,
     async close() {
       await db.destroy();
       await server.stop();

@@ -1,5 +1,6 @@
 import { loadConfigOrExit, stopOnSignals } from '../lifecycle.ts';
-import { migrateLatest, openDatabase, runSeeds } from '../db/database.ts';
+import { migrateLatest, NoRunningServerError, openDatabase, runSeeds, type DatabaseHandle } from '../db/database.ts';
+import { watchDatabase } from '../db/database-watch.ts';
 import { createLogger } from '../logger.ts';
 import { startWorkerProcess } from '../worker-process.ts';
 
@@ -13,7 +14,14 @@ import { startWorkerProcess } from '../worker-process.ts';
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel).child({ process: 'worker' });
-  const database = await openDatabase(config, logger, { attach: true });
+  let database: DatabaseHandle;
+  try {
+    database = await openDatabase(config, logger, { attach: true, attachOnly: true });
+  } catch (err) {
+    logger.fatal(err instanceof NoRunningServerError ? err.message : { err }, 'the worker could not reach its database');
+    await new Promise((r) => setTimeout(r, 100)); // let the log line flush
+    process.exit(1);
+  }
   let tasks;
   try {
     await migrateLatest(database.db);
@@ -26,8 +34,21 @@ async function main() {
     process.exit(1);
   }
   logger.info({ database: database.mode, concurrency: config.tasks.workerConcurrency }, 'Tally worker running');
+  // Lost database: exit non-zero so the supervisor restarts the worker with a fresh connection
+  // (its running job's lease lapses and another attempt picks it up).
+  const watch = watchDatabase({
+    db: database.db,
+    logger,
+    lostAfterMs: config.tasks.dbLostExitMs,
+    ...(database.mode === 'attached' && database.embeddedPort ? { embedded: { dataDir: config.dataDir, port: database.embeddedPort } } : {}),
+    onLost: (reason) => {
+      logger.fatal({ reason }, 'the worker lost its database; exiting for the supervisor to restart it');
+      setTimeout(() => process.exit(1), 100);
+    },
+  });
 
   stopOnSignals(async () => {
+    watch.stop();
     await tasks.stop();
     await database.close();
   }, logger);

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Trx } from '../db/database.ts';
@@ -26,13 +27,14 @@ export interface TaskQueueOptions {
   /** Base delay before a retry, seconds; doubled per retry with jitter (`retryBackoff`). Default 5. */
   retryDelaySeconds?: number;
   /**
-   * How long one attempt may run before pg-boss fails it (and retries it elsewhere), seconds.
-   * Keep all attempts together well under the hold's timeout.
+   * The lease of a running job, seconds (pg-boss `expireInSeconds`): a worker renews it while the
+   * job runs ({@link renewLease}); a job whose worker died stops being renewed and is failed and
+   * retried by pg-boss's maintenance within about a lease and a half.
    */
   expireInSeconds: number;
   /** How often an idle worker polls for jobs, seconds (≥ 0.5, pg-boss's minimum). Default 0.5: a job waits at most half a second. */
   pollingIntervalSeconds?: number;
-  /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default 60. */
+  /** How often pg-boss's maintenance fails timed-out jobs, seconds. Default: half the lease, 5–60 s. */
   maintenanceIntervalSeconds?: number;
   /** Connections in pg-boss's own pool. Default 4. */
   poolMax?: number;
@@ -42,6 +44,8 @@ export interface TaskQueueOptions {
 export interface TaskQueue {
   boss: PgBoss;
   pollingIntervalSeconds: number;
+  /** The lease of a running job, seconds (`expireInSeconds`): the worker renews it ({@link renewLease}). */
+  leaseSeconds: number;
   /**
    * Sends the task's job; sending the same `jobId` again is a no-op (the id is the job's key).
    * With `trx`, the job row is inserted in that transaction: it exists if and only if the
@@ -58,6 +62,25 @@ export interface TaskQueue {
    * in the web process the hand-over takes milliseconds. Workers elsewhere still poll.
    */
   localWorkerIds: Set<string>;
+  /** The same for the task worker's own fetch loops (leased jobs, task-worker.ts): called when a job is sent here. */
+  localWakers: Set<() => void>;
+}
+
+/**
+ * Renews the lease of a running job: moves its `started_on` to now, so pg-boss's maintenance
+ * (which fails active jobs older than their `expire_in`) leaves it alone for another lease.
+ * pg-boss 10 has no heartbeat of its own; this is the one place that writes its table.
+ * `retryCount` tells this attempt from a later one of the same job id.
+ *
+ * @returns false when the job is no longer this attempt's (expired and retried, or finished)
+ */
+export async function renewLease(db: Knex, job: { id: string; retryCount: number }): Promise<boolean> {
+  const r = await db.raw(`UPDATE pgboss.job SET started_on = now() WHERE name = ? AND id = ? AND state = 'active' AND retry_count = ?`, [
+    OCR_QUEUE,
+    job.id,
+    job.retryCount,
+  ]);
+  return (r.rowCount ?? 0) > 0;
 }
 
 /**
@@ -71,7 +94,8 @@ export async function pgBossDbOf(trx: Trx): Promise<PgBoss.Db> {
 }
 
 /**
- * The expiry of one attempt for a hold of `holdTimeoutMs`: the first attempt and `retryLimit`
+ * The longest one attempt may run (its lease is no longer renewed after that) for a hold of
+ * `holdTimeoutMs`: the first attempt and `retryLimit`
  * retries, plus room for backoff, all fit in the hold's lifetime. At least 30 s, at most 4 hours.
  */
 export function attemptTimeoutSeconds(holdTimeoutMs: number, retryLimit = 3): number {
@@ -97,7 +121,7 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
     max: options.poolMax ?? 4,
     schedule: false, // no cron jobs: the ledger sweeper runs in tally.ts
     supervise: true,
-    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60,
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? Math.max(5, Math.min(60, Math.floor(options.expireInSeconds / 2))),
   });
   boss.on('error', (err) => logger.error({ err }, 'pg-boss error'));
   await boss.start();
@@ -109,13 +133,17 @@ export async function startTaskQueue(options: TaskQueueOptions): Promise<TaskQue
 
   let stopped = false;
   const localWorkerIds = new Set<string>();
+  const localWakers = new Set<() => void>();
   const wakeLocalWorkers = () => {
     for (const id of localWorkerIds) boss.notifyWorker(id);
+    for (const wake of localWakers) wake();
   };
   return {
     boss,
     pollingIntervalSeconds,
+    leaseSeconds: options.expireInSeconds,
     localWorkerIds,
+    localWakers,
     async enqueue(job, trx) {
       await boss.send(OCR_QUEUE, job, { id: job.jobId, ...policy, deadLetter: OCR_DEAD_LETTER_QUEUE, ...(trx ? { db: await pgBossDbOf(trx) } : {}) });
       // in a transaction, the job is visible only once it commits (a rollback wakes no one)

@@ -125,7 +125,7 @@ export interface RunOptions {
   /** True on the last attempt pg-boss will make: a failure now voids the hold. */
   final: boolean;
   /** Checked after every page; `stopping` ends the run at the next page boundary. */
-  control?: { stopping: boolean };
+  control?: { stopping: boolean; leaseLost?: boolean };
 }
 
 function describe(err: unknown): string {
@@ -271,6 +271,7 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
           bytes,
           task.kind,
           async ({ page }) => {
+            if (options.control?.leaseLost) throw new SupersededError(); // pg-boss gave the job to another attempt
             if (options.control?.stopping) throw new WorkerStoppingError();
             if (!(await store.recordProgress(db, task.id, attempt, page))) throw new SupersededError();
           },

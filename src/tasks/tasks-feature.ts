@@ -16,6 +16,7 @@ export function createTasksFeature(services: Services): Feature {
       topUpUrl: `${config.appUrl}/pricing`,
       maxUploadBytes,
       logger,
+      maxEventStreamsPerUser: config.tasks.maxEventStreamsPerUser,
     }),
     pages: createTasksPages({ service: tasks, pricing, maxUploadBytes, spend: services.spend }),
   };

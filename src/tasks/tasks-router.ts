@@ -12,8 +12,9 @@ import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson } from './tasks-json.ts';
 import { ResultQuery, TaskId, TasksQuery, UploadFields } from './tasks-schemas.ts';
+import { createTaskEventsHub, streamTaskEvents } from './task-events.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
-import { UNFINISHED, type Task, type TaskStatus } from './tasks-store.ts';
+import type { TaskStatus } from './tasks-store.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -36,6 +37,8 @@ export interface TasksRouterOptions {
   eventsPollMs?: number;
   /** A stream ends after this long (the browser's EventSource reconnects), ms. Default 10 minutes. */
   eventsMaxMs?: number;
+  /** Open event streams per user (in this process); beyond: 429. Default 10. */
+  maxEventStreamsPerUser?: number;
 }
 
 /** The task id of the path, or 404 for anything that cannot be one. */
@@ -71,6 +74,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   const pollMs = options.eventsPollMs ?? 500;
   const maxMs = options.eventsMaxMs ?? 10 * 60_000;
   const upload = uploadDocument(options.maxUploadBytes);
+  const events = createTaskEventsHub({ loadTasks: (ids) => service.findMany(ids), pollMs, maxStreamsPerUser: options.maxEventStreamsPerUser ?? 10, logger });
   const api = express.Router();
 
   /** 202 with the task (or, for a replay of a deleted task's key, the first response). */
@@ -196,86 +200,10 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
 
   api.get('/tasks/:id/events', requireAuth, async (req, res) => {
     const userId = req.user!.id;
-    const id = taskIdOf(req);
-    const first = await service.get(userId, id);
-    streamTaskEvents(res, { first, load: () =>
-        service.get(userId, id).catch((err: unknown) => {
-          if (err instanceof TaskNotFoundError) return undefined; // deleted meanwhile
-          throw err;
-        }), pollMs, maxMs, logger });
+    const first = await service.get(userId, taskIdOf(req));
+    const release = events.acquire(userId); // 429 beyond the per-user cap
+    streamTaskEvents(res, { first, hub: events, release, maxMs });
   });
 
   return api;
-}
-
-/**
- * Streams a task as server-sent events: a `task` event (`{task}` JSON) now and whenever it
- * changes, polling every `pollMs`; a `deleted` event if it disappears. The stream ends after the
- * first final status (`completed`/`failed`) or `maxMs`, and stops polling when the client leaves.
- * A comment line every 15 s keeps proxies from closing an idle stream.
- */
-function streamTaskEvents(
-  res: Response,
-  o: { first: Task; load: () => Promise<Task | undefined>; pollMs: number; maxMs: number; logger: Logger },
-): void {
-  res.writeHead(200, {
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-transform',
-    Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no',
-  });
-  res.write('retry: 2000\n\n');
-  let last = '';
-  let closed = false;
-  let seq = 0;
-  const started = Date.now();
-  let lastWrite = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    clearTimeout(timer);
-    res.end();
-  };
-  const send = (event: string, data: unknown) => {
-    res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    lastWrite = Date.now();
-  };
-  /** Sends the task if it changed; true when the stream should end. */
-  const publish = (task: Task | undefined): boolean => {
-    if (!task) {
-      send('deleted', { id: o.first.id });
-      return true;
-    }
-    const json = JSON.stringify({ task: taskJson(task) });
-    if (json !== last) {
-      last = json;
-      res.write(`id: ${++seq}\nevent: task\ndata: ${json}\n\n`);
-      lastWrite = Date.now();
-    }
-    return !UNFINISHED.includes(task.status);
-  };
-  const tick = async () => {
-    if (closed) return;
-    try {
-      const done = publish(await o.load());
-      if (done || Date.now() - started > o.maxMs) return finish();
-      if (Date.now() - lastWrite > 15_000) {
-        res.write(': keep-alive\n\n');
-        lastWrite = Date.now();
-      }
-    } catch (err) {
-      o.logger.error({ err, taskId: o.first.id }, 'task events failed');
-      return finish();
-    }
-    if (!closed) timer = setTimeout(() => void tick(), o.pollMs);
-  };
-  // The response's 'close' fires when the client goes away (or after we ended it).
-  res.on('close', () => {
-    closed = true;
-    clearTimeout(timer);
-  });
-  if (publish(o.first)) return finish();
-  timer = setTimeout(() => void tick(), o.pollMs);
 }

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { attemptTimeoutSeconds, startTaskQueue, type TaskQueue, type TaskQueueOptions } from './task-queue.ts';
+import { startTaskQueue, type TaskQueue, type TaskQueueOptions } from './task-queue.ts';
 
 export interface StartQueueOptions {
   config: Readonly<Config>;
@@ -23,7 +23,7 @@ export async function startQueue(options: StartQueueOptions): Promise<TaskQueue>
     connectionString: options.databaseUrl,
     logger,
     retryLimit: 3,
-    expireInSeconds: options.queue?.expireInSeconds ?? attemptTimeoutSeconds(config.tasks.holdTimeoutMs, 3),
+    expireInSeconds: options.queue?.expireInSeconds ?? config.tasks.jobLeaseSeconds,
     ...(options.queue?.retryDelaySeconds !== undefined ? { retryDelaySeconds: options.queue.retryDelaySeconds } : {}),
     ...(options.queue?.pollingIntervalSeconds !== undefined ? { pollingIntervalSeconds: options.queue.pollingIntervalSeconds } : {}),
     ...(options.queue?.maintenanceIntervalSeconds !== undefined ? { maintenanceIntervalSeconds: options.queue.maintenanceIntervalSeconds } : {}),

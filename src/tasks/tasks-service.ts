@@ -104,12 +104,18 @@ const CREATE_OPERATION = 'task.create';
 const LIST_MAX = 100;
 
 /**
+ * Bidirectional-text controls (Unicode UAX #9: embeddings, overrides, isolates, marks). In a file
+ * name they only serve to disguise it: `invoice\u202Egnp.exe` displays as `invoiceexe.png`.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+
+/**
  * A readable, safe display name from a client's file name: no directories, no control
- * characters, at most 200 characters; `document` when nothing is left.
+ * characters, no bidirectional-text controls, at most 200 characters; `document` when nothing is left.
  */
 export function cleanFileName(name: string | undefined): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
-  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').replace(/\s+/g, ' ').trim();
+  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').replace(BIDI_CONTROLS, '').replace(/\s+/g, ' ').trim();
   return [...clean].slice(0, 200).join('') || 'document';
 }
 
@@ -335,6 +341,11 @@ export function createTasksService(deps: TasksServiceDeps) {
       const task = await store.findTask(db, id, { userId });
       if (!task) throw new TaskNotFoundError();
       return task;
+    },
+
+    /** The tasks with these ids, whoever owns them (the progress streams' one poller; ids checked by the caller). */
+    async findMany(ids: string[]): Promise<Task[]> {
+      return store.findTasks(db, ids);
     },
 
     /** Per-page statistics of the user's task (empty until it completed). */

@@ -197,6 +197,13 @@ export async function findTask(q: Db | Trx, id: string, options: { userId?: stri
   return row ? mapRow(row as DbTaskRow) : undefined;
 }
 
+/** The tasks with these ids (one query; absent ids are simply missing from the result). */
+export async function findTasks(q: Db | Trx, ids: string[]): Promise<Task[]> {
+  if (ids.length === 0) return [];
+  const rows = await q('tasks').select(COLUMNS).whereIn('id', ids);
+  return (rows as DbTaskRow[]).map(mapRow);
+}
+
 /** The user's task created with this Idempotency-Key, or undefined. */
 export async function findByIdempotencyKey(q: Db | Trx, userId: string, key: string): Promise<Task | undefined> {
   const row = await q('tasks').select(COLUMNS).where({ user_id: userId, idempotency_key: key }).first();
