@@ -1,31 +1,18 @@
-// Tally /tasks pages: progressive enhancement of the upload form (estimate + balance before
-// confirming, upload over the JSON API with an Idempotency-Key) and live progress of unfinished
-// tasks over server-sent events. Without this script the form posts to /tasks and the pages
-// still show every task's state; they just do not update by themselves.
+// Tally /tasks pages, progressively enhanced. Without this script everything works by plain form
+// posts (upload → estimate page → confirm → the task). With it: drag and drop, the upload and its
+// estimate without leaving the page (the server's own HTML for the confirm step, fetched), live
+// progress over server-sent events, a signal (tab title and a toast) when a job finishes while
+// the page is open, and a button that copies the extracted text.
 (function () {
   'use strict';
 
   var STATUS_LABELS = { queued: 'Queued', processing: 'Processing', completed: 'Completed', failed: 'Failed' };
-  // The same format as the server's pages (src/credits/view-helpers.ts): 21 Nov 2026, 19:35 UTC
-  var DATE_TIME = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+  var DONE_KEY = 'tally:done';
   var MAX_STREAMS = 4; // browsers allow ~6 connections per host over HTTP/1.1: leave room for the rest
 
   function $(root, selector) { return root.querySelector(selector); }
   function $$(root, selector) { return Array.prototype.slice.call(root.querySelectorAll(selector)); }
 
-  function uuid() {
-    if (window.crypto && typeof window.crypto.randomUUID === 'function') return window.crypto.randomUUID();
-    var b = new Uint8Array(16);
-    window.crypto.getRandomValues(b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join('');
-    return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
-  }
-
-  // Credits are JSON numbers with at most 3 decimals: compute in millicredits to avoid float noise.
-  function toMilli(credits) { return Math.round(Number(credits) * 1000); }
-  function fromMilli(m) { return String(m / 1000); }
 
   function setBalance(available) {
     $$(document, '[data-balance]').forEach(function (el) { el.textContent = String(available); });
@@ -39,20 +26,6 @@
         return body ? body.available : null;
       })
       .catch(function () { return null; });
-  }
-
-  function problemMessage(body, fallback) {
-    if (!body) return fallback;
-    if (body.errors && body.errors.length) {
-      return body.errors.map(function (e) { return e.message.charAt(0).toUpperCase() + e.message.slice(1); }).join(' ');
-    }
-    return body.detail || fallback;
-  }
-
-  function readJson(res) {
-    return res.text().then(function (text) {
-      try { return text ? JSON.parse(text) : null; } catch (e) { return null; }
-    });
   }
 
   // ---- live progress -------------------------------------------------------------------------
@@ -118,8 +91,13 @@
       if (task.status === 'completed' || task.status === 'failed') {
         close();
         refreshBalance();
-        // The detail page shows the text and statistics: render it afresh from the server.
-        if (el.hasAttribute('data-detail')) window.setTimeout(function () { window.location.reload(); }, 300);
+        if (el.hasAttribute('data-detail')) {
+          // The detail page shows the text and statistics: render it afresh, then signal.
+          try { window.sessionStorage.setItem(DONE_KEY, JSON.stringify(task)); } catch (e) { /* private mode */ }
+          window.setTimeout(function () { window.location.reload(); }, 300);
+        } else {
+          signalDone(task);
+        }
       }
     });
     source.addEventListener('deleted', function () {
@@ -133,7 +111,80 @@
     });
   }
 
+  // ---- job-done signal: the tab title and a toast ---------------------------------------------
+
+  var baseTitle = document.title;
+  var toasts = $(document, '[data-toasts]');
+  if (!toasts) {
+    toasts = document.createElement('div');
+    toasts.className = 'toast-region';
+    toasts.setAttribute('role', 'status');
+    toasts.setAttribute('aria-live', 'polite');
+    document.body.appendChild(toasts);
+  }
+
+  function restoreTitle() { document.title = baseTitle; }
+  window.addEventListener('focus', restoreTitle);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) window.setTimeout(restoreTitle, 4000); });
+
+  function signalDone(task) {
+    var ok = task.status === 'completed';
+    document.title = (ok ? '✓ Done: ' : '✗ Failed: ') + task.fileName + ' · Tally';
+    var toast = document.createElement('div');
+    toast.className = 'toast ' + (ok ? 'success' : 'error');
+    toast.setAttribute('data-testid', 'toast');
+    var text = document.createElement('span');
+    text.textContent = ok ? task.fileName + ' is done. ' : task.fileName + ' failed; nothing was charged. ';
+    toast.appendChild(text);
+    if (!document.querySelector('[data-detail][data-task-id="' + task.id + '"]')) {
+      var link = document.createElement('a');
+      link.href = '/tasks/' + encodeURIComponent(task.id) + (ok ? '#text' : '');
+      link.textContent = ok ? 'Read the text' : 'See why';
+      toast.appendChild(link);
+    }
+    var dismiss = document.createElement('button');
+    dismiss.type = 'button';
+    dismiss.className = 'secondary outline small';
+    dismiss.textContent = 'Dismiss';
+    dismiss.setAttribute('aria-label', 'Dismiss: ' + text.textContent.trim());
+    dismiss.addEventListener('click', function () { toast.remove(); restoreTitle(); });
+    toast.appendChild(dismiss);
+    toasts.appendChild(toast);
+  }
+
+  try {
+    var done = window.sessionStorage.getItem(DONE_KEY);
+    if (done) {
+      window.sessionStorage.removeItem(DONE_KEY);
+      signalDone(JSON.parse(done));
+    }
+  } catch (e) { /* private mode */ }
+
   $$(document, '[data-task]').forEach(track);
+
+  // ---- copy the extracted text ---------------------------------------------------------------
+
+  $$(document, '[data-copy]').forEach(function (button) {
+    var target = document.querySelector(button.getAttribute('data-copy'));
+    if (!target) return;
+    button.hidden = false;
+    var label = button.textContent;
+    button.addEventListener('click', function () {
+      var text = target.textContent;
+      var copied = navigator.clipboard && window.isSecureContext
+        ? navigator.clipboard.writeText(text)
+        : new Promise(function (resolve, reject) {
+          var range = document.createRange();
+          range.selectNodeContents(target);
+          var sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+          (document.execCommand('copy') ? resolve : reject)();
+        });
+      copied.then(function () { button.textContent = 'Copied'; }, function () { button.textContent = 'Select the text and copy it'; })
+        .then(function () { window.setTimeout(function () { button.textContent = label; }, 2500); });
+    });
+  });
 
   // ---- delete confirmation -------------------------------------------------------------------
 
@@ -143,19 +194,16 @@
     });
   });
 
-  // ---- upload: estimate, confirm, send --------------------------------------------------------
+  // ---- upload: drop or choose, see the estimates, confirm once -------------------------------
 
   var form = $(document, '[data-upload-form]');
-  if (!form || !window.fetch || !window.FormData) return;
+  var region = $(document, '[data-confirm-region]');
+  if (!form || !region || !window.fetch || !window.FormData || !window.DOMParser) return;
   var input = $(form, 'input[type="file"]');
   var button = $(form, '[data-upload-submit]');
-  var panel = $(form, '[data-estimate]');
-  var shortNotice = $(form, '[data-estimate-short]');
   var errorBox = $(form, '[data-upload-error]');
-  var balanceLine = $(form, '[data-balance-line]');
-  var keyInput = $(form, '[data-idempotency-key]');
+  var dropzone = $(form, '[data-dropzone]');
   var defaultLabel = button.textContent;
-  var estimate = null; // {credits, pages} of the chosen file
   var busy = false;
 
   function showError(message, topUp) {
@@ -169,124 +217,76 @@
     errorBox.hidden = false;
   }
 
-  function reset() {
-    estimate = null;
-    panel.hidden = true;
-    shortNotice.hidden = true;
-    errorBox.hidden = true;
-    balanceLine.hidden = false;
-    button.disabled = false;
-    button.textContent = defaultLabel;
-  }
-
-  function checkFile() {
-    reset();
-    var file = input.files && input.files[0];
-    if (!file) return;
+  // Sends the form as it would be sent without script (the files and the chosen language),
+  // follows the redirect, and shows the confirm step from the server's page: one upload per file,
+  // kept with its language until it is confirmed.
+  function upload() {
+    if (busy) return;
+    var files = input.files;
+    if (!files || files.length === 0) return;
     busy = true;
+    errorBox.hidden = true;
     button.disabled = true;
-    button.textContent = 'Reading the document…';
-    var body = new FormData();
-    body.append('file', file);
-    var gotEstimate = fetch('/api/credits/estimate', { method: 'POST', body: body, credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (res) { return readJson(res).then(function (json) { return { res: res, json: json }; }); });
-    Promise.all([gotEstimate, refreshBalance()])
-      .then(function (results) {
-        var res = results[0].res;
-        var json = results[0].json;
-        var available = results[1];
-        if (input.files[0] !== file) return; // another file was chosen meanwhile
-        if (!res.ok) {
-          showError(problemMessage(json, 'The document could not be read.'), false);
-          button.textContent = defaultLabel;
+    button.textContent = files.length === 1 ? 'Reading the document…' : 'Reading ' + files.length + ' documents…';
+    fetch(form.action, { method: 'POST', body: new FormData(form), credentials: 'same-origin', headers: { Accept: 'text/html' } })
+      .then(function (res) {
+        return res.text().then(function (html) { return { res: res, doc: new DOMParser().parseFromString(html, 'text/html') }; });
+      })
+      .then(function (r) {
+        var fresh = r.doc.querySelector('[data-confirm-region]');
+        // Signed out meanwhile (the session ended): go where the server sent us, the login page.
+        if (r.res.ok && !fresh && r.res.redirected) { window.location.href = r.res.url; return; }
+        if (!r.res.ok || !fresh) {
+          var problem = r.doc.querySelector('main h1');
+          showError(problem ? problem.textContent + '. Try again.' : 'The upload failed. Try again.', false);
           return;
         }
-        estimate = json;
-        $(panel, '[data-estimate-pages]').textContent = String(json.pages);
-        $(panel, '[data-estimate-credits]').textContent = String(json.credits);
-        var after = available === null ? null : toMilli(available) - toMilli(json.credits);
-        // What is left at least: the charge never exceeds the estimate.
-        $(panel, '[data-estimate-after]').textContent =
-          after === null ? '?' : after < 0 ? fromMilli(-after) + ' credits short' : 'at least ' + fromMilli(after) + ' credits';
-        panel.hidden = false;
-        balanceLine.hidden = true;
-        if (after !== null && after < 0) {
-          shortNotice.hidden = false;
-          button.textContent = 'Not enough credits';
-          return;
+        region.innerHTML = fresh.innerHTML;
+        var flash = r.doc.querySelector('[data-testid="flash"]');
+        if (flash && flash.classList.contains('error')) showError(flash.textContent.replace(/\s*Buy more credits\s*$/, ''), !!flash.querySelector('a[href="/pricing"]'));
+        if (window.history && window.history.replaceState) window.history.replaceState(null, '', r.res.url);
+        // Clear the chosen files, but keep the chosen language for the next documents.
+        var language = $(form, 'select[name="language"]');
+        var chosen = language ? language.value : '';
+        form.reset();
+        if (language) language.value = chosen;
+        var next = $(region, '[data-confirm-submit]:not([disabled])') || $(region, '#confirm-heading');
+        if (next) {
+          if (next.tagName === 'H2') next.setAttribute('tabindex', '-1');
+          next.focus();
         }
+      })
+      .catch(function () { showError('The upload did not complete. Try again.', false); })
+      .then(function () {
+        busy = false;
         button.disabled = false;
-        button.textContent = 'Confirm: run OCR for ' + json.credits + ' credits';
-      })
-      .catch(function () {
-        showError('The document could not be checked. Try again.', false);
         button.textContent = defaultLabel;
-      })
-      .then(function () { busy = false; });
+      });
   }
 
-  function addRow(task) {
-    var tbody = $(document, '[data-task-list] tbody');
-    var template = document.getElementById('task-row-template');
-    if (!tbody || !template) return;
-    var existing = $(tbody, '[data-task-id="' + task.id + '"]');
-    var row = existing || template.content.firstElementChild.cloneNode(true);
-    row.setAttribute('data-task-id', task.id);
-    $(row, '[data-field="link"]').href = '/tasks/' + task.id;
-    $(row, '[data-field="fileName"]').textContent = task.fileName;
-    var time = $(row, '[data-field="createdAt"]');
-    time.setAttribute('datetime', task.createdAt);
-    time.textContent = DATE_TIME.format(new Date(task.createdAt)) + ' UTC';
-    updateTaskElement(row, task);
-    if (!existing) tbody.insertBefore(row, tbody.firstChild);
-    var empty = $(document, '[data-empty]');
-    if (empty) empty.hidden = true;
-    track(row);
-  }
-
-  input.addEventListener('change', checkFile);
-
+  input.addEventListener('change', upload);
   form.addEventListener('submit', function (event) {
     event.preventDefault();
-    if (busy) return;
-    var file = input.files && input.files[0];
-    if (!file) { input.reportValidity && input.reportValidity(); return; }
-    if (!estimate) { checkFile(); return; }
-    busy = true;
-    button.disabled = true;
-    button.textContent = 'Uploading…';
-    var key = keyInput.value;
-    fetch('/api/tasks', {
-      method: 'POST',
-      body: new FormData(form),
-      credentials: 'same-origin',
-      headers: { Accept: 'application/json', 'Idempotency-Key': key },
-    })
-      .then(function (res) { return readJson(res).then(function (json) { return { res: res, json: json }; }); })
-      .then(function (r) {
-        if (r.res.status === 202 && r.json && r.json.task) {
-          addRow(r.json.task);
-          form.reset();
-          keyInput.value = uuid();
-          reset();
-          refreshBalance();
-          return;
-        }
-        if (r.res.status === 402) {
-          showError('Not enough credits: this document needs ' + r.json.required + ' credits and you have ' + r.json.available + '.', true);
-          button.textContent = 'Not enough credits';
-          return;
-        }
-        showError(problemMessage(r.json, 'The upload failed.'), false);
-        button.disabled = false;
-        button.textContent = defaultLabel;
-      })
-      .catch(function () {
-        // The request may or may not have arrived: the same Idempotency-Key makes a resend safe.
-        showError('The upload did not complete. Try again: it will not be charged twice.', false);
-        button.disabled = false;
-        button.textContent = defaultLabel;
-      })
-      .then(function () { busy = false; });
+    if (!input.files || input.files.length === 0) { if (input.reportValidity) input.reportValidity(); return; }
+    upload();
   });
+
+  if (dropzone) {
+    ['dragenter', 'dragover'].forEach(function (type) {
+      dropzone.addEventListener(type, function (event) {
+        event.preventDefault();
+        dropzone.classList.add('dragging');
+      });
+    });
+    ['dragleave', 'dragend'].forEach(function (type) {
+      dropzone.addEventListener(type, function () { dropzone.classList.remove('dragging'); });
+    });
+    dropzone.addEventListener('drop', function (event) {
+      event.preventDefault();
+      dropzone.classList.remove('dragging');
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      upload();
+    });
+  }
 })();

@@ -9,7 +9,7 @@ import { createBenchRouter } from './credits/bench-routes.ts';
 import { isReady } from './db/database.ts';
 import type { Feature } from './feature.ts';
 import type { Services } from './services.ts';
-import { createSessionMiddleware, enforceAbsoluteLifetime } from './auth/session.ts';
+import { createSessionMiddleware, enforceAbsoluteLifetime, saveSessionBeforeRedirect } from './auth/session.ts';
 import { loadUser } from './auth/auth-middleware.ts';
 import { originCheck } from './http/origin-check.ts';
 import { errorHandler, notFoundHandler, wantsJson } from './http/problem.ts';
@@ -82,6 +82,9 @@ export function createApp(services: Services): express.Express {
   });
 
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
+  // Chart.js (usage and team charts) and Swagger UI (/api/docs), served from node_modules: no CDN.
+  app.use('/static/chart', express.static(path.join(ROOT, 'node_modules/chart.js/dist'), { maxAge: '1d' }));
+  app.use('/static/swagger-ui', express.static(path.join(ROOT, 'node_modules/swagger-ui-dist'), { maxAge: '1d', index: false }));
   app.use('/static', express.static(path.join(ROOT, 'public'), { maxAge: config.isProduction ? '1h' : 0 }));
 
   const features: Feature[] = [
@@ -101,6 +104,7 @@ export function createApp(services: Services): express.Express {
   for (const f of features) if (f.raw) app.use(f.raw);
 
   app.use(sessionMiddleware);
+  app.use(saveSessionBeforeRedirect());
   app.use(enforceAbsoluteLifetime(config.session.maxAgeMs));
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));

@@ -12,6 +12,7 @@ import { parseOrThrow, schemas, validate } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UsersQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
+import { actorUserId, auditWords } from './audit-words.ts';
 import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
 import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
@@ -75,6 +76,7 @@ export function createAdminPages(deps: {
     const { value: q, error } = queryOrEmpty(() => validate(UserDetailQuery, req, 'query'));
     const { user, balance, transfers } = await admin.getUser(id, { cursor: q.cursor, limit: 25 });
     const auditEntries = await admin.userAudit(user.id, 10);
+    const people = await admin.peopleByIds(transfers.items.map((e) => actorUserId(e.actor) ?? '').filter(Boolean));
     // The payments section, with refund forms (posted to the payments feature).
     const list = await payments.listPayments(user.id, 20);
     const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
@@ -94,6 +96,8 @@ export function createAdminPages(deps: {
       subscription,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
+      people,
+      words: auditWords,
       fmt: viewHelpers,
     });
   }
@@ -152,6 +156,7 @@ export function createAdminPages(deps: {
       isFirstPage: !q.cursor,
       firstHref,
       nextHref: page.nextCursor ? `/admin/audit?${params}` : undefined,
+      words: auditWords,
       fmt: viewHelpers,
     });
   });

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { AuditLog, AuditRecord } from '../auth/audit-log.ts';
 import type { RequestContext } from '../auth/auth-service.ts';
 import type { CurrentUser } from '../auth/auth-types.ts';
-import { findProfileById, isUuid, searchUsers, type UserProfile } from '../auth/users-store.ts';
+import { findProfileById, findUsersByIds, isUuid, searchUsers, type UserProfile } from '../auth/users-store.ts';
 import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import { NotFoundError, ValidationError } from '../http/errors.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
@@ -151,6 +151,11 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
           : ledger.debit({ transferId, userId: user.id, millicredits: -input.credits, kind: 'adjustment', ...attribution }, trx),
       );
       return { transfer: result.transfer, replayed: result.replayed, balance: await ledger.getBalance(user.id) };
+    },
+
+    /** Names and emails of the users among `ids`, for pages that show who did something. */
+    async peopleByIds(ids: readonly string[]): Promise<Map<string, { name: string; email: string }>> {
+      return new Map((await findUsersByIds(db, ids)).map((u) => [u.id, { name: u.name, email: u.email }]));
     },
   };
 }

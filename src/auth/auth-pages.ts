@@ -2,6 +2,7 @@ import express, { type Request, type Response } from 'express';
 import type { Config } from '../config.ts';
 import { AppError, ConflictError } from '../http/errors.ts';
 import { formatCredits } from '../ledger/credits.ts';
+import { viewHelpers } from '../credits/view-helpers.ts';
 import { parseOrThrow } from '../http/validate.ts';
 import { requestContext } from './audit-log.ts';
 import { LoginBody, SignupBody } from './auth-schemas.ts';
@@ -36,7 +37,7 @@ export function createAuthPages(deps: { auth: AuthService; config: Readonly<Conf
   const nextOf = (req: Request) => (typeof req.query.next === 'string' ? safeNextPath(req.query.next) : undefined);
 
   pages.get('/signup', (req, res) => {
-    if (req.user) return res.redirect(303, nextOf(req) ?? '/account');
+    if (req.user) return res.redirect(303, nextOf(req) ?? '/tasks');
     render(req, res, 'signup', 200, { next: nextOf(req), signupBonus });
   });
 
@@ -49,14 +50,16 @@ export function createAuthPages(deps: { auth: AuthService; config: Readonly<Conf
       const { user } = await auth.signup(body, requestContext(req));
       await establishSession(req, user);
       const bonus = config.signupBonus;
+      // Land where the first job is one step away (issue 10), unless the visitor came for something else.
+      const expires = new Date(Date.now() + bonus.days * 86_400_000);
       setFlash(req, {
         type: 'success',
         message:
           bonus.millicredits > 0
-            ? `Welcome to Tally! Your ${formatCredits(bonus.millicredits)} free credits are ready; they expire in ${bonus.days} days.`
-            : 'Welcome to Tally!',
+            ? `Welcome to Tally! Your ${formatCredits(bonus.millicredits)} free credits are ready until ${viewHelpers.date(expires)} (${bonus.days} days). Upload a scan or a PDF below to run your first job.`
+            : 'Welcome to Tally! Upload a scan or a PDF below to run your first job.',
       });
-      res.redirect(303, nextPath ?? '/account');
+      res.redirect(303, nextPath ?? '/tasks');
     } catch (err) {
       const errors = fieldErrorsOf(err);
       if (errors) return render(req, res, 'signup', 400, { values, errors, next: nextPath, signupBonus });

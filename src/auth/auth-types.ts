@@ -12,6 +12,10 @@ export type Role = CurrentUser['role'];
 export interface Flash {
   type: 'success' | 'error';
   message: string;
+  /** Show a "Buy more credits" link after the message (not enough credits). */
+  topUp?: boolean;
+  /** Show a "Change your spending limits" link after the message (a spend cap refused it). */
+  limits?: boolean;
 }
 
 declare module 'express-session' {

@@ -98,6 +98,23 @@ export function endSession(req: Request, res: Response, config: Pick<Config, 'se
   });
 }
 
+/**
+ * Makes `res.redirect` wait until a session holding a one-time message is stored. express-session
+ * sends a response's headers before its store write finishes, so a browser could follow the 303
+ * and load the next page from the old session: the message ("Welcome to Tally!", "2 documents are
+ * queued") would be lost. Mount right after the session middleware.
+ */
+export function saveSessionBeforeRedirect(): RequestHandler {
+  return (req, res, next) => {
+    const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
+    res.redirect = ((...args: unknown[]) => {
+      if (!req.session?.flash) return redirect(...args);
+      req.session.save((err) => (err ? next(err) : redirect(...args)));
+    }) as typeof res.redirect;
+    next();
+  };
+}
+
 /** Stores a one-time message for the next page (see {@link takeFlash}). */
 export function setFlash(req: Request, flash: Flash): void {
   if (req.session) req.session.flash = flash;

@@ -112,3 +112,10 @@ export async function searchUsers(db: Db, filters: { query?: string }, limit: nu
   if (afterId) q.whereRaw('(created_at, id) < (SELECT u.created_at, u.id FROM users u WHERE u.id = ?)', [afterId]);
   return (await q).map(mapProfile);
 }
+
+/** The users among `ids` (non-UUIDs ignored), for showing names instead of ids. */
+export async function findUsersByIds(db: Db | Trx, ids: readonly string[]): Promise<CurrentUser[]> {
+  const valid = [...new Set(ids)].filter(isUuid);
+  if (valid.length === 0) return [];
+  return (await db<DbUserRow>('users').whereIn('id', valid)).map(mapUser);
+}

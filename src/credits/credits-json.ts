@@ -20,6 +20,8 @@ export interface HoldJson {
   id: string;
   amount: number;
   expiresAt: string;
+  /** What the hold is for, in words (e.g. `OCR of scan.pdf (3 pages)`). */
+  reason: string | null;
   reference: Reference | null;
 }
 
@@ -52,6 +54,7 @@ export function holdJson(hold: Hold): HoldJson {
     id: hold.id,
     amount: millicreditsToCredits(hold.amount),
     expiresAt: hold.expiresAt.toISOString(),
+    reason: hold.reason,
     reference: hold.reference,
   };
 }

@@ -7,7 +7,7 @@ import type { TransferKind } from '../ledger/ledger-types.ts';
 
 const KIND_LABELS: Record<TransferKind, string> = {
   purchase: 'Purchase',
-  signup_bonus: 'Signup bonus',
+  signup_bonus: 'Sign-up bonus',
   bonus: 'Bonus',
   subscription_grant: 'Subscription',
   adjustment: 'Adjustment',
@@ -28,16 +28,21 @@ export const viewHelpers = {
   date: (d: Date | string | null | undefined) => (d ? dateFmt.format(toDate(d)) : ''),
   /** `21 Dec 2026, 09:30` (UTC). */
   dateTime: (d: Date | string | null | undefined) => (d ? `${dateTimeFmt.format(toDate(d))} UTC` : ''),
-  /** `in 30 days`, `in 5 hours`, `expired`. */
+  /**
+   * `in 30 days`, `in 5 hours`, `expired`: rounded to the nearest unit, so a lot granted "for 30
+   * days" a moment ago says 30, as the sign-up message does (not 29).
+   */
   fromNow: (d: Date | string | null | undefined, now = new Date()) => {
     if (!d) return '';
     const ms = toDate(d).getTime() - now.getTime();
     if (ms <= 0) return 'expired';
-    const days = Math.floor(ms / 86_400_000);
-    if (days >= 1) return `in ${days} day${days === 1 ? '' : 's'}`;
-    const hours = Math.floor(ms / 3_600_000);
+    if (ms >= 36 * 3_600_000) {
+      const days = Math.round(ms / 86_400_000);
+      return `in ${days} days`;
+    }
+    const hours = Math.round(ms / 3_600_000);
     if (hours >= 1) return `in ${hours} hour${hours === 1 ? '' : 's'}`;
-    return `in ${Math.max(1, Math.floor(ms / 60_000))} min`;
+    return `in ${Math.max(1, Math.round(ms / 60_000))} min`;
   },
   /** Credits with a sign: `+10`, `-2.5`. */
   signed: (credits: number) => (credits > 0 ? `+${credits}` : String(credits)),

@@ -160,6 +160,21 @@ async function retrying<T>(fn: () => Promise<T>): Promise<T> {
 /** Where a hold's operations queue for group commit: its user, when this process reserved it. */
 const MAX_REMEMBERED_HOLDS = 100_000;
 
+/** The parameters of the `debit` ledger function for a {@link DebitInput} (millicredits). */
+function debitOp(input: DebitInput) {
+  return {
+    op: 'debit' as const,
+    id: input.transferId,
+    userId: input.userId,
+    amount: input.millicredits,
+    kind: input.kind,
+    reason: input.reason ?? null,
+    actor: input.actor,
+    refType: input.reference?.type ?? null,
+    refId: input.reference?.id ?? null,
+  };
+}
+
 /**
  * The double-entry credit ledger (DESIGN.md, "The ledger"): grants create lots, holds reserve
  * credits in two phases, spends draw from lots soonest-expiring first then oldest, and every
@@ -299,17 +314,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
     async debit(input: DebitInput, trx?: Trx): Promise<{ transfer: Transfer; replayed: boolean }> {
       assertMillicredits(input.millicredits);
       const o = await apply(
-        {
-          op: 'debit',
-          id: input.transferId,
-          userId: input.userId,
-          amount: input.millicredits,
-          kind: input.kind,
-          reason: input.reason ?? null,
-          actor: input.actor,
-          refType: input.reference?.type ?? null,
-          refId: input.reference?.id ?? null,
-        },
+        debitOp(input),
         trx,
         `user:${input.userId}`,
       );
@@ -329,17 +334,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       assertMillicredits(input.millicredits);
       const { outcome, end } = await store.applyOpOpen(
         db,
-        {
-          op: 'debit',
-          id: input.transferId,
-          userId: input.userId,
-          amount: input.millicredits,
-          kind: input.kind,
-          reason: input.reason ?? null,
-          actor: input.actor,
-          refType: input.reference?.type ?? null,
-          refId: input.reference?.id ?? null,
-        },
+        debitOp(input),
         clock(),
       );
       accepted(outcome);

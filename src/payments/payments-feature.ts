@@ -5,7 +5,10 @@ import type { Services } from '../services.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { requestContext } from '../auth/audit-log.ts';
 import { setFlash } from '../auth/session.ts';
-import { AppError, ValidationError } from '../http/errors.ts';
+import { AppError, NotFoundError, ValidationError } from '../http/errors.ts';
+import { findUsersByIds } from '../auth/users-store.ts';
+import { viewHelpers } from '../credits/view-helpers.ts';
+import { createRefundPages } from './refund-pages.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
@@ -22,9 +25,11 @@ const SuccessQuery = z.object({ session_id: z.string().min(1).max(255) }).strict
 const RefundForm = z
   .object({
     amount: z.string().trim().max(30).optional(),
+    idempotencyKey: z.uuid().optional(),
     _csrf: z.string().optional(),
   })
   .strict();
+const CancelQuery = z.object({ payment_id: z.uuid().optional() });
 
 /**
  * Buying credits: the Stripe webhook (raw body, mounted before the body parsers), the checkout and
@@ -111,7 +116,9 @@ export function createPaymentsFeature(services: Services): Feature {
   pages.get('/account/payments/:id', requireAuth, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const { payment, refunds } = await payments.getPayment(id, req.user!.id);
-    res.render('payments/receipt', { title: `Receipt ${payment.id.slice(0, 8)}`, payment: paymentView(payment, refunds) });
+    // Only a paid purchase has a receipt (an open or abandoned checkout is not one).
+    if (!payment.paidAt) throw new NotFoundError('receipt: this purchase was not paid');
+    res.render('payments/receipt', { title: 'Receipt', payment: paymentView(payment, refunds), fmt: viewHelpers });
   });
   pages.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
@@ -125,8 +132,8 @@ export function createPaymentsFeature(services: Services): Feature {
       } catch (err) {
         throw new ValidationError([{ field: 'body.amount', message: (err as Error).message }]);
       }
-      const refund = await refundAsAdmin(req, id, amount);
-      setFlash(req, { type: 'success', message: `Refunded ${formatMoney(refund.amount, payment.currency)}. The credits are taken back when Stripe confirms it.` });
+      const refund = await refundAsAdmin(req, id, amount, form.idempotencyKey);
+      setFlash(req, { type: 'success', message: `Refunded ${formatMoney(refund.amount, payment.currency)}: pending until Stripe confirms it; then the credits are taken back.` });
     } catch (err) {
       if (!(err instanceof ValidationError) && !(err instanceof AppError)) throw err;
       const detail = err instanceof ValidationError ? err.errors.map((e) => e.message).join('; ') : err.detail;
@@ -134,8 +141,12 @@ export function createPaymentsFeature(services: Services): Feature {
     }
     res.redirect(303, back);
   });
-  pages.get('/checkout/cancel', requireAuth, (_req, res) => {
-    res.render('payments/cancel', { title: 'Checkout cancelled' });
+  pages.get('/checkout/cancel', requireAuth, async (req, res) => {
+    // An abandoned checkout is closed now, so it never shows as "awaiting payment" (issue 10).
+    const q = CancelQuery.safeParse(req.query);
+    const payment = q.success && q.data.payment_id ? await payments.abandonCheckout(q.data.payment_id, req.user!.id) : undefined;
+    res.render('payments/cancel', { title: 'Checkout cancelled', paid: payment ? payment.status !== 'pending' && payment.status !== 'expired' : false });
   });
+  pages.use(createRefundPages({ payments, people: async (ids) => new Map((await findUsersByIds(services.db, ids)).map((u) => [u.id, { name: u.name, email: u.email }])) }));
   return { raw, api, pages };
 }

@@ -353,6 +353,28 @@ export function createPayments(deps: PaymentsDeps) {
     },
 
     /**
+     * The buyer came back through the checkout's cancel URL: an abandoned checkout. Expires its
+     * open Checkout Session at Stripe (`POST /v1/checkout/sessions/:id/expire`), so it cannot be
+     * paid later, and marks the payment `expired` at once (Stripe's `checkout.session.expired`
+     * then finds it so). Returns the payment as it is now; nothing happens unless it is the
+     * user's and still pending. A session Stripe will not expire (just completed) is left alone.
+     */
+    async abandonCheckout(paymentId: string, userId: string): Promise<Payment | undefined> {
+      const payment = await store.findPayment(db, paymentId);
+      if (!payment || payment.userId !== userId) return undefined;
+      if (payment.status !== 'pending' || !payment.checkoutSessionId) return payment;
+      try {
+        const session = await stripe.checkout.sessions.expire(payment.checkoutSessionId);
+        if (session.status !== 'expired') return payment;
+      } catch (err) {
+        logger.info({ err, paymentId }, 'checkout session not expired on cancel');
+        return (await store.findPayment(db, paymentId)) ?? payment;
+      }
+      await inTransaction(db, (trx) => store.markExpired(trx, payment.id));
+      return (await store.findPayment(db, paymentId)) ?? payment;
+    },
+
+    /**
      * Refunds a payment through Stripe (`amountCents` default: all that is left). The ledger side
      * happens when Stripe's `charge.refunded` webhook arrives. 409 when the payment isn't paid or
      * the amount exceeds what is left; 404 for an unknown payment.

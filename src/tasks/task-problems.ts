@@ -33,3 +33,10 @@ export class TaskStateError extends ConflictError {
     super(detail, 'task_state', { taskStatus: status });
   }
 }
+
+/** 404: the kept upload is not there (someone else's, never made, or expired unconfirmed). */
+export class UploadNotFoundError extends AppError {
+  constructor() {
+    super(404, 'upload_not_found', 'Upload not found', 'This upload is not waiting for a confirmation any more (uploads are kept for an hour). Upload the file again.');
+  }
+}

@@ -12,15 +12,21 @@ export const FILE_FIELD = 'file';
  * `maxBytes` (413 problem+json beyond, naming the limit), a few small text fields. Other
  * content types pass through untouched (the handler then reports the missing file).
  */
-export function uploadDocument(maxBytes: number): RequestHandler {
-  const parse = multer({
+export function uploadDocument(maxBytes: number, maxFiles = 1): RequestHandler {
+  const options = {
     storage: multer.memoryStorage(),
-    limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 10_000, parts: 12 },
+    limits: { fileSize: maxBytes, files: maxFiles, fields: 10, fieldSize: 10_000, parts: maxFiles + 11 },
     defParamCharset: 'utf8', // browsers send UTF-8 file names; busboy's default is latin1
-  }).single(FILE_FIELD);
+  };
+  const parse = maxFiles === 1 ? multer(options).single(FILE_FIELD) : multer(options).array(FILE_FIELD, maxFiles);
   const limits = { fileField: FILE_FIELD, maxFileBytes: maxBytes };
   return (req, res, next) => {
-    parse(req, res, (err?: unknown) => next(multipartProblem(err, limits)));
+    parse(req, res, (err?: unknown) => {
+      if (err instanceof multer.MulterError && err.code === 'LIMIT_FILE_COUNT') {
+        return next(new ValidationError([{ field: `body.${FILE_FIELD}`, message: `is not accepted: send at most ${maxFiles} documents at once` }]));
+      }
+      next(multipartProblem(err, limits));
+    });
   };
 }
 
@@ -41,4 +47,21 @@ export function uploadedFile(req: Request): UploadedFile {
     throw new ValidationError([{ field: FILE_FIELD, message: 'has a file name with control characters (such as CR, LF or NUL)' }]);
   }
   return { bytes: file.buffer, fileName: file.originalname };
+}
+
+/**
+ * The uploaded documents of a multi-file upload (`uploadDocument(max, n)`), possibly none; empty
+ * parts (a form sent with no file chosen) left out. File names are checked as {@link uploadedFile}'s.
+ * @throws {ValidationError} 400 for a file name with control characters
+ */
+export function uploadedFiles(req: Request): UploadedFile[] {
+  const files = Array.isArray(req.files) ? req.files : req.file ? [req.file] : [];
+  return files
+    .filter((f) => f.size > 0)
+    .map((f) => {
+      if (/[\u0000-\u001f\u007f]/.test(f.originalname)) {
+        throw new ValidationError([{ field: FILE_FIELD, message: 'has a file name with control characters (such as CR, LF or NUL)' }]);
+      }
+      return { bytes: f.buffer, fileName: f.originalname };
+    });
 }

@@ -1,6 +1,6 @@
 import type { Feature } from '../feature.ts';
 import type { Services } from '../services.ts';
-import { createTasksPages } from './tasks-pages.ts';
+import { createTasksPages, createTasksUploadParser } from './tasks-pages.ts';
 import { createTasksRouter } from './tasks-router.ts';
 
 /** Upload and the tasks API (`/api/tasks/*`) and the /tasks pages, on the tasks service. */
@@ -8,6 +8,7 @@ export function createTasksFeature(services: Services): Feature {
   const { tasks, pricing, config, logger, ledger, db } = services;
   const maxUploadBytes = config.tasks.maxUploadBytes;
   return {
+    raw: createTasksUploadParser(maxUploadBytes),
     api: createTasksRouter({
       service: tasks,
       ledger,

@@ -1,4 +1,5 @@
 import { millicreditsToCredits } from '../ledger/credits.ts';
+import type { StagedUpload } from './tasks-service.ts';
 import type { Task, TaskPage, TaskStatus } from './tasks-store.ts';
 
 /** A task at the API's edge: credits (not millicredits), ISO 8601 timestamps. */
@@ -99,5 +100,21 @@ export function taskPageJson(p: TaskPage): TaskPageJson {
     rotation: p.rotation ?? 0,
     chargedCredits: p.chargedMillicredits === null || p.chargedMillicredits === undefined ? null : millicreditsToCredits(p.chargedMillicredits),
     durationMs: p.durationMs,
+  };
+}
+
+/** An upload kept for confirmation, at the API's edge: what confirming it would hold, credits. */
+export function uploadJson(s: StagedUpload) {
+  return {
+    id: s.upload.id,
+    fileName: s.upload.fileName,
+    kind: s.upload.kind,
+    mimeType: s.upload.mimeType,
+    sizeBytes: s.upload.sizeBytes,
+    pages: s.upload.pages,
+    language: s.upload.language,
+    credits: millicreditsToCredits(s.millicredits),
+    expiresAt: s.upload.expiresAt.toISOString(),
+    links: { confirm: `/api/tasks/uploads/${s.upload.id}/confirm` },
   };
 }

@@ -3,17 +3,17 @@ import express, { type Request, type Response } from 'express';
 import type { SpendControls } from '../spend/spend-service.ts';
 import { spendSettingsJson } from '../spend/spend-json.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
-import { setFlash, takeFlash } from '../auth/session.ts';
+import { SESSION_COOKIE, setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { asProblem } from '../http/domain-problems.ts';
 import { type AppError, ValidationError } from '../http/errors.ts';
-import { parseOrThrow, schemas } from '../http/validate.ts';
+import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
-import { uploadDocument, uploadedFile } from './task-upload.ts';
-import { taskJson, taskPageJson } from './tasks-json.ts';
+import { uploadDocument, uploadedFiles } from './task-upload.ts';
+import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { OCR_OPERATION, ocrCost } from './task-pricing.ts';
 import type { TasksService } from './tasks-service.ts';
 import { OCR_LANGUAGES } from './ocr-languages.ts';
@@ -48,6 +48,16 @@ export function chargeLines(pages: TaskPage[], chargedMillicredits: number): Arr
 /** Characters of extracted text shown on the task page; the rest is in the download. */
 const TEXT_PREVIEW_CHARS = 200_000;
 const PAGE_SIZE = 20;
+/** Documents one upload form post may carry. */
+export const MAX_FILES_PER_UPLOAD = 10;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Why the multipart upload of `POST /tasks/uploads` could not be read (set by the early parser). */
+    uploadError?: AppError;
+  }
+}
 
 export interface TasksPagesOptions {
   service: TasksService;
@@ -80,14 +90,43 @@ function pageError(err: unknown, problem: AppError): PageError {
 }
 
 /**
- * The /tasks pages (signed in). They work without JavaScript: the upload form posts multipart to
- * `POST /tasks` (CSRF token in the query string, since the body is multipart), which creates the
- * task and redirects to `/tasks/:id`. public/tasks.js adds the estimate-and-balance confirmation
- * step and live progress over server-sent events.
+ * Reads the multipart body of the upload form (`POST /tasks/uploads`) before the CSRF check, so
+ * the token travels in the body like every other form's (not in the URL, where it would reach
+ * history and logs). Mounted before the session and body parsers (a feature's `raw` router).
+ * A body that cannot be read (too large, too many files) is noted on `req.uploadError` for the
+ * page to explain after the CSRF check and sign-in.
+ */
+export function createTasksUploadParser(maxUploadBytes: number): express.Router {
+  const parse = uploadDocument(maxUploadBytes, MAX_FILES_PER_UPLOAD);
+  const raw = express.Router();
+  raw.post('/tasks/uploads', (req, res, next) => {
+    // Only a request with a session cookie can pass the CSRF check and sign-in that follow: leave
+    // the others' bodies unread (no multi-file body held in memory for a visitor).
+    if (!(req.headers.cookie ?? '').includes(`${SESSION_COOKIE}=`)) return next();
+    parse(req, res, (err?: unknown) => {
+      const problem = asProblem(err);
+      if (problem) req.uploadError = problem;
+      else if (err) return next(err);
+      next();
+    });
+  });
+  return raw;
+}
+
+/**
+ * The /tasks pages (signed in), working without JavaScript, every POST answered with a 303:
+ * 1. the form posts one or more documents and an optional OCR language (multipart, CSRF token in
+ *    the body) to `POST /tasks/uploads`: the language is checked first (`UploadFields`; a bad one
+ *    keeps nothing), then each document is inspected, priced and kept with it (nothing held), then
+ * 2. `GET /tasks?uploads=<id>,<id>` shows each file's pages and estimate, the total and the
+ *    balance, and one "Confirm" form that posts the upload ids to
+ * 3. `POST /tasks/confirm`: each kept upload becomes a task (hold + job), and the page goes to the
+ *    task (one) or the list (several). Nothing is uploaded twice.
+ * public/tasks.js adds drag and drop, the same steps without leaving the page, live progress over
+ * server-sent events and a signal when a job finishes.
  */
 export function createTasksPages(options: TasksPagesOptions): express.Router {
   const { service, pricing } = options;
-  const upload = uploadDocument(options.maxUploadBytes);
   const pages = express.Router();
 
   async function renderIndex(req: Request, res: Response, status: number, error?: PageError) {
@@ -104,6 +143,10 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     const { price } = await ocrCost(pricing, 1);
     const spendCaps = options.spend ? spendSettingsJson(await options.spend.getSettings(req.user!.id)).caps : undefined;
     const components = new Map((await pricing.components(OCR_OPERATION)).map((c) => [c.component, millicreditsToCredits(c.millicredits)]));
+    const wanted = (typeof req.query.uploads === 'string' ? req.query.uploads.split(',') : []).filter((id) => UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
+    const stagedUploads = await service.staged(req.user!.id, wanted);
+    const staged = stagedUploads.map(uploadJson);
+    const stagedMilli = stagedUploads.reduce((sum, u) => sum + u.millicredits, 0);
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
@@ -125,7 +168,11 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
         blankFree: components.get('blank') === 0,
       },
       languages: Object.entries(OCR_LANGUAGES).map(([code, name]) => ({ code, name })),
-      idempotencyKey: crypto.randomUUID(),
+      languageNames: OCR_LANGUAGES,
+      staged,
+      stagedTotal: millicreditsToCredits(stagedMilli),
+      stagedExpired: wanted.length > staged.length,
+      maxFiles: MAX_FILES_PER_UPLOAD,
       spendCaps,
       fmt: viewHelpers,
     });
@@ -162,22 +209,60 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     await renderIndex(req, res, 200);
   });
 
-  pages.post('/tasks', requireAuth, async (req, res) => {
-    try {
-      await new Promise<void>((resolve, reject) => upload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const key = schemas.idempotencyKey.safeParse(body.idempotencyKey);
-      const { language } = parseOrThrow(UploadFields, body, 'body');
-      const { task } = await service.create(req.user!.id, { ...uploadedFile(req), language }, key.success ? key.data : undefined);
-      // A repeated form whose task was deleted since: back to the list, nothing held again.
-      res.redirect(303, task ? `/tasks/${task.id}` : '/tasks');
-    } catch (err) {
-      const problem = asProblem(err);
-      if (problem && problem.status < 500 && problem.status !== 401 && (problem.status !== 403 || err instanceof SpendCapExceededError)) {
-        return renderIndex(req, res, problem.status, pageError(err, problem));
+  pages.post('/tasks/uploads', requireAuth, async (req, res) => {
+    const problems: string[] = [];
+    let topUp = false;
+    if (req.uploadError) problems.push(pageError(req.uploadError, req.uploadError).message);
+    // The language (issue 12) is checked before anything is kept: a bad one stages nothing.
+    const fields = UploadFields.safeParse(req.body ?? {});
+    if (!req.uploadError && !fields.success) problems.push('Choose a language from the list, or "Detect for each page".');
+    const files = req.uploadError || !fields.success ? [] : uploadedFiles(req);
+    if (files.length === 0 && problems.length === 0) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
+    const language = fields.success ? fields.data.language : null;
+    const ids: string[] = [];
+    for (const file of files) {
+      try {
+        ids.push((await service.stage(req.user!.id, { ...file, language })).upload.id);
+      } catch (err) {
+        const problem = asProblem(err);
+        if (!problem || problem.status >= 500) throw err;
+        const e = pageError(err, problem);
+        topUp ||= e.topUp;
+        problems.push(files.length > 1 ? `${file.fileName}: ${e.message}` : e.message);
       }
-      throw err;
     }
+    if (problems.length > 0) setFlash(req, { type: 'error', message: problems.join(' '), ...(topUp ? { topUp } : {}) });
+    res.redirect(303, ids.length > 0 ? `/tasks?uploads=${ids.join(',')}#confirm` : '/tasks#upload');
+  });
+
+  pages.post('/tasks/confirm', requireAuth, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const ids = ([] as unknown[]).concat(body.uploadId ?? []).filter((id): id is string => typeof id === 'string' && UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
+    if (ids.length === 0) {
+      setFlash(req, { type: 'error', message: 'Nothing to confirm: upload a document first.' });
+      return res.redirect(303, '/tasks#upload');
+    }
+    const created: string[] = [];
+    for (const id of ids) {
+      try {
+        created.push((await service.confirm(req.user!.id, id)).task.id);
+      } catch (err) {
+        const problem = asProblem(err);
+        if (!problem || problem.status >= 500) throw err;
+        const e = pageError(err, problem);
+        const rest = ids.filter((x) => !created.includes(x));
+        setFlash(req, {
+          type: 'error',
+          message: created.length > 0 ? `${created.length} of ${ids.length} documents are queued. ${e.message}` : e.message,
+          ...(e.topUp ? { topUp: true } : {}),
+          ...(e.limits ? { limits: true } : {}),
+        });
+        return res.redirect(303, err instanceof InsufficientCreditsError || err instanceof SpendCapExceededError ? `/tasks?uploads=${rest.join(',')}#confirm` : '/tasks#upload');
+      }
+    }
+    if (created.length === 1) return res.redirect(303, `/tasks/${created[0]}`);
+    setFlash(req, { type: 'success', message: `${created.length} documents are queued.` });
+    res.redirect(303, '/tasks#tasks');
   });
 
   pages.get('/tasks/:id', requireAuth, async (req, res) => {
@@ -192,7 +277,11 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
       const problem = asProblem(err);
-      if (problem && (problem.status === 402 || problem.status === 409)) return renderShow(req, res, id, problem.status, pageError(err, problem));
+      if (problem && (problem.status === 402 || problem.status === 409)) {
+        const e = pageError(err, problem);
+        setFlash(req, { type: 'error', message: e.message, ...(e.topUp ? { topUp: true } : {}) });
+        return res.redirect(303, `/tasks/${id}`);
+      }
       throw err;
     }
     setFlash(req, { type: 'success', message: 'The task is queued again.' });

@@ -10,7 +10,7 @@ import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
 import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
-import { taskJson, taskPageJson } from './tasks-json.ts';
+import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { ResultQuery, TaskId, TasksQuery, UploadFields } from './tasks-schemas.ts';
 import { createTaskEventsHub, streamTaskEvents } from './task-events.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
@@ -68,6 +68,11 @@ export function resultFileName(fileName: string, format: 'json' | 'pdf'): string
  *   result (pages, lines, words, boxes) or the searchable PDF; `/download` the original;
  *   `/events` server-sent events (`task` events until a final status)
  * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
+ * - `POST /tasks/uploads` (multipart `file`, optional `language` as for `POST /tasks`) → 201
+ *   `{upload}`: inspected, priced and kept for an hour with its language, nothing held (a bad
+ *   language is a 400 naming `body.language`, nothing kept); `POST /tasks/uploads/:id/confirm` → 202 `{task}` (same id as the upload):
+ *   holds the estimate and queues the job, without sending the file again. Confirming twice
+ *   returns the same task (`Idempotent-Replayed: true`).
  */
 export function createTasksRouter(options: TasksRouterOptions): express.Router {
   const { service, logger } = options;
@@ -138,6 +143,19 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     },
     auditRefusedHold,
   );
+
+  api.post('/tasks/uploads', requireAuth, upload, async (req, res) => {
+    // the language is checked before anything is stored: a bad one is a 400 naming the field
+    const { language } = validate(UploadFields, req, 'body');
+    const staged = await service.stage(req.user!.id, { ...uploadedFile(req), language });
+    res.status(201).location(`/api/tasks/uploads/${staged.upload.id}`).json({ upload: uploadJson(staged) });
+  });
+
+  api.post('/tasks/uploads/:id/confirm', requireAuth, async (req, res) => {
+    const { task, replayed } = await service.confirm(req.user!.id, taskIdOf(req));
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
+  });
 
   api.get('/tasks', requireAuth, async (req, res) => {
     const q = validate(TasksQuery, req, 'query');

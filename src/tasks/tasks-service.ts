@@ -15,7 +15,9 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError } from './task-problems.ts';
+import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
+import * as uploads from './task-uploads-store.ts';
+import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
 import { ocrCost } from './task-pricing.ts';
 import { taskJson } from './tasks-json.ts';
@@ -102,6 +104,15 @@ export interface PreparedUpload {
 const CREATE_OPERATION = 'task.create';
 
 const LIST_MAX = 100;
+
+/** How long an upload waits for its confirmation before it is forgotten, ms. */
+export const UPLOAD_TTL_MS = 60 * 60_000;
+
+/** An upload kept for confirmation, and what it would hold at today's price. */
+export interface StagedUpload {
+  upload: TaskUpload;
+  millicredits: number;
+}
 
 /**
  * Bidirectional-text controls (Unicode UAX #9: embeddings, overrides, isolates, marks). In a file
@@ -334,6 +345,97 @@ export function createTasksService(deps: TasksServiceDeps) {
         await afterHold(userId, prepared, err);
         return service.replayAfterRace(err, prepared);
       }
+    },
+
+    /**
+     * Keeps an upload for confirmation (the first half of "estimate once, confirm"): inspects it
+     * (400 {@link DocumentRejectedProblem}), stores it under a generated key with its OCR
+     * `language` (already validated by the caller, e.g. with `UploadFields`; null: detected per
+     * page) and prices it at today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
+     * are removed here, a few at a time.
+     */
+    async stage(userId: string, file: UploadedFile): Promise<StagedUpload> {
+      const info = await inspect(file.bytes);
+      const { millicredits } = await ocrCost(pricing, info.pages);
+      const storageKey = newStorageKey();
+      await storage.put(storageKey, file.bytes);
+      let upload: TaskUpload;
+      try {
+        upload = await uploads.insertUpload(db, {
+          id: crypto.randomUUID(),
+          userId,
+          fileName: cleanFileName(file.fileName),
+          kind: info.kind,
+          mimeType: info.mimeType,
+          sizeBytes: file.bytes.byteLength,
+          sha256: sha256(file.bytes),
+          storageKey,
+          pages: info.pages,
+          language: file.language ?? null,
+          expiresAt: new Date(Date.now() + UPLOAD_TTL_MS),
+        });
+      } catch (err) {
+        await storage.remove(storageKey);
+        throw err;
+      }
+      const stale = await uploads.deleteExpiredUploads(db, 20);
+      for (const key of stale) await storage.remove(key).catch((err: unknown) => logger.warn({ err }, 'could not remove an expired upload'));
+      return { upload, millicredits };
+    },
+
+    /** The user's uploads among `ids` still waiting for confirmation, priced at today's price. */
+    async staged(userId: string, ids: readonly string[]): Promise<StagedUpload[]> {
+      const rows = await uploads.findUploads(db, userId, ids);
+      return Promise.all(rows.map(async (upload) => ({ upload, millicredits: (await ocrCost(pricing, upload.pages)).millicredits })));
+    },
+
+    /**
+     * Turns a kept upload into a task with the same id (and the upload's OCR language): one
+     * transaction holds the estimate at today's price (402 {@link InsufficientCreditsError}; the
+     * upload stays for a later try), inserts the task, deletes the upload and queues the job. Confirming the same upload
+     * again returns its task (`replayed`).
+     * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
+     */
+    async confirm(userId: string, uploadId: string): Promise<TaskResult> {
+      let fileName = '';
+      const outcome = await inTransaction(db, async (trx): Promise<TaskResult> => {
+        const [upload] = await uploads.findUploads(trx, userId, [uploadId], { lock: true });
+        if (!upload) {
+          const existing = await store.findTask(trx, uploadId, { userId });
+          if (existing) return { task: existing, replayed: true };
+          throw new UploadNotFoundError();
+        }
+        fileName = upload.fileName;
+        const { millicredits } = await ocrCost(pricing, upload.pages);
+        const holdId = `task:${upload.id}`;
+        await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx);
+        const task = await store.insertTask(trx, {
+          id: upload.id,
+          userId,
+          fileName: upload.fileName,
+          kind: upload.kind,
+          mimeType: upload.mimeType,
+          sizeBytes: upload.sizeBytes,
+          sha256: upload.sha256,
+          storageKey: upload.storageKey,
+          pages: upload.pages,
+          estimatedMillicredits: millicredits,
+          holdId,
+          jobId: crypto.randomUUID(),
+          idempotencyKey: null,
+          language: upload.language,
+        });
+        await uploads.deleteUpload(trx, upload.id);
+        // The job is queued in the same transaction as its hold and task (as the upload route does).
+        await queue.enqueue({ taskId: task.id, jobId: task.jobId }, trx);
+        return { task, replayed: false };
+      }).catch(async (err: unknown) => {
+        // A spend cap's refusal is audited once the transaction has rolled back.
+        if (err instanceof SpendCapExceededError) await afterHold(userId, { taskId: uploadId, fileName }, err);
+        throw err;
+      });
+      if (!outcome.replayed) await afterHold(userId, { taskId: outcome.task.id, fileName: outcome.task.fileName });
+      return outcome;
     },
 
     /** The user's task. @throws {TaskNotFoundError} 404 when missing or someone else's. */

@@ -154,7 +154,7 @@ describe('users', () => {
     expect(res.body.user).not.toHaveProperty('password_hash');
     expect(res.body.user).not.toHaveProperty('passwordHash');
     expect(res.body.balance.held).toBe(1.5);
-    expect(res.body.balance.holds).toEqual([{ id: `hold-${user.id}`, amount: 1.5, expiresAt: expect.any(String), reference: { type: 'task', id: 't1' } }]);
+    expect(res.body.balance.holds).toEqual([{ id: `hold-${user.id}`, amount: 1.5, expiresAt: expect.any(String), reason: null, reference: { type: 'task', id: 't1' } }]);
     expect(res.body.balance.lots.length).toBeGreaterThan(0);
     expect(res.body.transfers.length).toBeGreaterThan(0);
     await t.deps.ledger.void({ holdId: `hold-${user.id}`, actor: 'system' });

@@ -99,4 +99,28 @@ describe('/admin pages', () => {
     expect(userPage.text).toContain('&lt;img src=x onerror=alert(1)&gt;');
     expect(userPage.text).not.toContain('<img src=x');
   });
+
+  it('speaks in words: audit details, actors by name and email, holds by file name, breadcrumbs back to users and the audit log', async () => {
+    const { user } = await signedInUser(t.app, { name: 'Wordy Person' });
+    const page = await admin.get(`/admin/users/${user.id}`);
+    const key = idempotencyKeyOf(page.text, 'grants');
+    await admin.post(`/admin/users/${user.id}/grants`).type('form').send({ _csrf: csrfFrom(page.text), credits: '5', reason: 'Thanks', expiresAt: '', idempotencyKey: key }).expect(303);
+    await t.deps.ledger.reserve({ holdId: `words-${user.id}`, userId: user.id, millicredits: 1500, timeoutMs: 60_000, actor: `user:${user.id}`, reason: 'OCR of scan.pdf (1 page)', reference: { type: 'task', id: user.id } });
+
+    const after = (await admin.get(`/admin/users/${user.id}`)).text;
+    expect(after).toContain('<nav aria-label="breadcrumb"><ul><li><a href="/admin">Users</a></li>');
+    expect(after).toContain('href="/admin/audit"');
+    expect(after).toContain('OCR of scan.pdf (1 page)');
+    expect(after).not.toMatch(/task [0-9a-f]{8}-/);
+    expect(after).not.toMatch(/admin:[0-9a-f]{8}-/);
+    expect(after).toMatch(/Admin[^<]*&lt;[^&]+&gt; \(admin\)/); // the granting admin, by name and email
+    expect(after).toContain('Granted 5 credits (For: ' + user.email + '; Reason: Thanks)');
+
+    const audit = (await admin.get('/admin/audit')).text;
+    expect(audit).toContain('Signed up');
+    expect(audit).toContain('Free credits: 10');
+    expect(audit).not.toContain('signupBonusMillicredits');
+    expect(audit).not.toMatch(/<code>auth\.signup<\/code>/);
+    expect(audit).not.toMatch(/>(user|admin):[0-9a-f-]{36}</);
+  });
 });

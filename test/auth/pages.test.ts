@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 describe('sign-up page', () => {
-  it('signs up through the form, lands on /account with 10 credits and their expiry date, and the header shows the balance', async () => {
+  it('signs up through the form, lands on /tasks with a welcome; /account shows 10 credits expiring in the same 30 days', async () => {
     const agent = browser(t.app);
     const page = await agent.get('/signup');
     expect(page.status).toBe(200);
@@ -18,18 +18,22 @@ describe('sign-up page', () => {
     const email = uniqueEmail('form');
     const res = await agent.post('/signup').type('form').send({ _csrf: csrfFrom(page.text), name: 'Form User', email, password: GOOD_PASSWORD });
     expect(res.status).toBe(303);
-    expect(res.headers.location).toBe('/account');
+    expect(res.headers.location).toBe('/tasks');
+    const expiry = new Date(Date.now() + 30 * 86_400_000);
+    const day = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' }).format(expiry);
+    const tasks = await agent.get('/tasks');
+    expect(tasks.text).toContain(`Welcome to Tally! Your 10 free credits are ready until ${day} (30 days).`);
+    expect(tasks.text).toContain('run your first job');
+    expect((await agent.get('/tasks')).text).not.toContain('Welcome to Tally!'); // the one-time notice
 
     const account = await agent.get('/account');
     expect(account.status).toBe(200);
     expect(account.text).toMatch(/data-testid="available">10</);
     expect(account.text).toMatch(/data-testid="header-balance"[^>]*><span data-balance>10<\/span> credits/);
-    const expiry = new Date(Date.now() + 30 * 86_400_000);
-    const day = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' }).format(expiry);
     expect(account.text).toContain(day);
-    expect(account.text).toContain('Signup bonus');
-    expect(account.text).toContain('Welcome to Tally!'); // the one-time notice
-    expect((await agent.get('/account')).text).not.toContain('Welcome to Tally!');
+    // The lots table and the welcome agree on the days (a lot made moments ago expires "in 30 days", not 29).
+    expect(account.text).toContain('(in 30 days)');
+    expect(account.text).toContain('Sign-up bonus');
   });
 
   it('shows field errors inline (400), keeps what was typed, and escapes it', async () => {

@@ -43,7 +43,7 @@ async function pageViewInFlight(cookie: string): Promise<{ finish(): Promise<num
       `Cookie: tally.sid=${cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=`,
   );
   // The session is read from the table when the headers arrive; wait until that happened.
-  await waitFor(async () => (await t.t.db.raw(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT sess FROM%'`)).rows[0].n === 0);
+  await waitFor(async () => (await t.t.db.raw(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM "session" s%'`)).rows[0].n === 0);
   await new Promise((r) => setTimeout(r, 200));
   return {
     async finish() {

@@ -28,7 +28,7 @@ describe('GET /api/credits/balance', () => {
       { id: expect.any(String), source: 'signup_bonus', amount: 10, remaining: 10, expiresAt: expect.any(String) },
       { id: expect.any(String), source: 'bonus', amount: 2.5, remaining: 2.5, expiresAt: null },
     ]);
-    expect(res.body.holds).toEqual([{ id: `h-${user.id}`, amount: 1.25, expiresAt: expect.any(String), reference: { type: 'task', id: 'task-1' } }]);
+    expect(res.body.holds).toEqual([{ id: `h-${user.id}`, amount: 1.25, expiresAt: expect.any(String), reason: null, reference: { type: 'task', id: 'task-1' } }]);
     // the same shape as `balance` in /api/auth/me
     expect((await agent.get('/api/auth/me')).body.balance).toEqual(res.body);
     await t.deps.ledger.void({ holdId: `h-${user.id}`, actor: 'system' });

@@ -24,6 +24,14 @@ let dataDir: string | undefined;
  * and waits for /readyz.
  */
 export async function setup(project: TestProject) {
+  // A server that is already running (a developer's `npm start`): E2E_BASE_URL=http://127.0.0.1:3000
+  const given = process.env.E2E_BASE_URL;
+  if (given) {
+    project.provide('baseUrl', given.replace(/\/$/, ''));
+    project.provide('adminEmail', process.env.E2E_ADMIN_EMAIL ?? ADMIN_EMAIL);
+    project.provide('adminPassword', process.env.E2E_ADMIN_PASSWORD ?? ADMIN_PASSWORD);
+    return;
+  }
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-e2e-'));
   fs.chmodSync(dataDir, 0o755);
   const port = await findFreePort();

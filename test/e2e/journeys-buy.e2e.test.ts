@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { checkAccessibility, headerBalance, newUser, screenshot, usePage } from './browser.ts';
+import { checkAccessibility, expectVisibleFocus, headerBalance, newUser, screenshot, tabTo, usePage } from './browser.ts';
 
 const baseUrl = inject('baseUrl');
 const currentPage = usePage();
@@ -9,31 +9,41 @@ beforeEach(() => {
   page = currentPage();
 });
 
-/** Signs up through the form, using only the keyboard: type into each field, Enter to submit. */
+/**
+ * Signs up through the form with the keyboard only: Tab from the top of the page to each field
+ * (the focus visible at each step), type, Enter to submit. Lands on /tasks with a welcome.
+ */
 async function signUpWithKeyboard(p: Page, user = newUser()) {
   await p.goto(`${baseUrl}/signup`);
   await checkAccessibility(p);
-  await p.getByLabel('Name').focus();
+  await tabTo(p, '#signup-name');
   await p.keyboard.type(user.name);
   await p.keyboard.press('Tab');
+  await expectVisibleFocus(p);
   await p.keyboard.type(user.email);
   await p.keyboard.press('Tab');
+  await expectVisibleFocus(p);
   await p.keyboard.type(user.password);
-  await Promise.all([p.waitForURL(/\/account/), p.keyboard.press('Enter')]);
+  await Promise.all([p.waitForURL(/\/tasks$/), p.keyboard.press('Enter')]);
+  expect(await p.getByTestId('flash').textContent()).toMatch(/Welcome to Tally! Your 10 free credits are ready until .* \(30 days\)/);
   return user;
 }
 
-/** Fills the emulator's hosted card form with a test card and submits it. */
+/** Fills the emulator's hosted card form with a test card, by keyboard only, and submits it. */
 async function payWithCard(p: Page, card: string) {
   await expect.poll(() => p.url()).toMatch(/\/c\/pay\/cs_test_/);
   await checkAccessibility(p);
   const email = p.getByLabel('Email');
-  if (await email.isEditable()) await email.fill('buyer@example.test');
-  await p.getByLabel('Card number').fill(card);
-  await p.getByLabel(/^Expir/).fill('12 / 34');
-  await p.getByLabel(/CVC/).fill('123');
-  await p.getByLabel('Name on card').fill('Ada Lovelace');
-  await p.getByRole('button', { name: /^Pay / }).click();
+  if (await email.isEditable()) {
+    await tabTo(p, '#email');
+    await p.keyboard.type('buyer@example.test');
+  }
+  for (const [id, text] of [['#cardNumber', card], ['#cardExpiry', '12 / 34'], ['#cardCvc', '123'], ['#billingName', 'Ada Lovelace']]) {
+    await tabTo(p, id!);
+    await p.keyboard.type(text!);
+  }
+  await tabTo(p, 'button[type="submit"]');
+  await p.keyboard.press('Enter');
 }
 
 describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits', () => {
@@ -42,10 +52,12 @@ describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits
     expect(await headerBalance(page)).toBe(10);
     await checkAccessibility(page);
 
-    await page.goto(`${baseUrl}/pricing`);
+    // Keyboard-only: Tab to Pricing in the header, then to "Buy Starter", Enter.
+    await tabTo(page, 'header .site-nav a[href="/pricing"]');
+    await Promise.all([page.waitForURL(/\/pricing$/), page.keyboard.press('Enter')]);
     await checkAccessibility(page);
-    // Keyboard-only: focus the Starter button and press Enter.
-    await page.getByRole('button', { name: /Buy the Starter pack/ }).focus();
+    await tabTo(page, '[data-testid="pack-starter"] button');
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Buy Starter');
     await page.keyboard.press('Enter');
     await payWithCard(page, '4242 4242 4242 4242');
 
@@ -70,11 +82,11 @@ describe('journey 1: sign up, buy the Starter pack with 4242…, see 110 credits
   });
 });
 
-describe('journey 2: a declined card shows an error and changes nothing', () => {
-  it('keeps the balance at 10 credits', async () => {
+describe('journey 2: a declined card shows an error and changes nothing; the abandoned checkout says "Not paid"', () => {
+  it('keeps the balance at 10 credits and gives the abandoned purchase no receipt', async () => {
     await signUpWithKeyboard(page);
     await page.goto(`${baseUrl}/pricing`);
-    await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+    await page.getByRole('button', { name: 'Buy Starter' }).click();
     await payWithCard(page, '4000 0000 0000 0002');
     await expect.poll(() => page.locator('body').textContent()).toMatch(/declined/i);
     expect(page.url()).toMatch(/\/c\/pay\/cs_test_/);
@@ -85,6 +97,11 @@ describe('journey 2: a declined card shows an error and changes nothing', () => 
     expect(await headerBalance(page)).toBe(10);
     await page.goto(`${baseUrl}/account`);
     expect(await page.getByTestId('available').textContent()).toBe('10');
+    const purchase = page.getByTestId('payment');
+    expect(await purchase.count()).toBe(1);
+    expect(await purchase.first().getAttribute('data-status')).toBe('expired');
+    expect(await purchase.first().textContent()).toContain('Not paid (checkout ended)');
+    expect(await purchase.first().getByRole('link', { name: /Receipt/ }).count()).toBe(0);
   });
 });
 

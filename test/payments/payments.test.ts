@@ -294,7 +294,7 @@ describe('receipts and the admin refund form', () => {
     await ta.t.db('users').where({ id: me.id }).update({ role: 'admin' });
 
     const page = await boss.get(`/admin/users/${user.id}`).expect(200);
-    expect(page.text).toContain(`/admin/payments/${paymentId}/refunds`);
+    expect(page.text).toContain(`action="/admin/payments/${paymentId}/refund"`);
     const csrf = csrfFrom(page.text);
     // Without a CSRF token the form post is refused and nothing is refunded.
     await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send({ amount: '1.00' }).expect(403);
@@ -314,5 +314,99 @@ describe('receipts and the admin refund form', () => {
     expect(receipt.text).toContain('$1.25');
     const audit = await ta.t.db('audit_log').where({ action: 'admin.payment_refunded', target_id: paymentId });
     expect(audit).toHaveLength(1);
+  });
+});
+
+describe('honest payment states on the pages (issue 10)', () => {
+  async function adminAgent() {
+    const boss = request.agent(ta.app).set('Accept', BROWSER_ACCEPT);
+    await boss.post('/api/auth/signup').send({ email: `boss-${crypto.randomBytes(4).toString('hex')}@example.test`, password: 'correct horse battery staple', name: 'Boss' }).expect(201);
+    const me = (await boss.get('/api/auth/me').expect(200)).body.user;
+    await ta.t.db('users').where({ id: me.id }).update({ role: 'admin' });
+    return boss;
+  }
+
+  it('a declined, then abandoned checkout is closed by the cancel page: "Not paid", no receipt, never "awaiting payment"', async () => {
+    const { agent } = await signup();
+    const checkout = await agent.post('/api/payments/checkout').send({ packageId: 'starter' }).expect(201);
+    expect((await payOnCheckoutPage(checkout.body.sessionId, '4000 0000 0000 0002')).text).toMatch(/declined/i);
+    // While the checkout is open the purchase says so, and has no receipt.
+    const open = await agent.get('/account').set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(open.text).toContain('Not paid yet');
+    expect(open.text).not.toContain(`/account/payments/${checkout.body.paymentId}`);
+    await agent.get(`/account/payments/${checkout.body.paymentId}`).set('Accept', BROWSER_ACCEPT).expect(404);
+
+    // The buyer goes back (the emulator's "Back" link is the cancel URL).
+    const session = await stripe.checkout.sessions.retrieve(checkout.body.sessionId);
+    const cancel = await agent.get(new URL(session.cancel_url!).pathname + new URL(session.cancel_url!).search).set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(cancel.text).toContain('Nothing was charged');
+    expect((await stripe.checkout.sessions.retrieve(checkout.body.sessionId)).status).toBe('expired');
+    expect((await agent.get(`/api/payments/${checkout.body.paymentId}`).expect(200)).body.payment.status).toBe('expired');
+    await emulator.emulator.deliverDue(); // checkout.session.expired finds it expired already
+    const account = await agent.get('/account').set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(account.text).toContain('Not paid (checkout ended)');
+    expect(account.text).not.toMatch(/Awaiting payment|Not paid yet/);
+    expect(account.text).not.toContain(`/account/payments/${checkout.body.paymentId}`);
+    const receipt = await agent.get(`/account/payments/${checkout.body.paymentId}`).set('Accept', BROWSER_ACCEPT).expect(404);
+    expect(receipt.text).not.toContain('Paid through Stripe Checkout');
+    expect(await available(agent)).toBe(10);
+  });
+
+  it('the cancel page of a paid checkout changes nothing', async () => {
+    const { agent } = await signup();
+    const { paymentId } = await buy(agent);
+    await emulator.emulator.deliverDue();
+    const cancel = await agent.get(`/checkout/cancel?payment_id=${paymentId}`).set('Accept', BROWSER_ACCEPT).expect(200);
+    expect(cancel.text).toContain('was paid after all');
+    expect((await agent.get(`/api/payments/${paymentId}`).expect(200)).body.payment.status).toBe('paid');
+  });
+
+  it('an admin refund is confirmed first (the whole amount said so), then shows "Refund pending" with no form until the webhook', async () => {
+    const { agent, user } = await signup();
+    const { paymentId } = await buy(agent);
+    await emulator.emulator.deliverDue();
+    const boss = await adminAgent();
+
+    // Empty amount: the confirmation names the whole remaining amount; nothing is refunded yet.
+    const whole = await boss.get(`/admin/payments/${paymentId}/refund?amount=`).expect(200);
+    expect(whole.text).toContain('Refund $5.00?');
+    expect(whole.text).toContain('this refunds the whole remaining amount');
+    expect(whole.text).toContain('Buyer</dt><dd>Buyer (');
+    expect(whole.text).toContain('about 100 credits');
+    expect((await agent.get(`/api/payments/${paymentId}`)).body.payment.refunds).toEqual([]);
+
+    // A partial amount, confirmed (twice, as a double click would: one refund).
+    const part = await boss.get(`/admin/payments/${paymentId}/refund?amount=2`).expect(200);
+    expect(part.text).toContain('Refund $2.00?');
+    expect(part.text).toContain('about 40 credits');
+    const form = { _csrf: csrfFrom(part.text), amount: /name="amount" value="([^"]+)"/.exec(part.text)![1], idempotencyKey: /name="idempotencyKey" value="([^"]+)"/.exec(part.text)![1] };
+    await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send(form).expect(303);
+    await boss.post(`/admin/payments/${paymentId}/refunds`).type('form').send(form).expect(303);
+    expect((await agent.get(`/api/payments/${paymentId}`)).body.payment.refunds).toHaveLength(1);
+
+    // Before Stripe confirms: pending, no live refund form, no stale "Paid".
+    const pending = await boss.get(`/admin/users/${user.id}`).expect(200);
+    expect(pending.text).toMatch(/data-testid="admin-payment-status"><strong>Refund pending<\/strong>/);
+    expect(pending.text).not.toContain(`action="/admin/payments/${paymentId}/refund"`);
+    expect((await boss.get(`/admin/payments/${paymentId}/refund?amount=1`).expect(303)).headers.location).toBe(`/admin/users/${user.id}#payments`);
+
+    await emulator.emulator.deliverDue();
+    const settled = await boss.get(`/admin/users/${user.id}`).expect(200);
+    expect(settled.text).toMatch(/data-testid="admin-payment-status">Partly refunded</);
+    expect(settled.text).toContain(`action="/admin/payments/${paymentId}/refund"`);
+    expect(await available(agent)).toBe(110 - 40);
+  });
+
+  it('refuses a bad amount on the confirmation step with the reason, refunding nothing', async () => {
+    const { agent, user } = await signup();
+    const { paymentId } = await buy(agent);
+    await emulator.emulator.deliverDue();
+    const boss = await adminAgent();
+    for (const amount of ['1.234', '6', 'abc']) {
+      const res = await boss.get(`/admin/payments/${paymentId}/refund?amount=${amount}`).expect(303);
+      expect(res.headers.location).toBe(`/admin/users/${user.id}#payments`);
+    }
+    expect((await boss.get(`/admin/users/${user.id}`).expect(200)).text).toContain('Refund not made: “abc” must be an amount like 5 or 5.00.');
+    expect((await agent.get(`/api/payments/${paymentId}`)).body.payment.refunds).toEqual([]);
   });
 });

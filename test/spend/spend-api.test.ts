@@ -69,10 +69,25 @@ describe('caps at upload', () => {
     // The page shows the refusal with a way to change the limits.
     const { csrfFrom } = await import('../auth/auth-helpers.ts');
     const form = await agent.get('/tasks').set('Accept', 'text/html').expect(200);
-    const page = await agent.post(`/tasks?_csrf=${encodeURIComponent(csrfFrom(form.text))}`).set('Accept', 'text/html').attach('file', await tinyPng('d'), 'd.png');
-    expect(page.status).toBe(403);
+    const staged = await agent.post('/tasks/uploads').set('Accept', 'text/html').field('_csrf', csrfFrom(form.text)).attach('file', await tinyPng('d'), 'd.png').expect(303);
+    const confirmUrl = String(staged.headers.location).replace(/#.*/, '');
+    const confirmPage = await agent.get(confirmUrl).set('Accept', 'text/html').expect(200);
+    // Beside the estimate: the room left under the daily cap.
+    expect(confirmPage.text).toMatch(/Today:<\/strong> 0 of 3 credits left/);
+    const uploadId = /name="uploadId" value="([^"]+)"/.exec(confirmPage.text)![1]!;
+    const refused = await agent
+      .post('/tasks/confirm')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send(`_csrf=${encodeURIComponent(csrfFrom(confirmPage.text))}&uploadId=${uploadId}`)
+      .expect(303);
+    // Back to the confirm step (the upload waits) with the reason and a link to the limits.
+    expect(refused.headers.location).toBe(`/tasks?uploads=${uploadId}#confirm`);
+    const page = await agent.get(confirmUrl).set('Accept', 'text/html').expect(200);
     expect(page.text).toMatch(/Not started: This needs 1.5 credits, but your daily cap of 3 credits/);
-    expect(page.text).toContain('href="/account/settings/credits"');
+    expect(page.text).toContain('<a href="/account/settings/credits">Change your spending limits</a>');
+    // The refusal at confirm is audited like one at the API.
+    expect(await ta.t.db('audit_log').where({ action: 'spend_cap.job_blocked' }).whereRaw("details->>'job' = 'ocr'").andWhereRaw("details->>'name' = 'd.png'").select('id')).toHaveLength(1);
     const settings = (await agent.get('/api/credits/settings').expect(200)).body;
     expect(settings.caps.daily).toMatchObject({ limit: 3, held: 3, remaining: 0 });
     expect(settings.alerts.map((a: { threshold: number }) => a.threshold).sort((x: number, y: number) => x - y)).toEqual([50, 80, 100]);

@@ -105,7 +105,7 @@ ${live ? `<form method="post" action="${path(String(session.id))}/${sub.cancel_a
     const rows = invoices.data
       .map((i) => `<tr><td>${h(String(i.number))}</td><td>${date(Number(i.created))}</td><td>${h(formatAmount(Number(i.amount_due), String(i.currency)))}</td><td>${h(i.status === 'open' ? 'Unpaid' : String(i.status) === 'paid' ? 'Paid' : String(i.status))}</td></tr>`)
       .join('');
-    const invoicesHtml = `<section aria-labelledby="inv-h"><h2 id="inv-h">Invoices</h2>${rows ? `<div class="table" role="region" aria-labelledby="inv-h" tabindex="0"><table><thead><tr><th scope="col">Number</th><th scope="col">Date</th><th scope="col">Amount</th><th scope="col">Status</th></tr></thead><tbody>${rows}</tbody></table></div>` : '<p>No invoices yet.</p>'}</section>`;
+    const invoicesHtml = `<section aria-labelledby="inv-h"><h2 id="inv-h">Invoices</h2>${rows ? `<div class="table" role="region" aria-label="Invoices table" tabindex="0"><table><thead><tr><th scope="col">Number</th><th scope="col">Date</th><th scope="col">Amount</th><th scope="col">Status</th></tr></thead><tbody>${rows}</tbody></table></div>` : '<p>No invoices yet.</p>'}</section>`;
     send(res, 200, layout('Billing — test mode', `<header><p class="muted">Stripe emulator · test mode</p><h1>Manage your billing</h1></header>${back}${flash}${subHtml}${cardHtml}${invoicesHtml}`));
   });
 

@@ -62,6 +62,24 @@ table{width:100%;margin-top:.5rem;border-collapse:collapse}
 th,td{text-align:left;padding:.25rem .5rem .25rem 0;border-bottom:1px solid #e3e8ee}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}
 .fine{margin-top:1.5rem;color:#5b6475;font-size:.8rem;text-align:center}
+@media(prefers-color-scheme:dark){
+body{color:#e3e8ee;background:#0d1117}
+.card{background:#161b22;border-color:#30363d;box-shadow:none}
+a{color:#a5b4fc}
+a:focus-visible,button:focus-visible,input:focus-visible,summary:focus-visible{outline-color:#a5b4fc}
+.badge{background:#5c3d00;color:#ffe7b3}
+.items li,th,td{border-color:#30363d}
+.items .desc,.items .qty,.fine{color:#9ba6b4}
+label,legend,details{color:#c9d1d9}
+input{background:#0d1117;border-color:#484f58}
+input[readonly]{background:#161b22}
+input[aria-invalid="true"]{border-color:#ff7b9c}
+.field-error{color:#ff9db4}
+.alert{background:#3b0d19;color:#ffd7e0;border-color:#8a2440}
+.notice{background:#1e1b4b;color:#e0e7ff}
+button.secondary{color:#e3e8ee;background:#161b22;border-color:#484f58}
+button.secondary:hover{background:#21262d}
+}
 `;
 
 /** Content-Security-Policy for these pages: nothing but the inline stylesheet above. */
@@ -73,6 +91,7 @@ function layout(title: string, body: string): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <meta name="robots" content="noindex">
 <title>${h(title)}</title>
 <style>${STYLE}</style>

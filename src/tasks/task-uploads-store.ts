@@ -1,0 +1,95 @@
+import type { Db, Trx } from '../db/database.ts';
+import type { DocumentKind } from './document-inspector.ts';
+
+/** A document uploaded and priced, kept until it is confirmed as a task or expires. */
+export interface TaskUpload {
+  id: string;
+  userId: string;
+  fileName: string;
+  kind: DocumentKind;
+  mimeType: string;
+  sizeBytes: number;
+  sha256: string;
+  storageKey: string;
+  pages: number;
+  /** The OCR language chosen at upload (`eng`, `fra`, `deu`, `spa`); null: detected per page. */
+  language: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+interface DbTaskUploadRow {
+  id: string;
+  user_id: string;
+  file_name: string;
+  kind: DocumentKind;
+  mime_type: string;
+  size_bytes: number | string;
+  sha256: string;
+  storage_key: string;
+  pages: number;
+  language: string | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+const mapRow = (r: DbTaskUploadRow): TaskUpload => ({
+  id: r.id,
+  userId: r.user_id,
+  fileName: r.file_name,
+  kind: r.kind,
+  mimeType: r.mime_type,
+  sizeBytes: Number(r.size_bytes),
+  sha256: r.sha256,
+  storageKey: r.storage_key,
+  pages: r.pages,
+  language: r.language,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+});
+
+export type NewTaskUpload = Omit<TaskUpload, 'createdAt'>;
+
+export async function insertUpload(q: Db | Trx, u: NewTaskUpload): Promise<TaskUpload> {
+  const [row] = await q<DbTaskUploadRow>('task_uploads')
+    .insert({
+      id: u.id,
+      user_id: u.userId,
+      file_name: u.fileName,
+      kind: u.kind,
+      mime_type: u.mimeType,
+      size_bytes: u.sizeBytes,
+      sha256: u.sha256,
+      storage_key: u.storageKey,
+      pages: u.pages,
+      language: u.language,
+      expires_at: u.expiresAt,
+    })
+    .returning('*');
+  return mapRow(row!);
+}
+
+/** The user's unexpired uploads among `ids`, oldest first; `lock` takes row locks (FOR UPDATE). */
+export async function findUploads(q: Db | Trx, userId: string, ids: readonly string[], options: { lock?: boolean } = {}): Promise<TaskUpload[]> {
+  if (ids.length === 0) return [];
+  const query = q<DbTaskUploadRow>('task_uploads')
+    .where({ user_id: userId })
+    .whereIn('id', ids)
+    .where('expires_at', '>', q.fn.now())
+    .orderBy([{ column: 'created_at' }, { column: 'id' }]);
+  if (options.lock) query.forUpdate();
+  return (await query).map(mapRow);
+}
+
+export async function deleteUpload(q: Db | Trx, id: string): Promise<void> {
+  await q('task_uploads').where({ id }).delete();
+}
+
+/** Deletes up to `limit` expired uploads (any user) and returns their storage keys, for removal. */
+export async function deleteExpiredUploads(q: Db | Trx, limit: number): Promise<string[]> {
+  const rows = await q<DbTaskUploadRow>('task_uploads')
+    .whereIn('id', q('task_uploads').select('id').where('expires_at', '<=', q.fn.now()).limit(limit).forUpdate().skipLocked())
+    .delete()
+    .returning('storage_key');
+  return rows.map((r) => (r as unknown as { storage_key: string }).storage_key);
+}
