@@ -24,6 +24,7 @@ import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createTeamsFeature } from './teams/teams-feature.ts';
 import { apiKeyAuth } from './api-keys/api-key-auth.ts';
+import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -96,6 +97,7 @@ export function createApp(services: Services): express.Express {
     createCreditsFeature(services),
     createPricingFeature(services),
     createTasksFeature(services),
+    createSpendFeature(services),
     createAdminFeature(services),
     createTeamsFeature(services),
     createHomeFeature(),

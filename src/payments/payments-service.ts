@@ -198,6 +198,28 @@ export function createPayments(deps: PaymentsDeps) {
 
   /** The operations the Stripe webhook (stripe-webhook.ts) runs, each in the event's transaction. */
   const webhookOperations = {
+    /**
+     * Fulfills a payment charged off-session (no Checkout Session: auto-recharge) when Stripe says
+     * its PaymentIntent succeeded and the amount and currency are the pack's. The same `fulfill`
+     * as a checkout, so credits arrive once as a purchase lot. Returns the payment, or undefined
+     * when the intent is not such a payment.
+     */
+    async fulfillPaymentIntent(
+      pi: { id: string; status?: string; amount?: number; currency?: string; metadata?: Record<string, string> | null },
+      trx: Trx,
+    ): Promise<{ payment: Payment; granted: boolean } | undefined> {
+      const paymentId = pi.metadata?.paymentId;
+      if (!paymentId) return undefined;
+      const payment = await store.findPayment(trx, paymentId, true);
+      if (!payment || payment.checkoutSessionId) return undefined;
+      if (pi.status !== 'succeeded') return { payment, granted: false };
+      if (pi.amount !== payment.amountCents || pi.currency !== payment.currency) {
+        logger.error({ paymentId, paymentIntentId: pi.id }, 'off-session amount differs from the pack price; not granting');
+        throw new ConflictError('The amount paid does not match the price of the pack.', 'amount_mismatch');
+      }
+      return { payment, granted: await fulfill(trx, payment, pi.id) };
+    },
+
     fulfillSession: async (session: SessionFacts, trx: Trx) => (await fulfillSession(session, trx)).outcome,
 
     async expireSession(sessionId: string, trx: Trx): Promise<string> {
@@ -241,6 +263,9 @@ export function createPayments(deps: PaymentsDeps) {
     listPackages(): Promise<CreditPackage[]> {
       return store.listPackages(db);
     },
+
+    /** The user's Stripe customer id, created once (Stripe idempotency key per user). */
+    ensureCustomer: customerFor,
 
     /**
      * Starts buying a pack: a pending `payments` row and a Stripe Checkout Session (mode payment,

@@ -31,6 +31,7 @@ export function createTasksFeature(services: Services): Feature {
         return { teams: teams.map((t) => ({ id: t.id, name: t.name })), current: current ? `team:${current}` : 'personal' };
       },
       poolAvailable: (teamId) => ledger.getAvailable(teamId),
+      spend: services.spend,
     }),
   };
 }

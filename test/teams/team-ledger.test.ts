@@ -68,12 +68,13 @@ describe('accounts owned by a team', () => {
     expect(await ledger.getBalance(team.id)).toMatchObject({ available: 0, held: 10 * C });
   });
 
-  it('a member contribution moves credits from their wallet to the pool in one transaction (402 when short)', async () => {
+  it('a member contribution moves purchased credits from their wallet to the pool in one transaction (402 when short)', async () => {
     const { owner, team, teams } = await newTeam();
-    await fundAccount(ledger, owner.id, 5 * C);
+    await ledger.grant({ transferId: `buy:${owner.id}`, userId: owner.id, millicredits: 5 * C, kind: 'purchase', actor: 'stripe' });
+    await fundAccount(ledger, owner.id, 50 * C); // bonus credits: they never move
     await teams.contribute(team.id, owner.id, 3 * C, 'k1');
     await teams.contribute(team.id, owner.id, 3 * C, 'k1'); // replay: nothing more
-    expect(await ledger.getAvailable(owner.id)).toBe(2 * C);
+    expect(await ledger.getAvailable(owner.id)).toBe(52 * C);
     expect(await ledger.getAvailable(team.id)).toBe(3 * C);
     await expect(teams.contribute(team.id, owner.id, 3 * C, 'k2')).rejects.toMatchObject({ code: 'insufficient_credits' });
     expect(await ledger.getAvailable(team.id)).toBe(3 * C);

@@ -359,4 +359,23 @@ describe('teams', () => {
     await request(ta.app).get('/static/chart/chart.umd.min.js').expect(200);
     await request(ta.app).get('/static/team-usage.js').expect(200);
   });
+
+  it("spend caps (issue 14) and member budgets both hold: a key on the user's wallet meets their cap; the team's pool meets the member budget", async () => {
+    const { owner, team, members } = await teamWith(1);
+    const m = members[0]!;
+    await fundAccount(ta.deps.ledger, team.id, 20_000);
+    await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ dailyBudget: 3 }).expect(204);
+    await m.agent.put('/api/credits/settings').send({ dailyCap: 2 }).expect(200);
+    const { secret } = (await m.agent.post('/api/keys').send({ name: 'own', scopes: ['tasks:write'] }).expect(201)).body;
+    const png = await tinyPng('cap');
+    const viaKey = () => request(ta.app).post('/api/tasks').set('Authorization', `Bearer ${secret}`).attach('file', png, 'k.png');
+    expect((await viaKey()).status).toBe(202);
+    expect(expectProblem(await viaKey(), 403)).toMatchObject({ type: expect.stringMatching(/spend-cap-exceeded$/), cap: 'daily' });
+    // The pool is the team's money: the member's personal cap does not apply there, the budget does.
+    expect((await uploadTo(m.agent, team.id)).status).toBe(202);
+    expect((await uploadTo(m.agent, team.id)).status).toBe(202);
+    expect(expectProblem(await uploadTo(m.agent, team.id), 403)).toMatchObject({ type: expect.stringMatching(/member-budget-exceeded$/) });
+    expect(await ta.deps.ledger.getBalance(team.id)).toMatchObject({ held: 3000 });
+    expect((await m.agent.get('/api/credits/balance').expect(200)).body).toMatchObject({ held: 1.5 });
+  });
 });
