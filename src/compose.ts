@@ -21,6 +21,7 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { withRefusalAudit } from './privacy/refusal-audit.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -32,7 +33,7 @@ export type { Infrastructure, Services } from './services.ts';
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
   const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
-  const audit = createAuditLog(db);
+  const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
@@ -85,7 +86,8 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
     config,
     db,
     logger: infra.logger,
-    ledger: notificationCore.ledger,
+    // refusals at the hold are audited (issue 19), whichever process places the hold
+    ledger: withRefusalAudit(notificationCore.ledger, { audit: createAuditLog(db, { logger: infra.logger }), logger: infra.logger }),
     notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),
