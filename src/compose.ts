@@ -22,6 +22,7 @@ import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
 import { withRefusalAudit } from './privacy/refusal-audit.ts';
+import { createPrivacyService } from './privacy/privacy-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -66,7 +67,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  const privacy = createPrivacyService({ db, ledger, audit, storage, outbox: notificationCore.outbox, stripe: infra.stripe, config, logger, ...(infra.notify?.clock ? { clock: infra.notify.clock } : {}) });
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, privacy };
 }
 
 /**

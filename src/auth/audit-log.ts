@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { Db, Trx } from '../db/database.ts';
 import { numericIdCursor, paginate } from '../pagination.ts';
 import type { Logger } from '../logger.ts';
-import { insertAuditRow, iterateAuditRows, listAuditRows, sealAuditRows, type AuditFilters, type AuditPersonal, type DbAuditRow } from './audit-store.ts';
+import { auditRowsAboutUser, insertAuditRow, iterateAuditRows, listAuditRows, sealAuditRows, type AuditFilters, type AuditPersonal, type DbAuditRow } from './audit-store.ts';
 
 export type { AuditFilters } from './audit-store.ts';
 
@@ -125,6 +125,11 @@ export function createAuditLog(db: Db, options: { logger?: Logger } = {}) {
 
     /** Links every committed, unsealed entry into the chain (the sweeper calls it). Returns how many. */
     seal,
+
+    /** Every entry by or about the user (as actor, target, or `details.userId`), oldest first: their data export. */
+    async aboutUser(userId: string): Promise<AuditRecord[]> {
+      return (await auditRowsAboutUser(db, userId)).map(mapRecord);
+    },
 
     /** Entries matching `filters`, oldest first, for a streaming export. */
     iterate(filters: AuditFilters = {}): AsyncGenerator<AuditRecord> {
