@@ -7,9 +7,10 @@ import type { Knex } from 'knex';
  *
  * - Writers insert unsealed rows (no global lock in their transaction); `audit_log_seal()` links
  *   committed rows in order under the one `audit_chain` row lock (writers call it after commit,
- *   the sweeper calls it on every sweep). Concurrent sealers wait for each other: no fork.
+ *   the sweeper calls it on every sweep). One sealer at a time: a second finds the row locked
+ *   and returns -1 at once (SKIP LOCKED) instead of queueing on a connection. No fork.
  * - `personal_digest` = sha256(salt ‖ payload) of the entry's `audit_personal` row (ip, user
- *   agent, email, name): the chain commits to the personal data; erasing it leaves the digest.
+ *   agent, email): the chain commits to the personal data; erasing it leaves the digest.
  * - The database refuses UPDATE (except sealing an unsealed row, nothing else changed), DELETE
  *   (except `audit_log_prune`, which removes a prefix of the chain and keeps the hash of the last
  *   pruned entry as the chain's anchor) and TRUNCATE.
@@ -82,7 +83,8 @@ export async function up(knex: Knex): Promise<void> {
     CREATE FUNCTION audit_log_seal(p_limit int DEFAULT 10000) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
     DECLARE c audit_chain; r audit_log; n int := 0; h bytea;
     BEGIN
-      SELECT * INTO c FROM audit_chain WHERE id = 1 FOR UPDATE;
+      SELECT * INTO c FROM audit_chain WHERE id = 1 FOR UPDATE SKIP LOCKED;
+      IF NOT FOUND THEN RETURN -1; END IF; -- another sealer is at work
       FOR r IN SELECT * FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT p_limit LOOP
         c.head_seq := c.head_seq + 1;
         h := audit_log_entry_hash(c.head_hash, c.head_seq, r.id, r.created_at, r.actor, r.actor_user_id, r.action, r.target_type, r.target_id, r.details, r.personal_digest);
@@ -100,8 +102,9 @@ export async function up(knex: Knex): Promise<void> {
     CREATE FUNCTION audit_log_prune(p_before timestamptz) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
     DECLARE c audit_chain; upto bigint; upto_hash bytea; n bigint;
     BEGIN
-      PERFORM audit_log_seal();
       SELECT * INTO c FROM audit_chain WHERE id = 1 FOR UPDATE;
+      PERFORM audit_log_seal(); -- nothing older stays unsealed (we hold the lock: it seals, not skips)
+      SELECT * INTO c FROM audit_chain WHERE id = 1;
       SELECT min(seq) - 1 INTO upto FROM audit_log WHERE seq > c.anchor_seq AND created_at >= p_before;
       IF upto IS NULL THEN upto := c.head_seq; END IF;
       IF upto <= c.anchor_seq THEN RETURN 0; END IF;
@@ -164,10 +167,10 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     WITH p AS (
       SELECT id, uuid_send(gen_random_uuid()) AS salt,
-             jsonb_strip_nulls(jsonb_build_object('ip', ip, 'userAgent', user_agent, 'email', details->'email', 'name', details->'name'))::text AS payload
-        FROM audit_log WHERE ip IS NOT NULL OR user_agent IS NOT NULL OR details \\? 'email' OR details \\? 'name'),
+             jsonb_strip_nulls(jsonb_build_object('ip', ip, 'userAgent', user_agent, 'email', details->'email'))::text AS payload
+        FROM audit_log WHERE ip IS NOT NULL OR user_agent IS NOT NULL OR details \\? 'email'),
     ins AS (INSERT INTO audit_personal (audit_id, salt, payload) SELECT id, salt, payload FROM p RETURNING audit_id, salt, payload)
-    UPDATE audit_log a SET ip = NULL, user_agent = NULL, details = a.details - 'email' - 'name',
+    UPDATE audit_log a SET ip = NULL, user_agent = NULL, details = a.details - 'email',
            personal_digest = sha256(ins.salt || convert_to(ins.payload, 'UTF8'))
       FROM ins WHERE ins.audit_id = a.id`);
   await knex.raw(`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`);
@@ -185,7 +188,7 @@ export async function down(knex: Knex): Promise<void> {
   // Personal data goes back into the rows it was taken from.
   await knex.raw(`
     UPDATE audit_log a SET ip = p.payload::jsonb->>'ip', user_agent = p.payload::jsonb->>'userAgent',
-           details = a.details || jsonb_strip_nulls(jsonb_build_object('email', p.payload::jsonb->'email', 'name', p.payload::jsonb->'name'))
+           details = a.details || jsonb_strip_nulls(jsonb_build_object('email', p.payload::jsonb->'email'))
       FROM audit_personal p WHERE p.audit_id = a.id`);
   await knex.raw(`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`);
   await knex.raw(`

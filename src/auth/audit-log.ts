@@ -54,8 +54,11 @@ export interface AuditRecord {
   prevHash: string | null;
 }
 
-/** Keys of `details` that are personal data: kept in the erasable side table, not in the chain. */
-const PERSONAL_KEYS = ['email', 'name'] as const;
+/**
+ * Keys of `details` that are personal data: kept in the erasable side table, not in the chain.
+ * (`name` is not one: features use it for file and job names.)
+ */
+const PERSONAL_KEYS = ['email'] as const;
 
 function mapRecord(r: DbAuditRow): AuditRecord {
   const personal = r.personal ? (JSON.parse(r.personal) as AuditPersonal) : {};
@@ -85,10 +88,49 @@ export function requestContext(req: Request): { ip: string | null; userAgent: st
 
 export type AuditLog = ReturnType<typeof createAuditLog>;
 
+/**
+ * One sealer per database in this process (all audit logs on `db` share it): a call while a seal
+ * runs marks it to run once more, so bursts of writes cost one seal, not one each.
+ */
+const sealers = new WeakMap<Db, { run(): Promise<number>; busy(): boolean; again(): void }>();
+function sealerOf(db: Db) {
+  let s = sealers.get(db);
+  if (!s) {
+    let running: Promise<number> | undefined;
+    let more = false;
+    s = {
+      busy: () => running !== undefined,
+      again: () => {
+        more = true;
+      },
+      run() {
+        if (running) {
+          more = true;
+          return running;
+        }
+        running = (async () => {
+          let n = 0;
+          do {
+            more = false;
+            n += await sealAuditRows(db);
+          } while (more);
+          return n;
+        })().finally(() => {
+          running = undefined;
+        });
+        return running;
+      },
+    };
+    sealers.set(db, s);
+  }
+  return s;
+}
+
 /** The audit log on `db`. Stateless and cheap: each feature may create its own. */
 export function createAuditLog(db: Db, options: { logger?: Logger } = {}) {
+  const sealer = sealerOf(db);
   const seal = () =>
-    sealAuditRows(db).catch((err: unknown) => {
+    sealer.run().catch((err: unknown) => {
       // the sweeper seals whatever is left; an entry is never lost, only linked later
       options.logger?.warn({ err }, 'audit: sealing failed; the next sweep retries');
       return 0;
@@ -119,6 +161,9 @@ export function createAuditLog(db: Db, options: { logger?: Logger } = {}) {
         personal,
       });
       if (trx) void trx.executionPromise.then(seal, () => undefined);
+      // without a transaction the entry is committed: link it now, unless a seal is under way
+      // (that one runs again and takes it; a login never waits behind a backlog)
+      else if (sealer.busy()) sealer.again();
       else await seal();
       return mapRecord(row);
     },

@@ -62,10 +62,37 @@ export async function insertAuditRow(db: Db | Trx, row: NewAuditRow): Promise<Db
   return { ...(inserted as DbAuditRow), personal: hasPersonal ? payload : null };
 }
 
-/** Seals every committed, unsealed entry into the chain (serialized in the database). Returns how many. */
-export async function sealAuditRows(db: Db | Trx): Promise<number> {
-  const r = await db.raw(`SELECT audit_log_seal() AS n`);
+/**
+ * Seals up to `limit` committed, unsealed entries into the chain. Returns how many, or -1 when
+ * another sealer holds the chain (it returns at once rather than queueing on a connection).
+ */
+export async function sealAuditBatch(db: Db | Trx, limit = 5000): Promise<number> {
+  const r = await db.raw(`SELECT audit_log_seal(?) AS n`, [limit]);
   return Number((r.rows[0] as { n: number }).n);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Seals every committed, unsealed entry: batch after batch until none is left; while another
+ * sealer (another process) holds the chain, waits and tries again, up to about `patienceMs`.
+ * Returns how many this call sealed.
+ */
+export async function sealAuditRows(db: Db | Trx, patienceMs = 5000): Promise<number> {
+  const limit = 5000;
+  let sealed = 0;
+  const deadline = Date.now() + patienceMs;
+  for (let wait = 5; ; ) {
+    const n = await sealAuditBatch(db, limit);
+    if (n === -1) {
+      if (Date.now() > deadline) return sealed;
+      await sleep(wait);
+      wait = Math.min(wait * 2, 200);
+      continue;
+    }
+    sealed += n;
+    if (n < limit) return sealed;
+  }
 }
 
 export interface AuditFilters {
