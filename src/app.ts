@@ -26,6 +26,7 @@ import { createTeamsFeature } from './teams/teams-feature.ts';
 import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
+import { createPrivacyFeature } from './privacy/privacy-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -100,6 +101,7 @@ export function createApp(services: Services): express.Express {
     createSpendFeature(services),
     createAdminFeature(services),
     createTeamsFeature(services),
+    createPrivacyFeature(services),
     createHomeFeature(),
   ];
 

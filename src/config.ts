@@ -77,6 +77,12 @@ const EnvSchema = z.object({
   PASSWORD_RESET_MAX_PER_EMAIL: int(1, 1000).default(3),
   PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
   BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
+
+  // Privacy and retention (issue 19)
+  RETENTION_UPLOAD_DAYS: int(1, 36_500).default(30),
+  RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
+  RETENTION_SESSION_DAYS: int(1, 36_500).default(30),
+  RETENTION_AUDIT_DAYS: int(365, 36_500).default(2555),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -160,6 +166,8 @@ export interface Config {
   passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
   /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
   benchRoutes: boolean;
+  /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
+  retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -273,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
     },
     benchRoutes: e.BENCH_ROUTES === 'on',
+    retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
   };
   return deepFreeze(config);
 }
