@@ -8,7 +8,7 @@ import type { Balance, GrantKind, Hold, Lot, Reference, StatementEntry, Transfer
 
 export interface LotJson {
   id: string;
-  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment. */
+  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment, rollover. */
   source: GrantKind;
   amount: number;
   /** Not yet spent or expired (includes what holds reserve). */

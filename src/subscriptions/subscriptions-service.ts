@@ -230,7 +230,7 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
         const expiresAt = endingPlan.rolloverPeriods === 1 ? end : addMonths(start, endingPlan.rolloverPeriods);
         const transferId = `subscription_rollover:${sub.id}:${start.toISOString()}`;
         await ledger.grant(
-          { transferId, userId: sub.userId, millicredits: rollover, kind: 'subscription_grant', actor: 'system', reason: `Rolled over from the ${endingPlan.name} period`, reference, expiresAt },
+          { transferId, userId: sub.userId, millicredits: rollover, kind: 'rollover', actor: 'system', reason: `Rolled over from the ${endingPlan.name} period`, reference, expiresAt },
           trx,
         );
         await store.setRollover(trx, claimed.id, rollover, transferId, expiresAt);

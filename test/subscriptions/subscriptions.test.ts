@@ -102,8 +102,9 @@ async function advanceTo(unixSeconds: number) {
 
 const unix = (iso: string) => Math.floor(new Date(iso).getTime() / 1000);
 
+/** The user's subscription lots: period grants and rolled-over credits, oldest first. */
 async function lotsOf(userId: string) {
-  return ta.t.db('lots as l').join('transfers as t', 't.id', 'l.transfer_id').join('accounts as a', 'a.id', 'l.account_id').where('a.user_id', userId).where('l.source', 'subscription_grant').select('t.id', 'l.amount', 'l.expires_at');
+  return ta.t.db('lots as l').join('transfers as t', 't.id', 'l.transfer_id').join('accounts as a', 'a.id', 'l.account_id').where('a.user_id', userId).whereIn('l.source', ['subscription_grant', 'rollover']).orderBy('l.created_at').select('t.id', 'l.source', 'l.amount', 'l.expires_at');
 }
 
 async function portalAction(agent: request.Agent, action: string, form: Record<string, string> = {}) {
@@ -163,6 +164,13 @@ describe('the lifecycle on a test clock', () => {
     const firstGrant = (await ta.t.db('subscription_periods').join('subscriptions', 'subscriptions.id', 'subscription_periods.subscription_id').where('subscriptions.user_id', user.id).orderBy('period_start').first('grant_transfer_id')).grant_transfer_id;
     const expired = await ta.t.db('transfers').where({ kind: 'expiry' }).whereIn('reference_id', ta.t.db('lots').select(ta.t.db.raw('id::text')).where({ transfer_id: firstGrant })).sum({ n: 'amount' }).first();
     expect(Number(expired!.n)).toBe(grantUnspent);
+    // The rolled-over credits are a lot of their own, source `rollover`, and history says so.
+    const rolled = (await lotsOf(user.id)).filter((l) => l.source === 'rollover');
+    expect(rolled.map((l) => [Number(l.amount), new Date(l.expires_at).toISOString()])).toEqual([[500_000, sub.periodEnd]]);
+    const statement = (await agent.get('/api/credits/transfers').query({ kind: 'rollover' }).expect(200)).body;
+    expect(statement.transfers.map((t: { kind: string; amount: number }) => [t.kind, t.amount])).toEqual([['rollover', 500]]);
+    const account = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(account.text).toMatch(/<td[^>]*>Rollover<\/td>/);
 
     // Upgrade to Pro Plus (3,000 credits) ten days into the period: prorated difference, rounded down.
     const periodStart = unix(sub.periodStart);
