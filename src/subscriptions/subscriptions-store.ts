@@ -1,4 +1,4 @@
-import type { Db, Trx } from '../db/database.ts';
+import { isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 
 /** All SQL of subscriptions: plans, subscriptions, their invoices and credited periods. */
 
@@ -31,6 +31,12 @@ export interface Subscription {
   canceledAt: Date | null;
   endedAt: Date | null;
   testClockId: string | null;
+  /**
+   * A second live subscription of the user (two checkouts paid at once): the first one's id. The
+   * database allows one live subscription per user (`subscriptions_one_live_per_user`); a
+   * duplicate is never credited and is cancelled at Stripe.
+   */
+  duplicateOf: string | null;
   createdAt: Date;
 }
 
@@ -109,6 +115,7 @@ const mapSubscription = (r: Row): Subscription => ({
   canceledAt: r.canceled_at,
   endedAt: r.ended_at,
   testClockId: r.test_clock_id,
+  duplicateOf: r.duplicate_of ?? null,
   createdAt: r.created_at,
 });
 
@@ -181,7 +188,13 @@ export interface SubscriptionUpsert {
   testClockId: string | null;
 }
 
-/** Inserts or refreshes the mirror of a Stripe subscription; returns it locked (FOR UPDATE). */
+/**
+ * Inserts or refreshes the mirror of a Stripe subscription; returns it locked (FOR UPDATE). When
+ * the user already has another live subscription, the partial unique index
+ * `subscriptions_one_live_per_user` refuses this one as live (a concurrent insert waits for the
+ * other transaction, then is refused too): it is then recorded with `duplicate_of` naming the live
+ * one, and stays a duplicate on every later refresh.
+ */
 export async function upsertSubscription(trx: Trx, s: SubscriptionUpsert): Promise<Subscription> {
   const row = {
     user_id: s.userId,
@@ -196,10 +209,25 @@ export async function upsertSubscription(trx: Trx, s: SubscriptionUpsert): Promi
     ended_at: s.endedAt,
     test_clock_id: s.testClockId,
   };
-  await trx('subscriptions')
-    .insert(row)
-    .onConflict('stripe_subscription_id')
-    .merge({ ...row, updated_at: trx.fn.now() });
+  const upsert = (q: Trx, extra: { duplicate_of?: string }) =>
+    q('subscriptions')
+      .insert({ ...row, ...extra })
+      .onConflict('stripe_subscription_id')
+      .merge({ ...row, ...extra, updated_at: q.fn.now() });
+  try {
+    // A savepoint: the refusal below must leave the caller's transaction usable.
+    await trx.transaction((sp) => upsert(sp, {}));
+  } catch (err) {
+    if (!isUniqueViolation(err, 'subscriptions_one_live_per_user')) throw err;
+    const live = await trx('subscriptions')
+      .where({ user_id: s.userId })
+      .whereIn('status', ONE_LIVE_STATUSES)
+      .whereNull('duplicate_of')
+      .whereNot({ stripe_subscription_id: s.stripeSubscriptionId })
+      .first('id');
+    if (!live) throw err;
+    await upsert(trx, { duplicate_of: live.id as string });
+  }
   return mapSubscription(await trx('subscriptions').where({ stripe_subscription_id: s.stripeSubscriptionId }).forUpdate().first());
 }
 
@@ -211,11 +239,14 @@ export async function findSubscriptionByStripeId(q: Q, stripeId: string): Promis
 /** Statuses in which a user "has" a subscription (a second checkout is refused). */
 export const LIVE_STATUSES = ['active', 'past_due', 'trialing', 'incomplete', 'unpaid', 'paused'];
 
-/** The user's current subscription: the live one, else the most recent. */
+/** Statuses of which the database allows one per user (index `subscriptions_one_live_per_user`). */
+export const ONE_LIVE_STATUSES = ['active', 'trialing', 'past_due', 'unpaid', 'paused'];
+
+/** The user's current subscription: the live one (never a duplicate), else the most recent. */
 export async function currentSubscription(q: Q, userId: string): Promise<Subscription | undefined> {
   const row = await q('subscriptions')
     .where({ user_id: userId })
-    .orderByRaw(`(status = ANY(?)) DESC, created_at DESC`, [LIVE_STATUSES])
+    .orderByRaw(`(duplicate_of IS NULL) DESC, (status = ANY(?)) DESC, created_at DESC`, [LIVE_STATUSES])
     .first();
   return row ? mapSubscription(row) : undefined;
 }
@@ -225,6 +256,7 @@ export async function listLiveYearly(q: Q): Promise<Subscription[]> {
     .join('plans as p', 'p.id', 's.plan_id')
     .where('p.interval', 'year')
     .whereIn('s.status', ['active', 'trialing'])
+    .whereNull('s.duplicate_of')
     .select('s.*');
   return rows.map(mapSubscription);
 }

@@ -134,6 +134,51 @@ describe('plans', () => {
   });
 });
 
+describe('one live subscription per user', () => {
+  it('two checkouts paid at once: the database keeps one live subscription, the other is cancelled at Stripe and credits nothing', async () => {
+    const { agent, user } = await signup();
+    // Two tabs: both sessions are opened before either is paid, so neither sees a subscription.
+    const [a, b] = [
+      (await agent.post('/api/subscriptions/checkout').send({ planId: 'pro' }).expect(201)).body.sessionId as string,
+      (await agent.post('/api/subscriptions/checkout').send({ planId: 'pro_plus' }).expect(201)).body.sessionId as string,
+    ];
+    const paid = await Promise.all([a, b].map((id) => payOnCheckoutPage(id, '4242 4242 4242 4242').expect(303)));
+    // Both success pages and every webhook at once.
+    const pages = paid.map((p) => agent.get(new URL(p.headers.location as string).pathname + new URL(p.headers.location as string).search).set('Accept', 'text/html'));
+    const results = await Promise.all([...pages, emulator.emulator.deliverDue()]);
+    for (const r of results.slice(0, 2)) expect((r as request.Response).status).toBe(303);
+    await emulator.emulator.deliverDue(); // the cancellation's own events
+
+    const rows = await ta.t.db('subscriptions').where({ user_id: user.id }).orderBy('created_at');
+    expect(rows).toHaveLength(2);
+    const kept = rows.filter((r) => r.duplicate_of === null);
+    const dropped = rows.filter((r) => r.duplicate_of !== null);
+    expect(kept.map((r) => r.status)).toEqual(['active']);
+    expect(dropped.map((r) => [r.status, r.duplicate_of])).toEqual([['canceled', kept[0].id]]);
+    expect((await stripe.subscriptions.retrieve(dropped[0].stripe_subscription_id)).status).toBe('canceled');
+    expect((await stripe.subscriptions.retrieve(kept[0].stripe_subscription_id)).status).toBe('active');
+    // Credits of the kept plan's period only, once.
+    const plan = kept[0].plan_id === 'pro' ? 1000 : 3000;
+    expect(await available(agent)).toBe(10 + plan);
+    expect((await lotsOf(user.id)).length).toBe(1);
+    expect((await current(agent)).plan.id).toBe(kept[0].plan_id);
+    // The success page of the dropped one says so and points to the plan change.
+    const flash = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(flash.text).toContain('this second one was cancelled');
+    // A third checkout is refused with the link to change plan.
+    const again = await agent.post('/api/subscriptions/checkout').send({ planId: 'pro' }).expect(409);
+    expect(again.body.changePlanUrl).toContain('/account#subscription');
+  });
+
+  it('the database refuses a second live subscription row for one user', async () => {
+    const { user } = await signup();
+    const row = (id: string) => ({ user_id: user.id, stripe_subscription_id: id, stripe_customer_id: 'cus_x', plan_id: 'pro', status: 'active', current_period_start: new Date('2026-11-01'), current_period_end: new Date('2026-12-01') });
+    await ta.t.db('subscriptions').insert(row('sub_one'));
+    await expect(ta.t.db('subscriptions').insert(row('sub_two'))).rejects.toMatchObject({ code: '23505', constraint: 'subscriptions_one_live_per_user' });
+    await ta.t.db('subscriptions').insert({ ...row('sub_three'), status: 'canceled' });
+  });
+});
+
 describe('the lifecycle on a test clock', () => {
   it('subscribe → first grant → renewal with capped rollover → upgrade with prorated credits → cancel → no grant after the end', async () => {
     const { agent, user } = await signup();
