@@ -1,15 +1,10 @@
-import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
+import { describe, expect, it } from 'vitest';
 import { prorate } from '../../src/subscriptions/subscriptions-service.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { booksViolations } from '../helpers/factories.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { TestApp } from '../helpers/app.ts';
+import { availableCredits, payOnCheckoutPage as payOnCheckoutPageAs, signupAgent, useStripeTestApp, WEBHOOK_SECRET } from '../helpers/stripe-app.ts';
 
 /**
  * Subscriptions end to end through the HTTP API, on the Stripe emulator with its default test
@@ -17,65 +12,19 @@ import { booksViolations } from '../helpers/factories.ts';
  * through the Stripe SDK, as on real Stripe; webhooks are delivered by `deliverDue()`.
  */
 
-const SECRET = 'whsec_test_secret';
+const SECRET = WEBHOOK_SECRET;
 const DAY = 86_400;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
-let appUrl: string;
 let stripe: Stripe;
+useStripeTestApp((app) => ({ ta, emulator, stripe } = app));
 
-beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      stripe = createStripeClient(config, emulator.url);
-      return { stripe };
-    },
-  });
-  server.on('request', ta.app);
-});
-afterEach(async () => {
-  expect(await booksViolations(ta.t.db)).toEqual([]);
-});
-afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
-});
-
-async function signup() {
-  const agent = request.agent(ta.app);
-  const email = `subscriber-${crypto.randomBytes(4).toString('hex')}@example.test`;
-  const res = await agent.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Subscriber' }).expect(201);
-  return { agent, user: res.body.user as { id: string; email: string } };
-}
-
-async function available(agent: request.Agent): Promise<number> {
-  return (await agent.get('/api/credits/balance').expect(200)).body.available;
-}
+const signup = () => signupAgent(ta.app, 'Subscriber');
+const available = availableCredits;
+const payOnCheckoutPage = (sessionId: string, card: string) => payOnCheckoutPageAs(emulator, sessionId, card, 'Subscriber');
 
 async function current(agent: request.Agent) {
   return (await agent.get('/api/subscriptions/current').expect(200)).body.subscription;
-}
-
-function payOnCheckoutPage(sessionId: string, card: string) {
-  return request(emulator.emulator.app)
-    .post(`/c/pay/${sessionId}`)
-    .type('form')
-    .send({ email: 'subscriber@example.test', cardNumber: card, cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Subscriber' });
 }
 
 async function subscribe(agent: request.Agent, planId = 'pro', card = '4242 4242 4242 4242') {
@@ -364,13 +313,17 @@ describe('exactly once per (subscription, period)', () => {
   });
 });
 
+/** A new user made admin, signed in. */
+async function signInAdmin() {
+  const { agent, user } = await signupAgent(ta.app, 'Admin');
+  await ta.t.db('users').where({ id: user.id }).update({ role: 'admin' });
+  return agent;
+}
+
 describe('admin', () => {
   it("grants the current period's credits by hand once per (user, period), and shows the subscription with its invoices", async () => {
     const { agent, user } = await signup();
-    const admin = request.agent(ta.app);
-    const email = `admin-${crypto.randomBytes(4).toString('hex')}@example.test`;
-    await admin.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Admin' }).expect(201);
-    await ta.t.db('users').where({ email }).update({ role: 'admin' });
+    const admin = await signInAdmin();
 
     // Paid, but the webhook never came (an outage): the admin grants the period.
     await subscribe(agent);
@@ -392,10 +345,7 @@ describe('admin', () => {
 
   it('a hand grant before the invoice webhook arrives is the period\'s one grant', async () => {
     const { agent, user } = await signup();
-    const admin = request.agent(ta.app);
-    const email = `admin-${crypto.randomBytes(4).toString('hex')}@example.test`;
-    await admin.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Admin' }).expect(201);
-    await ta.t.db('users').where({ email }).update({ role: 'admin' });
+    const admin = await signInAdmin();
     await subscribe(agent);
     // Mirror the subscription without crediting (as if only customer.subscription.created had come).
     const customer = (await ta.t.db('stripe_customers').where({ user_id: user.id }).first()).customer_id;
