@@ -428,9 +428,11 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
    */
   async function cancelDuplicate(stripeSubscriptionId: string): Promise<void> {
     const s = await stripe.subscriptions.retrieve(stripeSubscriptionId);
-    if (s.status !== 'canceled') await stripe.subscriptions.cancel(stripeSubscriptionId, { prorate: true, invoice_now: true });
+    if (s.status !== 'canceled') {
+      await stripe.subscriptions.cancel(stripeSubscriptionId, { prorate: true, invoice_now: true });
+      logger.warn({ stripeSubscriptionId }, 'a second live subscription of one user was cancelled at Stripe');
+    }
     await syncFromStripe(stripeSubscriptionId, null);
-    logger.warn({ stripeSubscriptionId }, 'a second live subscription of one user was cancelled at Stripe');
   }
 
   const subscriptionOfInvoice = (inv: Stripe.Invoice): string | null => idOf(inv.parent?.subscription_details?.subscription ?? null);
