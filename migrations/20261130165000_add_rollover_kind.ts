@@ -15,11 +15,17 @@ const KIND = 'rollover';
 const ANCHOR = `WHEN 'expiry' THEN 'expired'`;
 const ADDED = ` WHEN '${KIND}' THEN 'subscriptions'`;
 
-async function kindConstraint(knex: Knex): Promise<string> {
-  const r = await knex.raw(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'transfers_kind_check'`);
-  const def = r.rows[0]?.def as string | undefined;
-  if (!def?.includes('ARRAY[')) throw new Error(`transfers_kind_check is missing or has an unexpected shape: ${def}`);
-  return def;
+/** The kinds `transfers_kind_check` allows now (other migrations may have added theirs). */
+async function currentKinds(knex: Knex): Promise<string[]> {
+  const r = await knex.raw(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'transfers_kind_check' AND conrelid = 'transfers'::regclass`);
+  const kinds = [...String(r.rows[0]?.def ?? '').matchAll(/'([a-z_]+)'/g)].map((m) => m[1]!);
+  if (kinds.length === 0) throw new Error('transfers_kind_check is missing or has an unexpected shape');
+  return kinds;
+}
+
+async function setKinds(knex: Knex, kinds: string[]): Promise<void> {
+  await knex.raw(`ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check`);
+  await knex.raw(`ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check CHECK (kind IN (${kinds.map((k) => `'${k}'`).join(', ')}))`);
 }
 
 async function counterpartyDef(knex: Knex): Promise<string> {
@@ -28,9 +34,7 @@ async function counterpartyDef(knex: Knex): Promise<string> {
 }
 
 export async function up(knex: Knex): Promise<void> {
-  const def = await kindConstraint(knex);
-  await knex.raw(`ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check`);
-  await knex.raw(`ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check ${def.replace('ARRAY[', `ARRAY['${KIND}'::text, `)}`);
+  await setKinds(knex, [...new Set([...(await currentKinds(knex)), KIND])]);
   const fn = await counterpartyDef(knex);
   if (!fn.includes(ANCHOR)) throw new Error('ledger_counterparty has an unexpected shape');
   await knex.raw(fn.replace(ANCHOR, `${ANCHOR}${ADDED}`));
@@ -39,7 +43,5 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   const fn = await counterpartyDef(knex);
   await knex.raw(fn.replace(ADDED, ''));
-  const def = await kindConstraint(knex);
-  await knex.raw(`ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check`);
-  await knex.raw(`ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check ${def.replace(`'${KIND}'::text, `, '')}`);
+  await setKinds(knex, (await currentKinds(knex)).filter((k) => k !== KIND));
 }

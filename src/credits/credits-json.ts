@@ -1,5 +1,5 @@
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import type { Balance, GrantKind, Hold, Lot, Reference, StatementEntry, TransferKind } from '../ledger/ledger-types.ts';
+import type { Balance, Hold, Lot, Reference, StatementEntry, TransferKind } from '../ledger/ledger-types.ts';
 
 /**
  * The JSON shapes of credits at the API's edge. The ledger counts integer millicredits; everything
