@@ -21,6 +21,8 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createInsight } from './insight/insight-service.ts';
+import { withReceiptNumbers } from './insight/receipts-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -45,7 +47,9 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
+  // Receipts read payments through the payments service, which numbers receipts as it fulfills.
+  const insight = createInsight({ db, ledger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: withReceiptNumbers(insight.receipts, notifications.paymentHooks) });
   const stripeWebhook = createStripeWebhook({
     db,
     stripe: infra.stripe,
@@ -65,7 +69,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, insight };
 }
 
 /**

@@ -76,6 +76,11 @@ const EnvSchema = z.object({
   PASSWORD_RESET_MAX_PER_EMAIL: int(1, 1000).default(3),
   PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
   BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
+
+  // Receipts (issue 18): the seller printed on HTML and PDF receipts.
+  SELLER_NAME: optionalString.pipe(z.string().max(200).optional()),
+  SELLER_ADDRESS: optionalString.pipe(z.string().max(500).optional()),
+  SELLER_TAX_ID: optionalString.pipe(z.string().max(100).optional()),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -157,6 +162,8 @@ export interface Config {
   passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
   /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
   benchRoutes: boolean;
+  /** The seller on receipts: name, address lines (`SELLER_ADDRESS` split at `;`), tax id. */
+  seller: { name: string; address: string[]; taxId: string | undefined };
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -269,6 +276,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
     },
     benchRoutes: e.BENCH_ROUTES === 'on',
+    seller: {
+      name: e.SELLER_NAME ?? 'Tally',
+      address: (e.SELLER_ADDRESS ?? '').split(';').map((l) => l.trim()).filter(Boolean),
+      taxId: e.SELLER_TAX_ID,
+    },
   };
   return deepFreeze(config);
 }
