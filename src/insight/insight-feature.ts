@@ -10,11 +10,11 @@ import { contentDisposition } from '../http/content-disposition.ts';
 import { ValidationError } from '../http/errors.ts';
 import { validate } from '../http/validate.ts';
 import type { Services } from '../services.ts';
-import { FormatQuery, PaymentIdParams, ReportQuery, StatementParams, UsageQuery } from './insight-schemas.ts';
+import { PaymentIdParams, ReportQuery, StatementParams, StatementQuery, UsageQuery } from './insight-schemas.ts';
 import { operationLabel } from './usage-service.ts';
 
 /** Writes `rows` as a CSV attachment (UTF-8 with a BOM, formulas escaped: OWASP CSV Injection). */
-async function sendCsv(res: Response, filename: string, columns: string[], rows: Array<Record<string, unknown>>): Promise<void> {
+async function sendCsv(res: Response, filename: string, columns: string[], rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>): Promise<void> {
   res.status(200);
   res.setHeader('Content-Type', 'text/csv; charset=utf-8');
   res.setHeader('Content-Disposition', contentDisposition('attachment', filename));
@@ -66,26 +66,35 @@ export function createInsightFeature(services: Services): Feature {
   });
   api.get('/credits/statements/:month', requireAuth, async (req, res) => {
     const { month } = validate(StatementParams, req, 'params');
-    const { format } = validate(FormatQuery, req, 'query');
-    const s = await usage.statement(req.user!.id, month);
-    if (format === 'json') {
-      res.json(s);
+    const q = validate(StatementQuery, req, 'query');
+    if (q.format === 'json') {
+      res.json(await usage.statement(req.user!.id, month, { limit: q.limit, cursor: q.cursor }));
       return;
     }
-    const rows = [
-      { date_utc: s.periodStart, category: 'opening_balance', kind: '', credits: '', balance_after: s.openingBalance, description: 'Opening balance', reference: '' },
-      ...s.entries.map((e) => ({
-        date_utc: e.date,
-        category: e.category,
-        kind: e.kind,
-        credits: e.credits,
-        balance_after: e.balanceAfter,
-        description: e.description ?? '',
-        reference: e.reference ? `${e.reference.type}:${e.reference.id}` : '',
-      })),
-      { date_utc: s.periodEnd, category: 'closing_balance', kind: '', credits: '', balance_after: s.closingBalance, description: 'Closing balance', reference: '' },
-    ];
-    await sendCsv(res, `tally-statement-${month}.csv`, ['date_utc', 'category', 'kind', 'credits', 'balance_after', 'description', 'reference'], rows);
+    // The CSV has every entry of the month, read page by page (memory stays flat).
+    const userId = req.user!.id;
+    const first = await usage.statement(userId, month, { limit: 1000 });
+    async function* rows() {
+      yield { date_utc: first.periodStart, category: 'opening_balance', kind: '', credits: '', balance_after: first.openingBalance, description: 'Opening balance', reference: '' };
+      let page: typeof first = first;
+      for (;;) {
+        for (const e of page.entries) {
+          yield {
+            date_utc: e.date,
+            category: e.category,
+            kind: e.kind,
+            credits: e.credits,
+            balance_after: e.balanceAfter,
+            description: e.description ?? '',
+            reference: e.reference ? `${e.reference.type}:${e.reference.id}` : '',
+          };
+        }
+        if (!page.nextCursor) break;
+        page = await usage.statement(userId, month, { limit: 1000, cursor: page.nextCursor });
+      }
+      yield { date_utc: first.periodEnd, category: 'closing_balance', kind: '', credits: '', balance_after: first.closingBalance, description: 'Closing balance', reference: '' };
+    }
+    await sendCsv(res, `tally-statement-${month}.csv`, ['date_utc', 'category', 'kind', 'credits', 'balance_after', 'description', 'reference'], rows());
   });
 
   api.get('/payments/:id/receipt.pdf', requireAuth, async (req, res) => {
@@ -128,10 +137,13 @@ export function createInsightFeature(services: Services): Feature {
   });
   pages.get('/account/statements/:month', requireAuth, async (req, res) => {
     const { month } = validate(StatementParams, req, 'params');
-    const s = await usage.statement(req.user!.id, month);
+    const q = validate(StatementQuery, req, 'query');
+    const s = await usage.statement(req.user!.id, month, { limit: 200, cursor: q.cursor });
     res.render('insight/statement', {
       title: `Statement ${month}`,
       s,
+      firstPage: !q.cursor,
+      nextHref: s.nextCursor ? `/account/statements/${month}?cursor=${encodeURIComponent(s.nextCursor)}#entries` : undefined,
       monthLabel: new Intl.DateTimeFormat('en-GB', { month: 'long', year: 'numeric', timeZone: 'UTC' }).format(new Date(s.periodStart)),
       fmt: viewHelpers,
     });

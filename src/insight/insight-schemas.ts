@@ -43,17 +43,33 @@ export type UsageQuery = z.infer<typeof UsageQuery>;
 /** `:month` of a statement: `YYYY-MM`. */
 export const StatementParams = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month as YYYY-MM') }).strict();
 
-/** `?format=json|csv` */
-export const FormatQuery = z.object({ format: z.preprocess(blankToUndefined, z.enum(['json', 'csv']).default('json')) }).strict();
+/** `GET /api/credits/statements/:month?format=json|csv&limit=&cursor=` (limit and cursor: JSON only; the CSV has every entry). */
+export const StatementQuery = z
+  .object({
+    format: z.preprocess(blankToUndefined, z.enum(['json', 'csv']).default('json')),
+    limit: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).max(1000).optional()),
+    cursor: z.preprocess(blankToUndefined, z.string().min(1).max(500).optional()),
+  })
+  .strict();
 
 /** `:id` of a payment. */
 export const PaymentIdParams = z.object({ id: z.uuid() }).strict();
 
-/** `GET /api/admin/reports/*?from=&to=&granularity=day|month&format=json|csv` */
+/** A whole UTC day `YYYY-MM-DD` (reports count whole days); as the end of a range, the end of that day. */
+function DayParam(edge: 'start' | 'end') {
+  return z.string().transform((s, ctx) => {
+    const d = new Date(`${s}T00:00:00.000Z`);
+    if (/^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(d.getTime()) && d.toISOString().startsWith(s)) return edge === 'end' ? new Date(d.getTime() + 86_400_000) : d;
+    ctx.addIssue({ code: 'custom', message: 'must be a date (YYYY-MM-DD)' });
+    return z.NEVER;
+  });
+}
+
+/** `GET /api/admin/reports/*?from=&to=&granularity=day|month&format=json|csv` (dates: whole UTC days). */
 export const ReportQuery = z
   .object({
-    from: z.preprocess(blankToUndefined, DateParam('start').optional()),
-    to: z.preprocess(blankToUndefined, DateParam('end').optional()),
+    from: z.preprocess(blankToUndefined, DayParam('start').optional()),
+    to: z.preprocess(blankToUndefined, DayParam('end').optional()),
     granularity: z.preprocess(blankToUndefined, z.enum(['day', 'month']).default('day')),
     format: z.preprocess(blankToUndefined, z.enum(['json', 'csv']).default('json')),
   })

@@ -25,14 +25,23 @@ export interface RevenueRow {
 /**
  * Revenue in [from, to) per period, currency and product: gross = paid payments (by paid_at) and
  * paid subscription invoices (by paid_at, amount_paid); refunds = succeeded refunds of payments
- * (by the refund's date).
+ * (by the refund's date). `from` and `to` are whole UTC days (midnight).
  */
 export async function revenueRows(db: Db, from: Date, to: Date, g: ReportGranularity): Promise<RevenueRow[]> {
+  const fromDay = from.toISOString().slice(0, 10);
+  const toDay = to.toISOString().slice(0, 10);
   const { rows } = await db.raw(
-    `WITH sales AS (
-       SELECT ${period('p.paid_at')} AS period_start, p.currency, 'pack' AS product_type, p.package_id AS product_id,
-              p.amount_cents AS gross, 0::bigint AS refunds, 1 AS n
-         FROM payments p WHERE p.paid_at IS NOT NULL AND p.paid_at >= :from AND p.paid_at < :to
+    `WITH days AS (
+       -- In the order of payments_paid_by_day: grouped without sorting every payment.
+       SELECT date_trunc('day', paid_at AT TIME ZONE 'UTC') AS day, currency, package_id, SUM(amount_cents) AS gross, COUNT(*) AS n
+         FROM payments
+        WHERE paid_at IS NOT NULL AND date_trunc('day', paid_at AT TIME ZONE 'UTC') >= :fromDay::timestamp
+          AND date_trunc('day', paid_at AT TIME ZONE 'UTC') < :toDay::timestamp
+        GROUP BY 1, 2, 3),
+     sales AS (
+       SELECT date_trunc(:g, d.day) AT TIME ZONE 'UTC' AS period_start, d.currency, 'pack' AS product_type, d.package_id AS product_id,
+              d.gross, 0::numeric AS refunds, d.n
+         FROM days d
        UNION ALL
        SELECT ${period('r.created_at')}, p.currency, 'pack', p.package_id, 0, r.amount_cents, 0
          FROM payment_refunds r JOIN payments p ON p.id = r.payment_id
@@ -48,7 +57,7 @@ export async function revenueRows(db: Db, from: Date, to: Date, g: ReportGranula
        LEFT JOIN credit_packages cp ON x.product_type = 'pack' AND cp.id = x.product_id
        LEFT JOIN plans pl ON x.product_type = 'plan' AND pl.id = x.product_id
       GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4`,
-    { g, from, to },
+    { g, from, to, fromDay, toDay },
   );
   return (rows as Array<{ period_start: Date; currency: string; product_type: 'pack' | 'plan'; product_id: string; product_name: string; gross: number; refunds: number; count: number }>).map((r) => ({
     periodStart: r.period_start,

@@ -3,6 +3,7 @@ import { ValidationError } from '../http/errors.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { TransferKind } from '../ledger/ledger-types.ts';
+import { decodeCursor, encodeCursor } from '../pagination.ts';
 import { projectEmptyAt } from './runway.ts';
 import * as store from './usage-store.ts';
 import type { Granularity } from './usage-store.ts';
@@ -130,8 +131,13 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
       const prevFrom = new Date(from.getTime() - (to.getTime() - from.getTime()));
       const byOp = q.groupBy === 'operation';
       const account = await store.accountOf(db, userId);
+      // Whole UTC days (the default, and dates) come from the daily rollup; other instants from the transfers.
+      const midnight = (d: Date) => d.getTime() % DAY === 0;
+      const daily = midnight(from) && midnight(to);
+      const rowsOf = daily ? store.usageRowsByDay : store.usageRows;
+      const totalsOf_ = daily ? store.usageTotalsByDay : store.usageTotals;
       const [rows, totals, previous] = account
-        ? await Promise.all([store.usageRows(db, account.id, from, to, g), store.usageTotals(db, account.id, from, to), store.usageTotals(db, account.id, prevFrom, from)])
+        ? await Promise.all([rowsOf(db, account.id, from, to, g), totalsOf_(db, account.id, from, to), totalsOf_(db, account.id, prevFrom, from)])
         : [[], [], []];
       const byPeriod = new Map<number, store.UsageRow[]>();
       for (const r of rows) {
@@ -201,33 +207,42 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
     },
 
     /**
-     * The statement of a UTC month (`YYYY-MM`): opening balance, every transfer in order with the
-     * balance after it, the sums per category and the closing balance. The opening balance is the
-     * account's posted balance now (credits_posted − debits_posted, kept by the ledger's own
-     * transactions) minus everything since the month began, so the closing balance of a month is
-     * the opening of the next and the current month closes on the ledger's figure.
-     * Throws ValidationError (400, `params.month`) for a month after the current one.
+     * The statement of a UTC month (`YYYY-MM`): opening balance, the sums per category and the
+     * closing balance of the whole month, and its transfers in order with the balance after each,
+     * `limit` (default 500) at a time from `cursor` (`nextCursor` of the previous page; null on the
+     * last). The opening balance is the account's posted balance now (credits_posted −
+     * debits_posted, kept by the ledger's own transactions) minus everything since the month
+     * began, so a month closes on the next one's opening and the current month on the ledger's
+     * figure. Throws ValidationError (400, `params.month`) for a month after the current one, and
+     * (`query.cursor`) for a cursor this API did not make.
      */
-    async statement(userId: string, month: string): Promise<Statement> {
+    async statement(userId: string, month: string, page: { limit?: number; cursor?: string } = {}): Promise<Statement & { nextCursor: string | null }> {
       const now = clock();
       const start = new Date(`${month}-01T00:00:00.000Z`);
       const end = periodNext(start, 'month');
       if (start > now) throw new ValidationError([{ field: 'params.month', message: 'is in the future' }]);
+      const limit = page.limit ?? 500;
+      const after = page.cursor ? decodeCursor(page.cursor) : undefined;
       const account = await store.accountOf(db, userId);
       const summary: Record<StatementCategory, number> = { grant: 0, spend: 0, expiry: 0, refund: 0, adjustment: 0 };
-      if (!account) return { month, periodStart: start.toISOString(), periodEnd: end.toISOString(), openingBalance: 0, summary, entries: [], closingBalance: 0 };
-      const [since, lines] = await Promise.all([store.netSince(db, account.id, start), store.statementLines(db, account.id, start, end)]);
+      if (!account) return { month, periodStart: start.toISOString(), periodEnd: end.toISOString(), openingBalance: 0, summary, entries: [], closingBalance: 0, nextCursor: null };
+      const [since, byKind, lines, beforePage] = await Promise.all([
+        store.netSince(db, account.id, start),
+        store.sumsByKind(db, account.id, start, end),
+        store.statementLines(db, account.id, start, end, limit + 1, after),
+        after ? store.sumsByKind(db, account.id, start, end, after) : Promise.resolve([]),
+      ]);
       const opening = account.posted - since;
-      let running = opening;
       const sums: Record<StatementCategory, number> = { grant: 0, spend: 0, expiry: 0, refund: 0, adjustment: 0 };
-      const entries = lines.map((l) => {
+      for (const k of byKind) sums[statementCategory(k.kind, k.amount)] += k.amount;
+      let running = opening + beforePage.reduce((t, k) => t + k.amount, 0);
+      const shown = lines.slice(0, limit);
+      const entries = shown.map((l) => {
         running += l.amount;
-        const category = statementCategory(l.kind, l.amount);
-        sums[category] += l.amount;
         return {
           id: l.id,
           date: l.createdAt.toISOString(),
-          category,
+          category: statementCategory(l.kind, l.amount),
           kind: l.kind,
           credits: millicreditsToCredits(l.amount),
           balanceAfter: millicreditsToCredits(running),
@@ -236,6 +251,7 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
         };
       });
       for (const k of Object.keys(sums) as StatementCategory[]) summary[k] = millicreditsToCredits(sums[k]);
+      const last = shown.at(-1);
       return {
         month,
         periodStart: start.toISOString(),
@@ -243,7 +259,8 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
         openingBalance: millicreditsToCredits(opening),
         summary,
         entries,
-        closingBalance: millicreditsToCredits(running),
+        closingBalance: millicreditsToCredits(opening + byKind.reduce((t, k) => t + k.amount, 0)),
+        nextCursor: lines.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
       };
     },
 

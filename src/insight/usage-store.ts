@@ -43,6 +43,35 @@ export async function usageRows(db: Db, accountId: string, from: Date, to: Date,
   }));
 }
 
+/**
+ * As {@link usageRows}, from the daily rollup (`usage_daily`, kept by a trigger in the ledger's
+ * transactions): for ranges of whole UTC days, `from` and `to` at midnight.
+ */
+export async function usageRowsByDay(db: Db, accountId: string, from: Date, to: Date, granularity: Granularity): Promise<UsageRow[]> {
+  const { rows } = await db.raw(
+    `SELECT (date_trunc(?, day::timestamp) AT TIME ZONE 'UTC') AS period_start, operation, SUM(amount)::bigint AS amount, SUM(transfers)::bigint AS jobs
+       FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date
+      GROUP BY 1, 2 ORDER BY 1, 2`,
+    [granularity, accountId, from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+  );
+  return (rows as Array<{ period_start: Date; operation: string; amount: number; jobs: number }>).map((r) => ({
+    periodStart: r.period_start,
+    operation: r.operation,
+    amount: r.amount,
+    jobs: r.jobs,
+  }));
+}
+
+/** As {@link usageTotals}, from the daily rollup (whole UTC days). */
+export async function usageTotalsByDay(db: Db, accountId: string, from: Date, to: Date): Promise<Array<{ operation: string; amount: number; jobs: number }>> {
+  const { rows } = await db.raw(
+    `SELECT operation, SUM(amount)::bigint AS amount, SUM(transfers)::bigint AS jobs
+       FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date GROUP BY 1 ORDER BY 1`,
+    [accountId, from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+  );
+  return rows as Array<{ operation: string; amount: number; jobs: number }>;
+}
+
 /** Usage spend of `accountId` in [from, to) per operation. */
 export async function usageTotals(db: Db, accountId: string, from: Date, to: Date): Promise<Array<{ operation: string; amount: number; jobs: number }>> {
   const { rows } = await db.raw(
@@ -114,14 +143,18 @@ export interface StatementLine {
   createdAt: Date;
 }
 
-/** The account's transfers in [from, to), oldest first (a month's statement lines). */
-export async function statementLines(db: Db, accountId: string, from: Date, to: Date): Promise<StatementLine[]> {
+/**
+ * The account's transfers in [from, to), oldest first (a month's statement lines), `limit` at a
+ * time after the keyset `after` (created_at, id).
+ */
+export async function statementLines(db: Db, accountId: string, from: Date, to: Date, limit: number, after?: { createdAt: Date; id: string }): Promise<StatementLine[]> {
   const { rows } = await db.raw(
     `SELECT id, kind, CASE WHEN credit_account_id = :a THEN amount ELSE -amount END AS amount, reason, reference_type, reference_id, created_at
-       FROM transfers
-      WHERE (credit_account_id = :a OR debit_account_id = :a) AND created_at >= :from AND created_at < :to
-      ORDER BY created_at, id`,
-    { a: accountId, from, to },
+       FROM (SELECT * FROM transfers WHERE credit_account_id = :a AND created_at >= :from AND created_at < :to ${after ? 'AND (created_at, id) > (:afterAt, :afterId)' : ''}
+             UNION ALL
+             SELECT * FROM transfers WHERE debit_account_id = :a AND created_at >= :from AND created_at < :to ${after ? 'AND (created_at, id) > (:afterAt, :afterId)' : ''}) t
+      ORDER BY created_at, id LIMIT :limit`,
+    { a: accountId, from, to, limit, ...(after ? { afterAt: after.createdAt, afterId: after.id } : {}) },
   );
   return (rows as Array<{ id: string; kind: TransferKind; amount: number; reason: string | null; reference_type: string | null; reference_id: string | null; created_at: Date }>).map((r) => ({
     id: r.id,
@@ -132,6 +165,19 @@ export async function statementLines(db: Db, accountId: string, from: Date, to: 
     referenceId: r.reference_id,
     createdAt: r.created_at,
   }));
+}
+
+/** Signed sums (in − out) per kind of the account's transfers in [from, to), and before the keyset `until` when given. */
+export async function sumsByKind(db: Db, accountId: string, from: Date, to: Date, until?: { createdAt: Date; id: string }): Promise<Array<{ kind: string; amount: number }>> {
+  const cond = `created_at >= :from AND created_at < :to ${until ? 'AND (created_at, id) <= (:untilAt, :untilId)' : ''}`;
+  const { rows } = await db.raw(
+    `SELECT kind, SUM(amount)::bigint AS amount FROM (
+        SELECT kind, amount FROM transfers WHERE credit_account_id = :a AND ${cond}
+        UNION ALL SELECT kind, -amount FROM transfers WHERE debit_account_id = :a AND ${cond}) t
+      GROUP BY kind`,
+    { a: accountId, from, to, ...(until ? { untilAt: until.createdAt, untilId: until.id } : {}) },
+  );
+  return rows as Array<{ kind: string; amount: number }>;
 }
 
 /** The first month (UTC, `YYYY-MM`) with a transfer on the account, or undefined. */

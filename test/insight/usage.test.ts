@@ -96,6 +96,23 @@ describe('monthly statements', () => {
     expect(lines[4]).toContain(',83.5,');
   });
 
+  it('pages the entries with a cursor; opening, sums and closing stay those of the whole month', async () => {
+    const { agent, now } = await userWithHistory();
+    const month = ym(monthStart(now, 0));
+    const one = (await agent.get(`/api/credits/statements/${month}?limit=2`).expect(200)).body;
+    expect(one.entries).toHaveLength(2);
+    expect(one.nextCursor).toEqual(expect.any(String));
+    expect([one.openingBalance, one.closingBalance]).toEqual([83.5, 88.5]);
+    const two = (await agent.get(`/api/credits/statements/${month}?limit=2&cursor=${encodeURIComponent(one.nextCursor)}`).expect(200)).body;
+    expect(two.entries).toHaveLength(1);
+    expect(two.nextCursor).toBeNull();
+    expect(two.summary).toEqual(one.summary);
+    expect(two.entries[0].balanceAfter).toBe(88.5);
+    expect([...one.entries, ...two.entries].map((e: { credits: number }) => e.credits)).toEqual([-2, 10, -3]);
+    expect((await agent.get(`/api/credits/statements/${month}?cursor=nonsense`).expect(400)).body.errors[0].field).toBe('query.cursor');
+    expect((await agent.get(`/api/credits/statements/${month}?limit=0`).expect(400)).body.errors[0].field).toBe('query.limit');
+  });
+
   it('refuses a malformed or future month, naming the field', async () => {
     const { agent } = await signedInUser(ta.app);
     const bad = await agent.get('/api/credits/statements/2026-13').expect(400);
@@ -128,6 +145,26 @@ describe('usage', () => {
     expect(last.body.totals).toEqual({ credits: 6.5, jobs: 2 });
     expect(last.body.series.length).toBe((monthStart(now, 0).getTime() - m1.getTime()) / DAY);
     expect(last.body.series.reduce((s: number, p: { credits: number }) => s + p.credits, 0)).toBe(6.5);
+  });
+
+  it('whole days come from the daily rollup, other instants from the transfers: the same figures, and the rollup equals the transfers', async () => {
+    const { agent, now } = await userWithHistory();
+    const from = monthStart(now, -2);
+    const to = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+    const byDay = (await agent.get(`/api/credits/usage?from=${from.toISOString()}&to=${to.toISOString()}&granularity=week&groupBy=operation`).expect(200)).body;
+    const byInstant = (await agent.get(`/api/credits/usage?from=${new Date(from.getTime() + 1).toISOString()}&to=${new Date(to.getTime() - 1).toISOString()}&granularity=week&groupBy=operation`).expect(200)).body;
+    expect(byInstant.series).toEqual(byDay.series);
+    expect(byInstant.totals).toEqual(byDay.totals);
+    const { rows } = await ta.t.db.raw(
+      `SELECT r.account_id, r.day::text, r.operation, r.amount, r.transfers, t.amount AS t_amount, t.n
+         FROM usage_daily r FULL JOIN (
+           SELECT debit_account_id, (created_at AT TIME ZONE 'UTC')::date AS day, CASE WHEN reference_type = 'task' THEN 'ocr' ELSE COALESCE(reference_type, 'other') END AS operation,
+                  SUM(amount)::bigint AS amount, COUNT(*)::bigint AS n
+             FROM transfers WHERE kind = 'usage' GROUP BY 1, 2, 3) t
+           ON t.debit_account_id = r.account_id AND t.day = r.day AND t.operation = r.operation
+        WHERE r.amount IS DISTINCT FROM t.amount OR r.transfers IS DISTINCT FROM t.n`,
+    );
+    expect(rows).toEqual([]);
   });
 
   it('refuses bad parameters with problem+json naming each field', async () => {
