@@ -209,7 +209,7 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
     /**
      * The statement of a UTC month (`YYYY-MM`): opening balance, the sums per category and the
      * closing balance of the whole month, and its transfers in order with the balance after each,
-     * `limit` (default 500) at a time from `cursor` (`nextCursor` of the previous page; null on the
+     * `limit` (default 100) at a time from `cursor` (`nextCursor` of the previous page; null on the
      * last). The opening balance is the account's posted balance now (credits_posted −
      * debits_posted, kept by the ledger's own transactions) minus everything since the month
      * began, so a month closes on the next one's opening and the current month on the ledger's
@@ -221,21 +221,19 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
       const start = new Date(`${month}-01T00:00:00.000Z`);
       const end = periodNext(start, 'month');
       if (start > now) throw new ValidationError([{ field: 'params.month', message: 'is in the future' }]);
-      const limit = page.limit ?? 500;
+      const limit = page.limit ?? 100;
       const after = page.cursor ? decodeCursor(page.cursor) : undefined;
       const account = await store.accountOf(db, userId);
       const summary: Record<StatementCategory, number> = { grant: 0, spend: 0, expiry: 0, refund: 0, adjustment: 0 };
       if (!account) return { month, periodStart: start.toISOString(), periodEnd: end.toISOString(), openingBalance: 0, summary, entries: [], closingBalance: 0, nextCursor: null };
-      const [since, byKind, lines, beforePage] = await Promise.all([
-        store.netSince(db, account.id, start),
-        store.sumsByKind(db, account.id, start, end),
-        store.statementLines(db, account.id, start, end, limit + 1, after),
-        after ? store.sumsByKind(db, account.id, start, end, after) : Promise.resolve([]),
-      ]);
-      const opening = account.posted - since;
+      // The balance and the month's sums from one snapshot: a transfer committing meanwhile is in both or neither.
+      const figures = await store.monthFigures(db, account.id, start, end, after);
+      const lines = await store.statementLines(db, account.id, start, end, limit + 1, after);
+      const { posted, since, byKind } = figures;
+      const opening = posted - since;
       const sums: Record<StatementCategory, number> = { grant: 0, spend: 0, expiry: 0, refund: 0, adjustment: 0 };
       for (const k of byKind) sums[statementCategory(k.kind, k.amount)] += k.amount;
-      let running = opening + beforePage.reduce((t, k) => t + k.amount, 0);
+      let running = opening + figures.before;
       const shown = lines.slice(0, limit);
       const entries = shown.map((l) => {
         running += l.amount;

@@ -122,16 +122,6 @@ export async function recentJobs(db: Db, accountId: string, limit: number): Prom
   }));
 }
 
-/** Signed sum (in − out) of the account's transfers at or after `from` (and before `to` when given). */
-export async function netSince(db: Db, accountId: string, from: Date, to?: Date): Promise<number> {
-  const { rows } = await db.raw(
-    `SELECT COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = :a AND created_at >= :from ${to ? 'AND created_at < :to' : ''}), 0)
-          - COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = :a AND created_at >= :from ${to ? 'AND created_at < :to' : ''}), 0) AS net`,
-    { a: accountId, from, ...(to ? { to } : {}) },
-  );
-  return Number((rows[0] as { net: string }).net);
-}
-
 export interface StatementLine {
   id: string;
   kind: TransferKind;
@@ -167,17 +157,35 @@ export async function statementLines(db: Db, accountId: string, from: Date, to: 
   }));
 }
 
-/** Signed sums (in − out) per kind of the account's transfers in [from, to), and before the keyset `until` when given. */
-export async function sumsByKind(db: Db, accountId: string, from: Date, to: Date, until?: { createdAt: Date; id: string }): Promise<Array<{ kind: string; amount: number }>> {
-  const cond = `created_at >= :from AND created_at < :to ${until ? 'AND (created_at, id) <= (:untilAt, :untilId)' : ''}`;
+/**
+ * A month's figures in ONE statement (one snapshot), millicredits: `posted` = the account's posted
+ * balance as the ledger keeps it (credits_posted − debits_posted); `since` = signed sum (in − out)
+ * of the account's transfers from `from` until now; `byKind` = signed sums per kind in [from, to);
+ * `before` = the signed sum in [from, to) up to and including the keyset `until` (the balance
+ * before a page). Usage is summed from `transfers_usage_by_account`, other debits from
+ * `transfers_debits_not_usage`, both covering: index-only, however many jobs the month had.
+ */
+export async function monthFigures(db: Db, accountId: string, from: Date, to: Date, until?: { createdAt: Date; id: string }): Promise<{ posted: number; since: number; byKind: Array<{ kind: string; amount: number }>; before: number }> {
   const { rows } = await db.raw(
-    `SELECT kind, SUM(amount)::bigint AS amount FROM (
-        SELECT kind, amount FROM transfers WHERE credit_account_id = :a AND ${cond}
-        UNION ALL SELECT kind, -amount FROM transfers WHERE debit_account_id = :a AND ${cond}) t
-      GROUP BY kind`,
+    `WITH moves AS (
+        SELECT kind, amount AS signed, created_at FROM transfers WHERE credit_account_id = :a AND created_at >= :from
+        UNION ALL SELECT kind, -amount, created_at FROM transfers WHERE debit_account_id = :a AND kind <> 'usage' AND created_at >= :from
+        UNION ALL SELECT 'usage', -amount, created_at FROM transfers WHERE debit_account_id = :a AND kind = 'usage' AND created_at >= :from),
+      month AS (SELECT kind, SUM(signed)::bigint AS amount FROM moves WHERE created_at < :to GROUP BY kind)
+     SELECT (SELECT credits_posted - debits_posted FROM accounts WHERE id = :a)::bigint AS posted,
+            (SELECT COALESCE(SUM(signed), 0) FROM moves)::bigint AS since,
+            (SELECT COALESCE(json_agg(json_build_object('kind', kind, 'amount', amount)), '[]') FROM month) AS by_kind,
+            ${
+              until
+                ? `((SELECT COALESCE(SUM(signed), 0) FROM moves WHERE created_at < :untilAt)
+                   + (SELECT COALESCE(SUM(CASE WHEN credit_account_id = :a THEN amount ELSE -amount END), 0) FROM transfers
+                       WHERE (credit_account_id = :a OR debit_account_id = :a) AND created_at = :untilAt AND id <= :untilId))::bigint`
+                : '0::bigint'
+            } AS before`,
     { a: accountId, from, to, ...(until ? { untilAt: until.createdAt, untilId: until.id } : {}) },
   );
-  return rows as Array<{ kind: string; amount: number }>;
+  const r = rows[0] as { posted: number; since: number; by_kind: Array<{ kind: string; amount: number }>; before: number };
+  return { posted: r.posted, since: r.since, byKind: r.by_kind.map((k) => ({ kind: k.kind, amount: Number(k.amount) })), before: r.before };
 }
 
 /** The first month (UTC, `YYYY-MM`) with a transfer on the account, or undefined. */
