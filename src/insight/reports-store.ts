@@ -107,7 +107,7 @@ export async function liabilityRows(db: Db, now: Date): Promise<LiabilityRows> {
     ),
     db.raw(
       `SELECT COALESCE((SELECT SUM(remaining) FROM lots WHERE remaining > 0 AND expires_at <= :now), 0)::bigint AS expired_unswept,
-              COALESCE((SELECT SUM(debt) FROM accounts WHERE user_id IS NOT NULL), 0)::bigint AS debt`,
+              COALESCE((SELECT SUM(debt) FROM accounts WHERE code IS NULL), 0)::bigint AS debt`,
       { now },
     ),
   ]);

@@ -64,7 +64,7 @@ export interface UsageReport {
 /** Statement categories, in the order a statement lists them. */
 export type StatementCategory = 'grant' | 'spend' | 'expiry' | 'refund' | 'adjustment';
 
-const CATEGORY: Record<TransferKind, StatementCategory> = {
+const CATEGORY: Partial<Record<TransferKind, StatementCategory>> = {
   purchase: 'grant',
   signup_bonus: 'grant',
   bonus: 'grant',
@@ -75,7 +75,7 @@ const CATEGORY: Record<TransferKind, StatementCategory> = {
   expiry: 'expiry',
 };
 
-/** The category of a transfer kind on a statement (kinds other helpers add count as grants when they bring credits in). */
+/** The category of a transfer kind on a statement; other kinds (team contributions, gifts…) count as grants when they bring credits in, spend when they take them out. */
 export function statementCategory(kind: string, amount: number): StatementCategory {
   return CATEGORY[kind as TransferKind] ?? (amount >= 0 ? 'grant' : 'spend');
 }

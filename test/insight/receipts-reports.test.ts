@@ -209,8 +209,8 @@ describe('admin reports', () => {
       expect(Math.round(s.credits * 1000)).toBe(Number((lots.rows as Array<{ source: string; r: number }>).find((x) => x.source === s.source)!.r));
     }
     const posted = await ta.t.db.raw(
-      `SELECT COALESCE(SUM(CASE WHEN a.user_id IS NOT NULL AND t.credit_account_id = a.id THEN t.amount ELSE 0 END), 0)
-            - COALESCE(SUM(CASE WHEN a.user_id IS NOT NULL AND t.debit_account_id = a.id THEN t.amount ELSE 0 END), 0) AS b
+      `SELECT COALESCE(SUM(CASE WHEN a.code IS NULL AND t.credit_account_id = a.id THEN t.amount ELSE 0 END), 0)
+            - COALESCE(SUM(CASE WHEN a.code IS NULL AND t.debit_account_id = a.id THEN t.amount ELSE 0 END), 0) AS b
          FROM transfers t JOIN accounts a ON a.id IN (t.credit_account_id, t.debit_account_id)`,
     );
     const fromTransfers = Number((posted.rows[0] as { b: string }).b);
