@@ -27,6 +27,7 @@ import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
+import { createInsightFeature } from './insight/insight-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -100,6 +101,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createInsightFeature(services),
     createTeamsFeature(services),
     createPrivacyFeature(services),
     createHomeFeature(),
