@@ -7,6 +7,7 @@ import * as paymentsStore from '../payments/payments-store.ts';
 import type { Payments } from '../payments/payments-service.ts';
 import type { PaymentIntentFacts } from '../payments/stripe-webhook.ts';
 import * as store from './auto-recharge-store.ts';
+import { createSpendChecks } from './recharge-ledger.ts';
 
 /** Consecutive failed recharges after which auto-recharge turns itself off (issue 14). */
 export const MAX_CONSECUTIVE_FAILURES = 3;
@@ -73,6 +74,7 @@ export function createAutoRecharge(deps: {
 }) {
   const { db, ledger, stripe, payments, notifier, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const checks = createSpendChecks(logger);
 
   async function notify(userId: string, notice: RechargeNotice) {
     await notifier.notify(userId, notice).catch((err: unknown) => logger.error({ err, userId }, 'auto-recharge notice failed'));
@@ -136,37 +138,51 @@ export function createAutoRecharge(deps: {
      * `daily_limit`, `monthly_ceiling`, `failed`, `authentication_required`.
      */
     async afterSpend(userId: string): Promise<string> {
-      const s = await store.findSettings(db, userId);
-      if (!s?.enabled || !s.payment_method_id) return 'off';
-      const balance = await ledger.getBalance(userId);
-      if (balance.available >= Number(s.threshold_millicredits)) return 'above_threshold';
-      const pack = await paymentsStore.findPackage(db, s.package_id);
-      if (!pack) return 'off';
+      // Cheap pre-check without a lock: most users have no auto-recharge.
+      const unlocked = await store.findSettings(db, userId);
+      if (!unlocked?.enabled || !unlocked.payment_method_id) return 'off';
       const now = clock();
-      const used = await store.usage(db, userId, startOfUtcDay(now), startOfUtcMonth(now));
-      if (used.today >= s.max_per_day) {
-        if (await store.recordNotice(db, userId, 'daily_limit', startOfUtcDay(now).toISOString().slice(0, 10))) {
-          await notify(userId, { kind: 'daily_limit', resetsAt: nextUtcDay(now) });
+      type Decision =
+        | { outcome: 'off' | 'above_threshold' | 'in_flight' }
+        | { outcome: 'daily_limit' | 'monthly_ceiling'; notice: boolean }
+        | { outcome: 'start'; s: store.DbAutoRechargeSettingsRow; pack: paymentsStore.CreditPackage; payment: { id: string }; recharge: store.DbAutoRechargeRow };
+      // One decision at a time per user: the settings row is locked while the balance is read and
+      // the pending recharge inserted, and the webhook that grants a recharge's credits takes the
+      // same lock first, so a check never reads a balance from before a grant and then starts a
+      // second recharge after the first one's credits arrived.
+      const decision = await inTransaction(db, async (trx): Promise<Decision> => {
+        const s = await store.findSettings(trx, userId, true);
+        if (!s?.enabled || !s.payment_method_id) return { outcome: 'off' };
+        if (await store.hasPending(trx, userId)) return { outcome: 'in_flight' };
+        if ((await ledger.getAvailable(userId, trx)) >= Number(s.threshold_millicredits)) return { outcome: 'above_threshold' };
+        const pack = await paymentsStore.findPackage(trx, s.package_id);
+        if (!pack) return { outcome: 'off' };
+        const used = await store.usage(trx, userId, startOfUtcDay(now), startOfUtcMonth(now));
+        if (used.today >= s.max_per_day) {
+          return { outcome: 'daily_limit', notice: await store.recordNotice(trx, userId, 'daily_limit', startOfUtcDay(now).toISOString().slice(0, 10)) };
         }
-        return 'daily_limit';
-      }
-      if (used.monthCents + pack.amountCents > Number(s.monthly_ceiling_cents)) {
-        if (await store.recordNotice(db, userId, 'monthly_ceiling', startOfUtcMonth(now).toISOString().slice(0, 7))) {
-          await notify(userId, { kind: 'monthly_ceiling', resetsAt: nextUtcMonth(now) });
+        if (used.monthCents + pack.amountCents > Number(s.monthly_ceiling_cents)) {
+          return { outcome: 'monthly_ceiling', notice: await store.recordNotice(trx, userId, 'monthly_ceiling', startOfUtcMonth(now).toISOString().slice(0, 7)) };
         }
-        return 'monthly_ceiling';
-      }
-      const started = await inTransaction(db, async (trx) => {
         const { payment } = await paymentsStore.insertPendingPayment(trx, { userId, pack, idempotencyKey: null });
+        // The partial unique index (one pending recharge per user) backs the lock up.
         const recharge = await store.insertPending(trx, { userId, paymentId: payment.id, amountCents: pack.amountCents, currency: pack.currency, createdAt: now });
         if (!recharge) throw new InFlight();
-        return { payment, recharge };
+        return { outcome: 'start', s, pack, payment, recharge };
       }).catch((err: unknown) => {
-        if (err instanceof InFlight) return undefined;
+        if (err instanceof InFlight) return { outcome: 'in_flight' as const };
         throw err;
       });
-      if (!started) return 'in_flight';
-      const { payment, recharge } = started;
+      if (decision.outcome === 'daily_limit') {
+        if (decision.notice) await notify(userId, { kind: 'daily_limit', resetsAt: nextUtcDay(now) });
+        return 'daily_limit';
+      }
+      if (decision.outcome === 'monthly_ceiling') {
+        if (decision.notice) await notify(userId, { kind: 'monthly_ceiling', resetsAt: nextUtcMonth(now) });
+        return 'monthly_ceiling';
+      }
+      if (decision.outcome !== 'start') return decision.outcome;
+      const { s, pack, payment, recharge } = decision;
       const customer = await payments.ensureCustomer({ id: userId, email: '', name: '' });
       try {
         const pi = await stripe.paymentIntents.create(
@@ -174,7 +190,7 @@ export function createAutoRecharge(deps: {
             amount: pack.amountCents,
             currency: pack.currency,
             customer,
-            payment_method: s.payment_method_id,
+            payment_method: s.payment_method_id!,
             off_session: true,
             confirm: true,
             description: `Auto-recharge: ${pack.name} pack`,
@@ -215,6 +231,8 @@ export function createAutoRecharge(deps: {
     /** For the webhook: a succeeded off-session PaymentIntent of a recharge → its pack's credits, once. */
     async paymentIntentSucceeded(pi: PaymentIntentFacts, trx: Trx): Promise<string | null> {
       if (!pi.metadata?.autoRechargeId) return null;
+      // The settings row first (as afterSpend takes it), then the payment, the lot and the recharge.
+      if (pi.metadata.userId) await store.findSettings(trx, pi.metadata.userId, true);
       const result = await payments.webhook.fulfillPaymentIntent(pi, trx);
       if (!result) return null;
       const recharge = await store.findRechargeByPayment(trx, result.payment.id, true);
@@ -223,6 +241,32 @@ export function createAutoRecharge(deps: {
         await store.updateSettings(trx, result.payment.userId, { consecutive_failures: 0 });
       }
       return result.granted ? 'auto_recharge_fulfilled' : 'auto_recharge_already_fulfilled';
+    },
+
+    /** Runs {@link afterSpend} in the background (errors logged); see {@link settled}. */
+    checkSoon(userId: string): Promise<void> {
+      checks.start(() => service.afterSpend(userId));
+      return Promise.resolve();
+    },
+
+    /** The background checks started so far have finished (tests, shutdown). */
+    settled: () => checks.settled(),
+
+    /** The checks of {@link withAutoRecharge}, to share the tracking of {@link settled}. */
+    checks,
+
+    /**
+     * The sweep (the web process's sweep timer): checks every user whose auto-recharge is on,
+     * whose available credits are below the threshold and who has no recharge in flight, so a
+     * spend made where no check ran (a separate worker process) still starts its recharge.
+     * Returns how many recharges it started.
+     */
+    async sweep(limit = 100): Promise<number> {
+      let started = 0;
+      for (const userId of await store.usersBelowThreshold(db, limit)) {
+        if ((await service.afterSpend(userId)) === 'started') started++;
+      }
+      return started;
     },
 
     /**

@@ -5,6 +5,7 @@ import type Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
+import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createAutoRecharge, type AutoRecharge, type RechargeNotice } from '../../src/recharge/auto-recharge-service.ts';
@@ -71,6 +72,8 @@ async function userWithCard(number: string, options: { maxPerDay?: number; month
   return { agent, user };
 }
 
+/** The ledger without the after-spend check, for spends these tests check by hand (with their own clock and notices). */
+const plainLedger = () => createLedger(ta.t.db);
 const available = async (agent: request.Agent) => (await agent.get('/api/credits/balance').expect(200)).body.available as number;
 const rows = (userId: string) => ta.t.db('auto_recharges').where({ user_id: userId }).orderBy('created_at');
 const purchaseLots = (userId: string) =>
@@ -90,6 +93,49 @@ describe('auto-recharge', () => {
     expect(await purchaseLots(user.id)).toEqual([{ amount: 100 * C }]);
     expect((await rows(user.id)).map((r) => r.status)).toEqual(['succeeded']);
     expect(await recharge.afterSpend(user.id)).toBe('above_threshold');
+  });
+
+  it('50 concurrent spends through the app\'s ledger crossing the threshold → one recharge, one lot (the after-spend check)', async () => {
+    const { agent, user } = await userWithCard('4242424242424242');
+    // 60 credits: 50 one-credit spends cross the 20-credit threshold at the 41st.
+    await ta.deps.ledger.grant({ transferId: `top-up:${user.id}`, userId: user.id, millicredits: 50 * C, kind: 'adjustment', actor: 'test' });
+    await ta.deps.autoRecharge.settled();
+    expect(await rows(user.id)).toEqual([]);
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => ta.deps.ledger.debit({ transferId: `burst:${user.id}:${i}`, userId: user.id, millicredits: 1 * C, kind: 'usage', actor: 'test' })),
+    );
+    await ta.deps.autoRecharge.settled();
+    expect((await rows(user.id)).map((r) => r.status)).toEqual(['pending']);
+    await emulator.emulator.deliverDue();
+    await emulator.emulator.deliverDue();
+    expect(await available(agent)).toBe(110);
+    expect(await purchaseLots(user.id)).toEqual([{ amount: 100 * C }]);
+    expect((await rows(user.id)).map((r) => r.status)).toEqual(['succeeded']);
+  });
+
+  it('a job\'s hold settled by the task worker (post) starts the recharge; so does the sweep for a spend no check saw', async () => {
+    const { agent, user } = await userWithCard('4242424242424242');
+    await ta.deps.ledger.grant({ transferId: `top-up:${user.id}`, userId: user.id, millicredits: 20 * C, kind: 'adjustment', actor: 'test' });
+    // A job's hold taken where no check ran (e.g. before auto-recharge was on): 30 → 15 available.
+    await plainLedger().reserve({ holdId: `job:${user.id}`, userId: user.id, millicredits: 15 * C, timeoutMs: 60_000, actor: 'test', reason: 'job' });
+    expect(await available(agent)).toBe(15);
+    expect(await rows(user.id)).toEqual([]);
+    // The task worker settles with the services' ledger (createWorker(services) → services.ledger).
+    await ta.deps.ledger.post({ holdId: `job:${user.id}`, millicredits: 15 * C, actor: 'worker' });
+    await ta.deps.autoRecharge.settled();
+    expect((await rows(user.id)).map((r) => r.status)).toEqual(['pending']);
+    await emulator.emulator.deliverDue();
+    expect(await available(agent)).toBe(115);
+
+    // A spend made by a process without the check (a separate worker): the sweep starts one recharge, once.
+    const other = await userWithCard('4242424242424242');
+    await plainLedger().debit({ transferId: `elsewhere:${other.user.id}`, userId: other.user.id, millicredits: 1 * C, kind: 'usage', actor: 'worker' });
+    expect(await rows(other.user.id)).toEqual([]);
+    expect(await ta.deps.autoRecharge.sweep()).toBeGreaterThanOrEqual(1);
+    expect(await ta.deps.autoRecharge.sweep()).toBe(0);
+    expect((await rows(other.user.id)).map((r) => r.status)).toEqual(['pending']);
+    await emulator.emulator.deliverDue();
+    expect(await purchaseLots(other.user.id)).toEqual([{ amount: 100 * C }]);
   });
 
   it('a declined card (9995) is recorded and notified; three in a row turn auto-recharge off', async () => {
@@ -116,7 +162,7 @@ describe('auto-recharge', () => {
     expect(await recharge.afterSpend(user.id)).toBe('started');
     await emulator.emulator.deliverDue();
     // Spend back below the threshold.
-    await ta.deps.ledger.debit({ transferId: `spend:${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'usage', actor: 'test' });
+    await plainLedger().debit({ transferId: `spend:${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'usage', actor: 'test' });
     expect(await available(agent)).toBe(10);
     expect(await recharge.afterSpend(user.id)).toBe('daily_limit');
     expect(await recharge.afterSpend(user.id)).toBe('daily_limit');
@@ -135,7 +181,7 @@ describe('auto-recharge', () => {
     const { user } = await userWithCard('4242424242424242', { monthlyCeilingCents: 500 });
     expect(await recharge.afterSpend(user.id)).toBe('started');
     await emulator.emulator.deliverDue();
-    await ta.deps.ledger.debit({ transferId: `spend:${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'usage', actor: 'test' });
+    await plainLedger().debit({ transferId: `spend:${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'usage', actor: 'test' });
     expect(await recharge.afterSpend(user.id)).toBe('monthly_ceiling');
     expect(await recharge.afterSpend(user.id)).toBe('monthly_ceiling');
     expect(noticesOf(user.id)).toEqual(['monthly_ceiling']);
