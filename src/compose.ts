@@ -52,7 +52,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   const payments = createPayments({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
-  const autoRecharge = createAutoRecharge({ db, ledger: grantingLedger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
+  const autoRecharge = createAutoRecharge({ db, ledger: grantingLedger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger, appUrl: config.appUrl });
   // Every spend through this ledger (reserve, debit, one-commit debits, posts by the worker in
   // this process) checks auto-recharge after it commits (issue 14).
   const ledger = withAutoRecharge(grantingLedger, { check: autoRecharge.afterSpend, ownerOfAccount: (id) => ownerOfAccount(db, id), checks: autoRecharge.checks });
@@ -63,7 +63,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     payments,
     logger,
     offSession: autoRecharge,
-    more: subscriptions.webhookHandlers,
+    // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
+    more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers },
   });
   const auth = createAuthService({
     db,

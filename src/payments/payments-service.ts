@@ -273,7 +273,13 @@ export function createPayments(deps: PaymentsDeps) {
     /** The user's Stripe customer id, created once (Stripe idempotency key per user). */
     ensureCustomer: customerFor,
 
-    async createCheckout(user: { id: string; email: string; name: string }, packageId: string, idempotencyKey?: string): Promise<CheckoutResult> {
+    async createCheckout(
+      user: { id: string; email: string; name: string },
+      packageId: string,
+      idempotencyKey?: string,
+      /** `saveCard`: keep the card for auto-recharge (`setup_future_usage: off_session`; issue 14). */
+      options: { saveCard?: boolean } = {},
+    ): Promise<CheckoutResult> {
       const pack = await store.findPackage(db, packageId);
       if (!pack) throw new ValidationError([{ field: 'body.packageId', message: `no credit pack "${packageId}"` }]);
       const { payment } = await store.insertPendingPayment(db, { userId: user.id, pack, idempotencyKey: idempotencyKey ?? null });
@@ -308,7 +314,9 @@ export function createPayments(deps: PaymentsDeps) {
           success_url: `${config.appUrl}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
           cancel_url: `${config.appUrl}/checkout/cancel?payment_id=${payment.id}`,
           metadata,
-          payment_intent_data: { metadata },
+          payment_intent_data: options.saveCard
+            ? { metadata: { ...metadata, saveCard: 'true' }, setup_future_usage: 'off_session' }
+            : { metadata },
         },
         { idempotencyKey: `tally-checkout-${payment.id}` },
       );

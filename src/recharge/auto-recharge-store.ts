@@ -124,3 +124,9 @@ export async function ownerOfAccount(db: Db | Trx, accountId: string): Promise<s
   const row = (await db('accounts').where({ id: accountId }).first('user_id')) as { user_id: string | null } | undefined;
   return row?.user_id ?? undefined;
 }
+
+/** The user whose Stripe customer this is (`stripe_customers`), if any. */
+export async function userOfCustomer(db: Db | Trx, customerId: string): Promise<string | undefined> {
+  const row = (await db('stripe_customers').where({ customer_id: customerId }).first('user_id')) as { user_id: string } | undefined;
+  return row?.user_id;
+}

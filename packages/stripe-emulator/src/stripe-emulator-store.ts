@@ -42,6 +42,8 @@ export interface PaymentIntentData {
   metadata: Metadata;
   description: string | null;
   receipt_email: string | null;
+  /** Save the card for later (`off_session`/`on_session`): the PaymentMethod is attached to the session's customer. */
+  setup_future_usage?: 'off_session' | 'on_session' | null;
 }
 
 export interface CustomerDetails {
@@ -58,7 +60,9 @@ export interface DbSessionRow {
   expires_at: Date;
   status: SessionStatus;
   payment_status: 'paid' | 'unpaid' | 'no_payment_required';
-  mode: 'payment' | 'subscription';
+  mode: 'payment' | 'subscription' | 'setup';
+  /** mode setup: the SetupIntent the session completes. */
+  setup_intent_id?: string | null;
   /** mode subscription: the recurring price bought, and what paying created. */
   price_id?: string | null;
   subscription_id?: string | null;
@@ -114,6 +118,8 @@ export interface PendingCard {
   card: CardDetails;
   billing_name: string;
   email: string | null;
+  /** The test card number (what an attached PaymentMethod behaves like off-session). */
+  number?: string;
 }
 
 export type PaymentIntentStatus =
@@ -249,6 +255,7 @@ const JSON_COLUMNS = new Set([
   'outcome',
   'data',
   'response',
+  'last_setup_error',
 ]);
 
 function toDb<T extends object>(row: T): Record<string, unknown> {
