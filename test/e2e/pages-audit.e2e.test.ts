@@ -76,6 +76,21 @@ beforeAll(async () => {
   const staged = await json(
     await api.post(`${baseUrl}/api/tasks/uploads`, { multipart: { file: { name: 'a-scan-with-a-rather-long-file-name-2026.png', mimeType: 'image/png', buffer: fs.readFileSync(LINN) } } }),
   );
+  // Spending limits and auto-recharge (issue 14): a daily cap, a saved card with auto-recharge on,
+  // and an open "Save a card" Checkout (setup mode) on the emulator.
+  expect((await api.put(`${baseUrl}/api/credits/settings`, { data: { dailyCap: 50 } })).status()).toBe(200);
+  const pmRes = await fetch(`${emulator}/v1/payment_methods`, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer sk_test_e2e', 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2034',
+  });
+  const pm = (await pmRes.json()) as { id: string };
+  expect((await api.put(`${baseUrl}/api/credits/auto-recharge`, { data: { paymentMethodId: pm.id, threshold: 20, packageId: 'starter' } })).status()).toBe(200);
+  const settingsHtml = await (await api.get(`${baseUrl}/account/settings/credits`)).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(settingsHtml)![1]!;
+  const setup = await api.post(`${baseUrl}/account/settings/credits/card`, { form: { _csrf: csrf }, maxRedirects: 0 });
+  expect(setup.status()).toBe(303);
+  const setupCheckoutUrl = setup.headers()['location']!;
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/payments/${expiring.paymentId}`))).payment.status, 'expired', 30_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${task.task.id}`))).task.status, 'completed', 120_000);
   states.user = await userContext.storageState();
@@ -122,6 +137,8 @@ beforeAll(async () => {
     { role: 'user', name: 'checkout-success', url: successUrl.replace(baseUrl, '') },
     { role: 'user', name: 'checkout-cancel', url: '/checkout/cancel' },
     { role: 'user', name: 'emulator-checkout', url: open.checkoutUrl },
+    { role: 'user', name: 'spend-settings', url: '/account/settings/credits' },
+    { role: 'user', name: 'emulator-setup-checkout', url: setupCheckoutUrl },
     { role: 'poor', name: 'tasks-confirm-short', url: `/tasks?uploads=${short.upload.id}` },
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },

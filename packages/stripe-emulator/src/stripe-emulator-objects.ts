@@ -328,7 +328,7 @@ export function customerObject(row: DbCustomerRow): Stripe.Customer {
     description: row.description,
     email: row.email,
     invoice_prefix: row.id.slice(4, 12).toUpperCase(),
-    invoice_settings: { custom_fields: null, default_payment_method: row.default_payment_method?.id ?? null, footer: null, rendering_options: null },
+    invoice_settings: { custom_fields: null, default_payment_method: row.default_payment_method_id ?? null, footer: null, rendering_options: null },
     livemode: false,
     metadata: row.metadata,
     name: row.name,

@@ -34,8 +34,8 @@ export interface DbCustomerRow {
   metadata: Metadata;
   /** The test clock the customer lives on (Billing), if any. */
   test_clock_id?: string | null;
-  /** The saved card subscriptions charge (billing-service.ts `SavedCard`). */
-  default_payment_method?: { id: string } | null;
+  /** The PaymentMethod subscriptions charge (`invoice_settings.default_payment_method`; a row of payment_methods). */
+  default_payment_method_id?: string | null;
 }
 
 export interface PaymentIntentData {
