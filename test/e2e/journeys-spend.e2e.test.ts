@@ -12,15 +12,29 @@ const currentPage = usePage({ width: 390, height: 844 });
 let page: Page;
 beforeEach(() => {
   page = currentPage();
+  // A step that cannot happen fails with its name instead of waiting out the test.
+  page.setDefaultTimeout(20_000);
 });
 
-/** axe and layout checks in light and then dark mode (the page as it is now). */
+/** Switches the colour scheme and waits for the page's colour transitions to end. */
+async function scheme(p: Page, colorScheme: 'light' | 'dark') {
+  await p.emulateMedia({ colorScheme });
+  // Transitions only (a looping animation never finishes), and never longer than a second.
+  await p.evaluate(() =>
+    Promise.race([
+      Promise.all(document.getAnimations().filter((a) => a instanceof CSSTransition).map((a) => a.finished.catch(() => undefined))),
+      new Promise((r) => setTimeout(r, 1000)),
+    ]),
+  );
+}
+
+/** axe and layout checks in light and then dark mode (the page as it is now, flash messages included). */
 async function checkBothSchemes(p: Page) {
-  await p.emulateMedia({ colorScheme: 'light' });
+  await scheme(p, 'light');
   await checkAccessibility(p);
-  await p.emulateMedia({ colorScheme: 'dark' });
+  await scheme(p, 'dark');
   await checkAccessibility(p);
-  await p.emulateMedia({ colorScheme: 'light' });
+  await scheme(p, 'light');
 }
 
 /** Uploads trivial.pdf on /tasks and confirms it; returns the flash message when the confirm was refused. */
@@ -36,7 +50,7 @@ async function uploadAndConfirm(p: Page): Promise<string | null> {
 
 /** Saves a card through "Save a card" / "Save a different card": the emulator's Checkout in setup mode. */
 async function saveCard(p: Page, number: string) {
-  await p.goto(`${baseUrl}/account/settings/credits#auto-recharge`);
+  await p.goto(`${baseUrl}/account/settings/credits`);
   await Promise.all([p.waitForURL(/\/c\/pay\//), p.getByTestId('save-card').click()]);
   expect(await p.locator('h1').textContent()).toBe('Save a card');
   await checkBothSchemes(p);
@@ -50,7 +64,7 @@ async function saveCard(p: Page, number: string) {
 
 /** The results in the recharge history on /account/settings/credits, newest first. */
 async function historyOf(p: Page): Promise<string[]> {
-  await p.goto(`${baseUrl}/account/settings/credits#auto-recharge`);
+  await p.goto(`${baseUrl}/account/settings/credits`);
   const rows = p.locator('[data-testid="recharge-history"] tbody tr td:last-child');
   return (await rows.allTextContents()).map((t) => t.trim());
 }
@@ -117,7 +131,7 @@ describe('journey: spending limits and auto-recharge', () => {
       expect(await uploadAndConfirm(page)).toBeNull();
       await expect.poll(async () => (await historyOf(page)).filter((r) => r === 'Failed: insufficient funds').length, { timeout: 30_000 }).toBeGreaterThan(failed);
     }
-    await page.goto(`${baseUrl}/account/settings/credits#auto-recharge`);
+    await page.goto(`${baseUrl}/account/settings/credits`);
     expect(await page.getByTestId('auto-recharge-status').textContent()).toContain('Off: the last three recharges failed.');
     expect((await historyOf(page)).filter((r) => r === 'Failed: insufficient funds')).toHaveLength(3);
     await checkBothSchemes(page);
