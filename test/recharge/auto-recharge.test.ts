@@ -199,6 +199,28 @@ describe('auto-recharge', () => {
     expect(sent.checkoutUrl).toMatch(/\/c\/pay\/cs_test_/);
   });
 
+  it('through the real notification pipeline, the authentication-required card emails a Checkout link; paying it grants the pack once, not before', async () => {
+    const { agent, user } = await userWithCard('4000002760003184');
+    expect(await ta.deps.autoRecharge.afterSpend(user.id)).toBe('authentication_required');
+    const [mail] = await ta.t.db('email_outbox').where({ user_id: user.id, type: 'auto_recharge' }).select('subject', 'text_body');
+    expect(mail.subject).toBe('Confirm your auto-recharge payment');
+    const link = /(http\S+\/c\/pay\/cs_test_\w+)/.exec(mail.text_body)![1]!;
+    await emulator.emulator.deliverDue();
+    expect(await purchaseLots(user.id)).toEqual([]);
+    expect(await available(agent)).toBe(10);
+    // The user finishes the payment on-session in Checkout (with a card that needs no step).
+    const sessionId = /cs_test_\w+/.exec(link)![0];
+    await request(emulator.emulator.app)
+      .post(`/c/pay/${sessionId}`)
+      .type('form')
+      .send({ email: user.email, cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Rita' })
+      .expect(303);
+    await emulator.emulator.deliverDue();
+    await emulator.emulator.deliverDue();
+    expect(await purchaseLots(user.id)).toEqual([{ amount: 100 * C }]);
+    expect(await available(agent)).toBe(110);
+  });
+
   it('a refund of a recharge claws back like any purchase; deleting the card turns auto-recharge off', async () => {
     const { agent, user } = await userWithCard('4242424242424242');
     await recharge.afterSpend(user.id);
