@@ -16,6 +16,8 @@ import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
 import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
+import { ownerOfAccount } from './recharge/auto-recharge-store.ts';
+import { withAutoRecharge } from './recharge/recharge-ledger.ts';
 import { createSpendControls } from './spend/spend-service.ts';
 import { createRechargeNotices, createSpendNotices } from './spend/spend-notices.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
@@ -40,14 +42,14 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
+  const { storage, ledger: grantingLedger, pricing, notificationCore } = createWorkerServices(config, db, infra);
   const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
-    ledger,
+    ledger: grantingLedger,
     stripe: infra.stripe,
     customers,
     config,
@@ -55,10 +57,13 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
   // Receipts read payments through the payments service, which numbers receipts as it fulfills.
-  const insight = createInsight({ db, ledger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: withReceiptNumbers(insight.receipts, notifications.paymentHooks) });
+  const insight = createInsight({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
+  const payments = createPayments({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, customers, events: withReceiptNumbers(insight.receipts, notifications.paymentHooks) });
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
-  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
+  const autoRecharge = createAutoRecharge({ db, ledger: grantingLedger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger, appUrl: config.appUrl });
+  // Every spend through this ledger (reserve, debit, one-commit debits, posts by the worker in
+  // this process) checks auto-recharge after it commits (issue 14).
+  const ledger = withAutoRecharge(grantingLedger, { check: autoRecharge.afterSpend, ownerOfAccount: (id) => ownerOfAccount(db, id), checks: autoRecharge.checks });
   const stripeWebhook = createStripeWebhook({
     db,
     stripe: infra.stripe,
@@ -66,7 +71,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     payments,
     logger,
     offSession: autoRecharge,
-    more: subscriptions.webhookHandlers,
+    // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
+    more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers },
   });
   const auth = createAuthService({
     db,
@@ -79,7 +85,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend });
   // Team invitations go through the email outbox, written in the invitation's transaction.
   const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
     async sendInvitation(msg, trx) {

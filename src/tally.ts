@@ -96,8 +96,10 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const capAlerts = await services.spend.deliverAlerts();
           // Months 2–12 of yearly subscription plans whose month has begun.
           const months = await services.subscriptions.creditDueMonths();
-          if (holds + lots + keys + capAlerts + months > 0) {
-            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months }, 'ledger sweep');
+          // Auto-recharges for spends no check saw (a separate worker process's posts).
+          const recharges = await services.autoRecharge.sweep();
+          if (holds + lots + keys + capAlerts + months + recharges > 0) {
+            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months, recharges }, 'ledger sweep');
           }
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
@@ -106,6 +108,8 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     }, config.sweepIntervalMs);
     sweeper.unref();
     stops.push(async () => clearInterval(sweeper));
+    // Auto-recharge checks started by the last spends finish before the database closes.
+    stops.push(() => services.autoRecharge.settled());
 
     // Unless WORKER=off, the OCR worker in this process (stopped before the queue).
     if (config.tasks.worker) {

@@ -10,6 +10,6 @@ export function createAdminFeature(services: Services): Feature {
   const api = express.Router();
   const pages = express.Router();
   api.use(createAdminRouter({ admin, audit, db, config, payments }));
-  pages.use(createAdminPages({ admin, audit, payments, subscriptions: services.subscriptions }));
+  pages.use(createAdminPages({ admin, audit, payments, subscriptions: services.subscriptions, spend: services.spend }));
   return { api, pages };
 }

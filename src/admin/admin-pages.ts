@@ -17,8 +17,11 @@ import { paymentView } from '../payments/payments-json.ts';
 import type { Payments } from '../payments/payments-service.ts';
 import type { Subscriptions } from '../subscriptions/subscriptions-service.ts';
 import { loadSubscriptionView } from '../subscriptions/subscriptions-json.ts';
+import { HardCapsBody } from '../spend/spend-schemas.ts';
+import { spendSettingsJson } from '../spend/spend-json.ts';
+import type { SpendControls } from '../spend/spend-service.ts';
 
-type FormName = 'grant' | 'adjust';
+type FormName = 'grant' | 'adjust' | 'limits';
 
 /**
  * The admin pages, admins only: /admin (find a user), /admin/users/:id (their ledger, grant or
@@ -32,6 +35,8 @@ export function createAdminPages(deps: {
   payments: Pick<Payments, 'listPayments' | 'getPayment' | 'listWebhookProblems'>;
   /** The subscription section with its invoices and the manual grant form (views/subscriptions/_admin.ejs). */
   subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
+  /** The hard caps form (issue 14; views/spend/_admin-limits.ejs), posted to `/admin/users/:id/limits`. */
+  spend?: Pick<SpendControls, 'getSettings' | 'setHardCaps'>;
 }): express.Router {
   const { admin, audit, payments } = deps;
   const pages = express.Router();
@@ -82,6 +87,10 @@ export function createAdminPages(deps: {
     const adminPayments = await Promise.all(list.map(async (p) => paymentView(p, (await payments.getPayment(p.id, null)).refunds)));
     const subscription = await loadSubscriptionView(deps.subscriptions, user.id);
     const blank = () => ({ idempotencyKey: crypto.randomUUID() });
+    const spendCaps = deps.spend ? spendSettingsJson(await deps.spend.getSettings(user.id)).caps : undefined;
+    const hardCapValues = spendCaps
+      ? { dailyCap: spendCaps.daily.hardCap ?? '', monthlyCap: spendCaps.monthly.hardCap ?? '', perJobMax: spendCaps.perJob.hardCap ?? '' }
+      : {};
     res.status(status).render('admin/user', {
       title: `${user.name} · Admin`,
       flash: takeFlash(req),
@@ -96,6 +105,8 @@ export function createAdminPages(deps: {
       subscription,
       grant: form?.name === 'grant' ? form : { values: blank(), errors: {} },
       adjust: form?.name === 'adjust' ? form : { values: blank(), errors: {} },
+      spendCaps,
+      limits: form?.name === 'limits' ? form : { values: hardCapValues, errors: {} },
       people,
       words: auditWords,
       fmt: viewHelpers,
@@ -141,6 +152,23 @@ export function createAdminPages(deps: {
 
   pages.post('/admin/users/:id/grants', (req, res) => handleForm(req, res, 'grant'));
   pages.post('/admin/users/:id/adjustments', (req, res) => handleForm(req, res, 'adjust'));
+
+  // Hard caps (a blank field removes that cap); the user can lower them, never raise them.
+  const spend = deps.spend;
+  if (spend) pages.post('/admin/users/:id/limits', async (req, res) => {
+    const id = String(req.params.id);
+    const values = formBody(req);
+    try {
+      const settings = await spend.setHardCaps(req.user!, id, parseOrThrow(HardCapsBody, values, 'body'), requestContext(req));
+      if (!settings) return renderUser(req, res, id, 404);
+      setFlash(req, { type: 'success', message: 'Hard spending caps saved.' });
+      res.redirect(303, `/admin/users/${encodeURIComponent(id)}#limits`);
+    } catch (err) {
+      const errors = fieldErrorsOf(err);
+      if (errors) return renderUser(req, res, id, 400, { name: 'limits', values, errors });
+      throw err;
+    }
+  });
 
   pages.get('/admin/audit', async (req, res) => {
     const { value: q, error } = queryOrEmpty(() => validate(AuditQuery, req, 'query'));

@@ -14,6 +14,7 @@ import { validate } from '../http/validate.ts';
 import { balanceJson, transferJson } from './credits-json.ts';
 import { TransfersQuery } from './transfers-schemas.ts';
 import { viewHelpers } from './view-helpers.ts';
+import { formatMoney } from '@tally/money';
 
 /** Statement lines per page on /account. */
 const PAGE_SIZE = 25;
@@ -31,6 +32,8 @@ export function createAccountPages(deps: {
   subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
   /** Email verification and the alert history (views/notifications/_account.ejs). */
   notices: { forAccount(userId: string): Promise<unknown> };
+  /** Auto-recharge's status, next allowed recharge and history (issue 14; views/account/_auto-recharge.ejs), as JSON. */
+  autoRecharge?: { forAccount(userId: string): Promise<unknown> };
 }): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
@@ -46,13 +49,14 @@ export function createAccountPages(deps: {
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases, notices, subscription] = await Promise.all([
+    const [balance, page, sessions, purchases, notices, subscription, recharge] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
       deps.notices.forAccount(user.id),
       loadSubscriptionView(deps.subscriptions, user.id),
+      deps.autoRecharge?.forAccount(user.id),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -79,6 +83,8 @@ export function createAccountPages(deps: {
       payments: purchases.map((p) => paymentView(p)),
       notices,
       subscription,
+      recharge,
+      money: formatMoney,
       fmt: viewHelpers,
     });
   });

@@ -2,6 +2,7 @@ import express from 'express';
 import type { Feature } from '../feature.ts';
 import type { Services } from '../services.ts';
 import { createAccountPages } from './account-pages.ts';
+import { autoRechargeJson } from '../recharge/auto-recharge-router.ts';
 import { createBalanceRouter } from './balance-router.ts';
 
 /**
@@ -14,6 +15,15 @@ export function createCreditsFeature(services: Services): Feature {
   const api = express.Router();
   const pages = express.Router();
   api.use(createBalanceRouter({ db, ledger, keysOfHolds: services.apiKeys.keysOfHolds }));
-  pages.use(createAccountPages({ ledger, sessions, payments, notices: notifications.notifications, subscriptions: services.subscriptions }));
+  pages.use(
+    createAccountPages({
+      ledger,
+      sessions,
+      payments,
+      notices: notifications.notifications,
+      subscriptions: services.subscriptions,
+      autoRecharge: { forAccount: async (userId) => autoRechargeJson(await services.autoRecharge.overview(userId)) },
+    }),
+  );
   return { api, pages };
 }

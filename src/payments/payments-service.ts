@@ -279,6 +279,8 @@ export function createPayments(deps: PaymentsDeps) {
       packageId: string,
       idempotencyKey?: string,
       teamId?: string,
+      /** `saveCard`: keep the card for the buyer's auto-recharge (`setup_future_usage: off_session`; issue 14). */
+      options: { saveCard?: boolean } = {},
     ): Promise<CheckoutResult> {
       const pack = await store.findPackage(db, packageId);
       if (!pack) throw new ValidationError([{ field: 'body.packageId', message: `no credit pack "${packageId}"` }]);
@@ -314,7 +316,9 @@ export function createPayments(deps: PaymentsDeps) {
           success_url: `${config.appUrl}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
           cancel_url: `${config.appUrl}/checkout/cancel?payment_id=${payment.id}`,
           metadata,
-          payment_intent_data: { metadata },
+          payment_intent_data: options.saveCard
+            ? { metadata: { ...metadata, saveCard: 'true' }, setup_future_usage: 'off_session' }
+            : { metadata },
         },
         { idempotencyKey: `tally-checkout-${payment.id}` },
       );

@@ -23,6 +23,25 @@ export const AutoRechargeBody = z
   })
   .strict();
 
+/**
+ * The auto-recharge form on /account/settings/credits: turn on (or save) with the saved card,
+ * or turn off. The monthly ceiling is typed in the pack's currency (e.g. `125` or `125.50`).
+ */
+export const AutoRechargeForm = z
+  .object({
+    action: z.enum(['on', 'off']),
+    threshold: AutoRechargeBody.shape.threshold.optional(),
+    packageId: z.string().min(1).max(100).optional(),
+    maxPerDay: z.coerce.number({ error: 'must be a whole number from 1 to 100' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').optional(),
+    monthlyCeiling: z
+      .string()
+      .trim()
+      .regex(/^\d{1,6}(\.\d{1,2})?$/, 'must be an amount such as 125 or 125.50')
+      .transform((v) => Math.round(Number(v) * 100))
+      .optional(),
+  })
+  .strict();
+
 /** An overview as JSON (credits, minor units, ISO dates). */
 export function autoRechargeJson(o: Awaited<ReturnType<AutoRecharge['overview']>>) {
   const s = o.settings;

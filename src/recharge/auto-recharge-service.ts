@@ -5,8 +5,11 @@ import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import * as paymentsStore from '../payments/payments-store.ts';
 import type { Payments } from '../payments/payments-service.ts';
-import type { PaymentIntentFacts } from '../payments/stripe-webhook.ts';
+import type { MoreHandler, PaymentIntentFacts } from '../payments/stripe-webhook.ts';
+import { NotFoundError } from '../http/errors.ts';
+import { creditsToMillicredits } from '../ledger/credits.ts';
 import * as store from './auto-recharge-store.ts';
+import { createSpendChecks } from './recharge-ledger.ts';
 
 /** Consecutive failed recharges after which auto-recharge turns itself off (issue 14). */
 export const MAX_CONSECUTIVE_FAILURES = 3;
@@ -14,6 +17,15 @@ export const MAX_CONSECUTIVE_FAILURES = 3;
 export const DEFAULT_MAX_PER_DAY = 3;
 /** Default monthly ceiling: the price of this many packs (issue 14). */
 export const DEFAULT_CEILING_PACKS = 5;
+/** The threshold a newly saved card starts with, until the user chooses one (credits). */
+export const DEFAULT_THRESHOLD_CREDITS = 20;
+
+/** What Tally keeps of a saved card: the Stripe PaymentMethod id, brand and last 4 digits. */
+export interface SavedCard {
+  paymentMethodId: string;
+  brand: string | null;
+  last4: string | null;
+}
 
 /** What happened to the user's auto-recharge; each is sent to the user through the {@link RechargeNotifier}. */
 export type RechargeNotice =
@@ -70,9 +82,12 @@ export function createAutoRecharge(deps: {
   notifier: RechargeNotifier;
   logger: Logger;
   clock?: () => Date;
+  /** Where Checkout sends the user back after saving a card (`config.appUrl`). */
+  appUrl?: string;
 }) {
   const { db, ledger, stripe, payments, notifier, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const checks = createSpendChecks(logger);
 
   async function notify(userId: string, notice: RechargeNotice) {
     await notifier.notify(userId, notice).catch((err: unknown) => logger.error({ err, userId }, 'auto-recharge notice failed'));
@@ -93,7 +108,132 @@ export function createAutoRecharge(deps: {
     if (consecutive >= MAX_CONSECUTIVE_FAILURES) await notify(userId, { kind: 'disabled', reason: 'failures' });
   }
 
+  /**
+   * Keeps `pm` (attached to the user's customer) as the saved card: replaces an earlier one
+   * (detached at Stripe), resets the failure count and keeps auto-recharge on or off as it was
+   * (off with defaults when there were no settings yet: the user turns it on).
+   */
+  async function keepCard(userId: string, card: SavedCard): Promise<void> {
+    const earlier = await inTransaction(db, async (trx) => {
+      const s = await store.findSettings(trx, userId, true);
+      if (s) {
+        await store.updateSettings(trx, userId, {
+          payment_method_id: card.paymentMethodId,
+          card_brand: card.brand,
+          card_last4: card.last4,
+          consecutive_failures: 0,
+          ...(s.disabled_reason === 'card_removed' ? { disabled_reason: null } : {}),
+        });
+        return s.payment_method_id !== card.paymentMethodId ? s.payment_method_id : null;
+      }
+      const [pack] = await paymentsStore.listPackages(trx);
+      if (!pack) throw new Error('no credit pack to recharge with');
+      await store.upsertSettings(trx, {
+        user_id: userId,
+        enabled: false,
+        payment_method_id: card.paymentMethodId,
+        card_brand: card.brand,
+        card_last4: card.last4,
+        threshold_millicredits: creditsToMillicredits(DEFAULT_THRESHOLD_CREDITS),
+        package_id: pack.id,
+        max_per_day: DEFAULT_MAX_PER_DAY,
+        monthly_ceiling_cents: pack.amountCents * DEFAULT_CEILING_PACKS,
+        consecutive_failures: 0,
+        disabled_reason: null,
+      });
+      return null;
+    });
+    if (earlier) await stripe.paymentMethods.detach(earlier).catch((err: unknown) => logger.warn({ err, userId }, 'could not detach the replaced card'));
+  }
+
+  const cardOf = (pm: Stripe.PaymentMethod): SavedCard => ({ paymentMethodId: pm.id, brand: pm.card?.brand ?? null, last4: pm.card?.last4 ?? null });
+  const idOf = (v: string | { id: string } | null | undefined) => (typeof v === 'string' ? v : (v?.id ?? null));
+
   const service = {
+    /**
+     * Starts saving a card: a Stripe Checkout Session in `mode: setup` for the user's customer;
+     * returns its URL. Checkout sends the user back to `/account/settings/credits/card/saved`.
+     */
+    async startCardSetup(user: { id: string; email: string; name: string }): Promise<string> {
+      const customer = await payments.ensureCustomer(user);
+      const session = await stripe.checkout.sessions.create({
+        mode: 'setup',
+        customer,
+        currency: 'usd',
+        success_url: `${deps.appUrl ?? ''}/account/settings/credits/card/saved?session_id={CHECKOUT_SESSION_ID}`,
+        cancel_url: `${deps.appUrl ?? ''}/account/settings/credits#auto-recharge`,
+        metadata: { userId: user.id, purpose: 'auto_recharge_card' },
+      });
+      if (!session.url) throw new Error('Stripe returned a setup session without a URL');
+      return session.url;
+    },
+
+    /**
+     * The return from a setup session: keeps the card its SetupIntent saved. Null while the
+     * session is not complete. 404 when the session is not the user's.
+     */
+    async finishCardSetup(user: { id: string; email: string; name: string }, sessionId: string): Promise<SavedCard | null> {
+      const session = await stripe.checkout.sessions.retrieve(sessionId).catch(() => null);
+      const customer = await payments.ensureCustomer(user);
+      if (!session || session.mode !== 'setup' || idOf(session.customer) !== customer) throw new NotFoundError('setup session');
+      if (session.status !== 'complete' || !session.setup_intent) return null;
+      const intent = await stripe.setupIntents.retrieve(idOf(session.setup_intent)!);
+      const pmId = idOf(intent.payment_method);
+      if (intent.status !== 'succeeded' || !pmId) return null;
+      const card = cardOf(await stripe.paymentMethods.retrieve(pmId));
+      await keepCard(user.id, card);
+      return card;
+    },
+
+    /**
+     * Webhook handlers (the payments webhook's `more` map): a pack bought with "save this card"
+     * (`setup_future_usage: off_session`, metadata `saveCard`) keeps the card it was paid with,
+     * then leaves the event to payments (fulfillment); a setup session's `setup_intent.succeeded`
+     * keeps its card; the other card events need nothing.
+     */
+    webhookHandlers: {
+      'payment_intent.succeeded': {
+        prefetch: async (event) => {
+          const pi = event.data.object as Stripe.PaymentIntent;
+          const pmId = idOf(pi.payment_method);
+          if (pi.metadata?.saveCard !== 'true' || !pi.metadata.userId || !pmId) return null;
+          return { userId: pi.metadata.userId, card: cardOf(await stripe.paymentMethods.retrieve(pmId)) };
+        },
+        handle: async (_event, _trx, prefetched) => {
+          const p = prefetched as { userId: string; card: SavedCard } | null;
+          // After the transaction is not needed: keepCard is idempotent, and a retry repeats it.
+          if (p) await keepCard(p.userId, p.card);
+          return null;
+        },
+      },
+      'setup_intent.succeeded': {
+        prefetch: async (event) => {
+          const intent = event.data.object as Stripe.SetupIntent;
+          const pmId = idOf(intent.payment_method);
+          const customer = idOf(intent.customer);
+          if (!pmId || !customer) return null;
+          const userId = await store.userOfCustomer(db, customer);
+          return userId ? { userId, card: cardOf(await stripe.paymentMethods.retrieve(pmId)) } : null;
+        },
+        handle: async (_event, _trx, prefetched) => {
+          const p = prefetched as { userId: string; card: SavedCard } | null;
+          if (p) await keepCard(p.userId, p.card);
+          return p ? 'card_saved' : 'ignored:unknown_customer';
+        },
+      },
+      'setup_intent.created': { handle: async () => 'ignored:not_needed' },
+      'payment_method.attached': { handle: async () => 'ignored:not_needed' },
+      'payment_method.detached': { handle: async () => 'ignored:not_needed' },
+    } satisfies Record<string, MoreHandler>,
+
+    /** The packs a recharge may buy (for the settings form). */
+    packages: () => paymentsStore.listPackages(db),
+
+    /** Turns auto-recharge off, keeping the saved card and settings. */
+    async turnOff(userId: string): Promise<void> {
+      await store.updateSettings(db, userId, { enabled: false, disabled_reason: null });
+    },
+
     /**
      * Saves `paymentMethodId` (a card; attached to the user's Stripe customer) and the settings,
      * and turns auto-recharge on. Defaults: 3 a day, a ceiling of 5 packs a month.
@@ -136,37 +276,51 @@ export function createAutoRecharge(deps: {
      * `daily_limit`, `monthly_ceiling`, `failed`, `authentication_required`.
      */
     async afterSpend(userId: string): Promise<string> {
-      const s = await store.findSettings(db, userId);
-      if (!s?.enabled || !s.payment_method_id) return 'off';
-      const balance = await ledger.getBalance(userId);
-      if (balance.available >= Number(s.threshold_millicredits)) return 'above_threshold';
-      const pack = await paymentsStore.findPackage(db, s.package_id);
-      if (!pack) return 'off';
+      // Cheap pre-check without a lock: most users have no auto-recharge.
+      const unlocked = await store.findSettings(db, userId);
+      if (!unlocked?.enabled || !unlocked.payment_method_id) return 'off';
       const now = clock();
-      const used = await store.usage(db, userId, startOfUtcDay(now), startOfUtcMonth(now));
-      if (used.today >= s.max_per_day) {
-        if (await store.recordNotice(db, userId, 'daily_limit', startOfUtcDay(now).toISOString().slice(0, 10))) {
-          await notify(userId, { kind: 'daily_limit', resetsAt: nextUtcDay(now) });
+      type Decision =
+        | { outcome: 'off' | 'above_threshold' | 'in_flight' }
+        | { outcome: 'daily_limit' | 'monthly_ceiling'; notice: boolean }
+        | { outcome: 'start'; s: store.DbAutoRechargeSettingsRow; pack: paymentsStore.CreditPackage; payment: { id: string }; recharge: store.DbAutoRechargeRow };
+      // One decision at a time per user: the settings row is locked while the balance is read and
+      // the pending recharge inserted, and the webhook that grants a recharge's credits takes the
+      // same lock first, so a check never reads a balance from before a grant and then starts a
+      // second recharge after the first one's credits arrived.
+      const decision = await inTransaction(db, async (trx): Promise<Decision> => {
+        const s = await store.findSettings(trx, userId, true);
+        if (!s?.enabled || !s.payment_method_id) return { outcome: 'off' };
+        if (await store.hasPending(trx, userId)) return { outcome: 'in_flight' };
+        if ((await ledger.getAvailable(userId, trx)) >= Number(s.threshold_millicredits)) return { outcome: 'above_threshold' };
+        const pack = await paymentsStore.findPackage(trx, s.package_id);
+        if (!pack) return { outcome: 'off' };
+        const used = await store.usage(trx, userId, startOfUtcDay(now), startOfUtcMonth(now));
+        if (used.today >= s.max_per_day) {
+          return { outcome: 'daily_limit', notice: await store.recordNotice(trx, userId, 'daily_limit', startOfUtcDay(now).toISOString().slice(0, 10)) };
         }
-        return 'daily_limit';
-      }
-      if (used.monthCents + pack.amountCents > Number(s.monthly_ceiling_cents)) {
-        if (await store.recordNotice(db, userId, 'monthly_ceiling', startOfUtcMonth(now).toISOString().slice(0, 7))) {
-          await notify(userId, { kind: 'monthly_ceiling', resetsAt: nextUtcMonth(now) });
+        if (used.monthCents + pack.amountCents > Number(s.monthly_ceiling_cents)) {
+          return { outcome: 'monthly_ceiling', notice: await store.recordNotice(trx, userId, 'monthly_ceiling', startOfUtcMonth(now).toISOString().slice(0, 7)) };
         }
-        return 'monthly_ceiling';
-      }
-      const started = await inTransaction(db, async (trx) => {
         const { payment } = await paymentsStore.insertPendingPayment(trx, { userId, pack, idempotencyKey: null });
+        // The partial unique index (one pending recharge per user) backs the lock up.
         const recharge = await store.insertPending(trx, { userId, paymentId: payment.id, amountCents: pack.amountCents, currency: pack.currency, createdAt: now });
         if (!recharge) throw new InFlight();
-        return { payment, recharge };
+        return { outcome: 'start', s, pack, payment, recharge };
       }).catch((err: unknown) => {
-        if (err instanceof InFlight) return undefined;
+        if (err instanceof InFlight) return { outcome: 'in_flight' as const };
         throw err;
       });
-      if (!started) return 'in_flight';
-      const { payment, recharge } = started;
+      if (decision.outcome === 'daily_limit') {
+        if (decision.notice) await notify(userId, { kind: 'daily_limit', resetsAt: nextUtcDay(now) });
+        return 'daily_limit';
+      }
+      if (decision.outcome === 'monthly_ceiling') {
+        if (decision.notice) await notify(userId, { kind: 'monthly_ceiling', resetsAt: nextUtcMonth(now) });
+        return 'monthly_ceiling';
+      }
+      if (decision.outcome !== 'start') return decision.outcome;
+      const { s, pack, payment, recharge } = decision;
       const customer = await payments.ensureCustomer({ id: userId, email: '', name: '' });
       try {
         const pi = await stripe.paymentIntents.create(
@@ -174,7 +328,7 @@ export function createAutoRecharge(deps: {
             amount: pack.amountCents,
             currency: pack.currency,
             customer,
-            payment_method: s.payment_method_id,
+            payment_method: s.payment_method_id!,
             off_session: true,
             confirm: true,
             description: `Auto-recharge: ${pack.name} pack`,
@@ -215,6 +369,8 @@ export function createAutoRecharge(deps: {
     /** For the webhook: a succeeded off-session PaymentIntent of a recharge → its pack's credits, once. */
     async paymentIntentSucceeded(pi: PaymentIntentFacts, trx: Trx): Promise<string | null> {
       if (!pi.metadata?.autoRechargeId) return null;
+      // The settings row first (as afterSpend takes it), then the payment, the lot and the recharge.
+      if (pi.metadata.userId) await store.findSettings(trx, pi.metadata.userId, true);
       const result = await payments.webhook.fulfillPaymentIntent(pi, trx);
       if (!result) return null;
       const recharge = await store.findRechargeByPayment(trx, result.payment.id, true);
@@ -223,6 +379,32 @@ export function createAutoRecharge(deps: {
         await store.updateSettings(trx, result.payment.userId, { consecutive_failures: 0 });
       }
       return result.granted ? 'auto_recharge_fulfilled' : 'auto_recharge_already_fulfilled';
+    },
+
+    /** Runs {@link afterSpend} in the background (errors logged); see {@link settled}. */
+    checkSoon(userId: string): Promise<void> {
+      checks.start(() => service.afterSpend(userId));
+      return Promise.resolve();
+    },
+
+    /** The background checks started so far have finished (tests, shutdown). */
+    settled: () => checks.settled(),
+
+    /** The checks of {@link withAutoRecharge}, to share the tracking of {@link settled}. */
+    checks,
+
+    /**
+     * The sweep (the web process's sweep timer): checks every user whose auto-recharge is on,
+     * whose available credits are below the threshold and who has no recharge in flight, so a
+     * spend made where no check ran (a separate worker process) still starts its recharge.
+     * Returns how many recharges it started.
+     */
+    async sweep(limit = 100): Promise<number> {
+      let started = 0;
+      for (const userId of await store.usersBelowThreshold(db, limit)) {
+        if ((await service.afterSpend(userId)) === 'started') started++;
+      }
+      return started;
     },
 
     /**

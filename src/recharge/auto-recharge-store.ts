@@ -93,3 +93,40 @@ export async function recordNotice(db: Db | Trx, userId: string, kind: string, p
 export async function findUserContact(db: Db | Trx, userId: string): Promise<{ id: string; email: string; name: string } | undefined> {
   return db('users').where({ id: userId }).first('id', 'email', 'name');
 }
+
+/** Whether the user has a recharge in flight (pending). */
+export async function hasPending(db: Db | Trx, userId: string): Promise<boolean> {
+  return (await db('auto_recharges').where({ user_id: userId, status: 'pending' }).first('id')) !== undefined;
+}
+
+/**
+ * Users whose auto-recharge is on with a saved card, whose available credits (free credits of
+ * unexpired lots − debt, as the ledger counts them) are below their threshold, and who have no
+ * recharge in flight: the sweep's candidates, at most `limit`.
+ */
+export async function usersBelowThreshold(db: Db | Trx, limit: number): Promise<string[]> {
+  const { rows } = (await db.raw(
+    `SELECT s.user_id FROM auto_recharge_settings s
+       JOIN accounts a ON a.user_id = s.user_id
+      WHERE s.enabled AND s.payment_method_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM auto_recharges r WHERE r.user_id = s.user_id AND r.status = 'pending')
+        AND COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
+                       WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > now())), 0) - a.debt
+            < s.threshold_millicredits
+      LIMIT ?`,
+    [limit],
+  )) as { rows: Array<{ user_id: string }> };
+  return rows.map((r) => r.user_id);
+}
+
+/** The user who owns a ledger account (a user's account), if any. */
+export async function ownerOfAccount(db: Db | Trx, accountId: string): Promise<string | undefined> {
+  const row = (await db('accounts').where({ id: accountId }).first('user_id')) as { user_id: string | null } | undefined;
+  return row?.user_id ?? undefined;
+}
+
+/** The user whose Stripe customer this is (`stripe_customers`), if any. */
+export async function userOfCustomer(db: Db | Trx, customerId: string): Promise<string | undefined> {
+  const row = (await db('stripe_customers').where({ customer_id: customerId }).first('user_id')) as { user_id: string } | undefined;
+  return row?.user_id;
+}

@@ -7,9 +7,9 @@ import { creditsToMillicredits, InvalidAmountError } from '../ledger/credits.ts'
 /** A cap: credits > 0 (≤ 3 decimals) → millicredits; `null` (or a blank form field) removes it. */
 const Cap = z.preprocess(
   (v) => (v === '' ? null : v),
-  z.union([
-    z.null(),
-    schemas.credits.transform((v, ctx) => {
+  // nullable (not a union with null), so a bad number gets the credits schema's own message.
+  schemas.credits
+    .transform((v, ctx) => {
       try {
         return creditsToMillicredits(v);
       } catch (err) {
@@ -17,8 +17,8 @@ const Cap = z.preprocess(
         ctx.addIssue({ code: 'custom', message: err.message.replace(/^.* is not a valid amount of credits: /, 'must be a valid amount of credits: ') });
         return z.NEVER;
       }
-    }),
-  ]),
+    })
+    .nullable(),
 );
 
 /** An IANA time zone name both Node and PostgreSQL know (`Europe/Berlin`, `UTC`). */

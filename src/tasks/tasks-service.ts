@@ -8,7 +8,6 @@ import { ConflictError } from '../http/errors.ts';
 import { keyHash, type IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
 import type { SpendControls } from '../spend/spend-service.ts';
-import type { AutoRecharge } from '../recharge/auto-recharge-service.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
 import type { Page } from '../ledger/ledger-types.ts';
@@ -47,8 +46,6 @@ export interface TasksServiceDeps {
   logger: Logger;
   /** Spend controls: a job refused by a cap is audited, and cap alerts are sent after a hold. */
   spend?: Pick<SpendControls, 'recordBlocked' | 'deliverAlerts'>;
-  /** Auto-recharge: after a hold lowers available credits, a recharge may start. */
-  autoRecharge?: Pick<AutoRecharge, 'afterSpend'>;
 }
 
 /** An uploaded file as multer hands it over. */
@@ -139,7 +136,7 @@ const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).
  * id}`) that the worker posts or voids; see task-runner.ts for settlement.
  */
 export function createTasksService(deps: TasksServiceDeps) {
-  const { db, ledger, pricing, storage, queue, idempotency, config, logger, spend, autoRecharge } = deps;
+  const { db, ledger, pricing, storage, queue, idempotency, config, logger, spend } = deps;
   const limits = { maxPagePixels: config.tasks.maxPagePixels, renderDpi: config.tasks.renderDpi, maxPages: config.tasks.maxPages };
   const topUpUrl = `${config.appUrl}/pricing`;
 
@@ -184,12 +181,9 @@ export function createTasksService(deps: TasksServiceDeps) {
   /**
    * After an upload's hold: a refusal by a spend cap is audited (once its transaction has rolled
    * back); after a hold that stands, cap alerts it recorded go out now rather than at the next
-   * sweep, and auto-recharge checks whether available credits fell below the user's threshold.
+   * sweep. (Auto-recharge checks after the hold through the ledger: src/recharge/recharge-ledger.ts.)
    */
   async function afterHold(userId: string, prepared: { taskId: string; fileName: string }, err?: unknown): Promise<void> {
-    if (!err && autoRecharge) {
-      autoRecharge.afterSpend(userId).catch((e: unknown) => logger.error({ err: e, userId }, 'auto-recharge check failed'));
-    }
     if (!spend) return;
     if (err instanceof SpendCapExceededError) {
       await spend.recordBlocked(userId, err, { type: 'ocr', name: prepared.fileName, id: prepared.taskId }).catch((e: unknown) => {

@@ -77,6 +77,21 @@ beforeAll(async () => {
   const staged = await json(
     await api.post(`${baseUrl}/api/tasks/uploads`, { multipart: { file: { name: 'a-scan-with-a-rather-long-file-name-2026.png', mimeType: 'image/png', buffer: fs.readFileSync(LINN) } } }),
   );
+  // Spending limits and auto-recharge (issue 14): a daily cap, a saved card with auto-recharge on,
+  // and an open "Save a card" Checkout (setup mode) on the emulator.
+  expect((await api.put(`${baseUrl}/api/credits/settings`, { data: { dailyCap: 50 } })).status()).toBe(200);
+  const pmRes = await fetch(`${emulator}/v1/payment_methods`, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer sk_test_e2e', 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2034',
+  });
+  const pm = (await pmRes.json()) as { id: string };
+  expect((await api.put(`${baseUrl}/api/credits/auto-recharge`, { data: { paymentMethodId: pm.id, threshold: 20, packageId: 'starter' } })).status()).toBe(200);
+  const settingsHtml = await (await api.get(`${baseUrl}/account/settings/credits`)).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(settingsHtml)![1]!;
+  const setup = await api.post(`${baseUrl}/account/settings/credits/card`, { form: { _csrf: csrf }, maxRedirects: 0 });
+  expect(setup.status()).toBe(303);
+  const setupCheckoutUrl = setup.headers()['location']!;
   // Teams and keys (issue 16): a team funded by a contribution, a job paid by its pool (the usage
   // chart and history), an upload waiting to be confirmed on the pool, and an API key.
   const BLANK = fs.readFileSync(path.join(process.cwd(), 'test/fixtures/documents/trivial.pdf'));
@@ -146,6 +161,8 @@ beforeAll(async () => {
     { role: 'user', name: 'checkout-success', url: successUrl.replace(baseUrl, '') },
     { role: 'user', name: 'checkout-cancel', url: '/checkout/cancel' },
     { role: 'user', name: 'emulator-checkout', url: open.checkoutUrl },
+    { role: 'user', name: 'spend-settings', url: '/account/settings/credits' },
+    { role: 'user', name: 'emulator-setup-checkout', url: setupCheckoutUrl },
     { role: 'user', name: 'teams', url: '/teams' },
     { role: 'user', name: 'team', url: `/teams/${team.id}` },
     { role: 'user', name: 'tasks-confirm-team', url: `/tasks?uploads=${teamStaged.upload.id}` },

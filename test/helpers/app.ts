@@ -58,6 +58,7 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     deps,
     t,
     async close() {
+      await deps.autoRecharge.settled();
       await deps.notifications.stop();
       await pgPool.end();
       await t.drop();

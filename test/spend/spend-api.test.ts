@@ -133,6 +133,44 @@ describe('admin hard caps', () => {
 });
 
 describe('pages', () => {
+  it('the admin user page sets hard caps through its form; the user cannot raise above them on their page; bad input re-renders naming the field', async () => {
+    const { agent, userId } = await signup(ta.app);
+    const { agent: admin } = await signedInAdmin(ta.app, ta.t.db);
+    const userPage = await admin.get(`/admin/users/${userId}`).set('Accept', 'text/html').expect(200);
+    expect(userPage.text).toContain('<h2 id="limits-heading">Spending limits</h2>');
+    const csrf = csrfFrom(userPage.text);
+    const bad = await admin.post(`/admin/users/${userId}/limits`).type('form').send({ _csrf: csrf, dailyCap: '-3', monthlyCap: '', perJobMax: '' }).expect(400);
+    expect(bad.text).toMatch(/Daily hard cap must/);
+    expect(bad.text).toContain('aria-invalid="true" aria-describedby="hard-dailyCap-error"');
+    expect((await agent.get('/api/credits/settings').expect(200)).body.caps.daily.hardCap).toBeNull();
+    const saved = await admin.post(`/admin/users/${userId}/limits`).type('form').send({ _csrf: csrf, dailyCap: '8', monthlyCap: '', perJobMax: '3' }).expect(303);
+    expect(saved.headers.location).toBe(`/admin/users/${userId}#limits`);
+    const shown = await admin.get(`/admin/users/${userId}`).set('Accept', 'text/html').expect(200);
+    expect(shown.text).toContain('Hard spending caps saved.');
+    expect(shown.text).toMatch(/<td>Daily<\/td><td class="num">8<\/td><td class="num">None<\/td><td class="num">8 credits<\/td>/);
+    expect(shown.text).toContain('id="hard-dailyCap" name="dailyCap" type="text" inputmode="decimal" autocomplete="off" placeholder="No hard cap"\n        value="8"');
+    expect((await agent.get('/api/credits/settings').expect(200)).body.caps).toMatchObject({ daily: { limit: 8, hardCap: 8 }, perJob: { limit: 3, hardCap: 3 } });
+    // The user: lower is fine, higher is refused beside the field, nothing changes.
+    const own = await agent.get('/account/settings/credits').set('Accept', 'text/html').expect(200);
+    expect(own.text).toContain('Your administrator set a limit of 8 credits; you can set a lower one.');
+    const raise = await agent
+      .post('/account/settings/credits')
+      .type('form')
+      .send({ _csrf: csrfFrom(own.text), dailyCap: '9', monthlyCap: '', perJobMax: '', timeZone: 'UTC', alertThresholds: '50, 80, 100' })
+      .expect(400);
+    expect(raise.text).toMatch(/Daily cap must be at most 8 credits/);
+    expect((await agent.get('/api/credits/settings').expect(200)).body.caps.daily).toMatchObject({ limit: 8, yours: null });
+    await agent
+      .post('/account/settings/credits')
+      .type('form')
+      .send({ _csrf: csrfFrom(own.text), dailyCap: '6', monthlyCap: '', perJobMax: '', timeZone: 'UTC', alertThresholds: '50, 80, 100' })
+      .expect(303);
+    expect((await agent.get('/api/credits/settings').expect(200)).body.caps.daily).toMatchObject({ limit: 6, yours: 6, hardCap: 8 });
+    // Removing a hard cap with an empty field.
+    await admin.post(`/admin/users/${userId}/limits`).type('form').send({ _csrf: csrf, dailyCap: '', monthlyCap: '', perJobMax: '' }).expect(303);
+    expect((await agent.get('/api/credits/settings').expect(200)).body.caps.perJob).toMatchObject({ limit: null, hardCap: null });
+  });
+
   it('/account/settings/credits saves the form, shows the room left, and shows a hard-cap refusal beside its field', async () => {
     const { agent, userId } = await signup(ta.app);
     const { agent: admin } = await signedInAdmin(ta.app, ta.t.db);

@@ -6,6 +6,7 @@ import { listObject, unix, type ListObject } from './stripe-emulator-objects.ts'
 import { randomBase62 } from './stripe-ids.ts';
 import type { CardDetails, DbCustomerRow, DbSessionRow } from './stripe-emulator-store.ts';
 import { cardBehaviour } from './test-cards.ts';
+import { findPaymentMethod, insertPaymentMethod, paymentMethodObject, type DbPaymentMethodRow } from './setup-intents.ts';
 
 /**
  * Stripe Billing, the subset Tally uses (https://docs.stripe.com/api/subscriptions,
@@ -46,7 +47,7 @@ const PREFIX: Record<BillingObjectName | 'subscription_item' | 'line' | 'payment
 };
 const newBillingId = (kind: keyof typeof PREFIX) => PREFIX[kind] + randomBase62(kind === 'billing_portal.session' ? 24 : 14);
 
-/** The card a customer pays subscriptions with (kept on the customer row). */
+/** The card a customer pays subscriptions with: its default PaymentMethod (`customers.default_payment_method_id`), as billing charges it. */
 export interface SavedCard {
   id: string;
   card: CardDetails;
@@ -137,7 +138,26 @@ export function createBillingService(deps: BillingDeps) {
     if (forUpdate && (q as Trx).isTransaction) qb.forUpdate();
     const row = await qb.first();
     if (!row) throw resourceMissing('customer', id, param, status);
-    return row;
+    const pm = row.default_payment_method_id ? await findPaymentMethod(q, row.default_payment_method_id) : undefined;
+    return { ...row, default_payment_method: pm ? savedCardOf(pm) : null };
+  }
+
+  /** What billing needs of a PaymentMethod: its card and what its test number does when charged. */
+  function savedCardOf(pm: DbPaymentMethodRow): SavedCard {
+    const b = cardBehaviour(pm.test_number);
+    return {
+      id: pm.id,
+      card: pm.card,
+      outcome: b.kind === 'succeed' ? 'succeed' : 'decline',
+      ...(b.kind === 'decline' ? { decline: { code: b.code, decline_code: b.declineCode, message: b.message } } : {}),
+    };
+  }
+
+  /** Saves `card` as a PaymentMethod attached to the customer and makes it the default for invoices. */
+  async function setDefaultCard(trx: Trx, customerId: string, card: { id?: string; details: CardDetails; number: string }): Promise<DbPaymentMethodRow> {
+    const pm = await insertPaymentMethod(trx, { ...(card.id ? { id: card.id } : {}), created: clock(), customerId, number: card.number, card: card.details });
+    await trx(CUSTOMERS).where({ id: customerId }).update({ default_payment_method_id: pm.id });
+    return pm;
   }
 
   /** "Now" for a customer: its test clock's frozen time, or the emulator's clock. Unix seconds. */
@@ -585,13 +605,7 @@ export function createBillingService(deps: BillingDeps) {
       customerId = `cus_${randomBase62(14)}`;
       await trx(CUSTOMERS).insert({ id: customerId, created: clock(), email: session.customer_email, name: null, metadata: '{}' });
     }
-    const saved: SavedCard = {
-      id: card.id,
-      card: card.details,
-      outcome: behaviour.kind === 'succeed' ? 'succeed' : 'decline',
-      ...(behaviour.kind === 'decline' ? { decline: { code: behaviour.code, decline_code: behaviour.declineCode, message: behaviour.message } } : {}),
-    };
-    await trx(CUSTOMERS).where({ id: customerId }).update({ default_payment_method: JSON.stringify(saved) });
+    await setDefaultCard(trx, customerId, card);
     const c = await customerRow(trx, customerId);
     const now = await nowFor(trx, customerId);
     const recurring = price.recurring as { interval: string; interval_count: number };
@@ -613,7 +627,7 @@ export function createBillingService(deps: BillingDeps) {
     const inv = await createInvoice(trx, sub, 'subscription_create', [
       { amount: Number(price.unit_amount), description: `1 × ${await productName(trx, price)} (at ${money(price)} / ${recurring.interval})`, period: { start: now, end }, proration: false, price },
     ], now);
-    await attemptPayment(trx, AUTOMATIC, inv, now, saved, true);
+    await attemptPayment(trx, AUTOMATIC, inv, now, c.default_payment_method, true);
     await setSubscription(trx, AUTOMATIC, sub, { ...sub, status: 'active', latest_invoice: inv.id });
     return { ok: true, subscriptionId: String(sub.id), invoiceId: String(inv.id), customerId };
   }
@@ -798,16 +812,8 @@ export function createBillingService(deps: BillingDeps) {
   async function updateCard(customerId: string, card: { details: CardDetails; number: string }): Promise<{ paid: number; failed: number }> {
     return inTransaction(db, async (trx) => {
       await customerRow(trx, customerId, 'customer', 404, true);
-      const b = cardBehaviour(card.number);
-      const fails = b.kind === 'decline';
-      const saved: SavedCard = {
-        id: newBillingId('payment_method'),
-        card: card.details,
-        outcome: fails ? 'decline' : 'succeed',
-        ...(b.kind === 'decline' ? { decline: { code: b.code, decline_code: b.declineCode, message: b.message } } : {}),
-      };
-      await trx(CUSTOMERS).where({ id: customerId }).update({ default_payment_method: JSON.stringify(saved) });
-      await recordEvent(trx, AUTOMATIC, 'payment_method.attached', { id: saved.id, object: 'payment_method', card: saved.card, customer: customerId, type: 'card' });
+      const pm = await setDefaultCard(trx, customerId, card);
+      await recordEvent(trx, AUTOMATIC, 'payment_method.attached', paymentMethodObject(pm) as unknown as Json);
       let paid = 0;
       let failed = 0;
       const open = (await trx(T).select('id').where({ object: 'invoice', customer_id: customerId, status: 'open' }).orderBy('seq')) as Array<{ id: string }>;

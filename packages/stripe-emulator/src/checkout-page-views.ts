@@ -111,6 +111,14 @@ function backLink(cancelUrl: string | null): string {
 
 function summary(view: CheckoutView, heading: string): string {
   const { session, lineItems } = view;
+  if (session.mode === 'setup') {
+    return `<section class="card summary" aria-labelledby="summary-heading">
+${backLink(session.status === 'complete' ? null : session.cancel_url)}
+<p class="badge">Test mode</p>
+<h1 id="summary-heading">${h(heading)}</h1>
+<p>Your card is saved for later payments. You are not charged now.</p>
+</section>`;
+  }
   const items = lineItems
     .map((li) => {
       const desc = li.product_description ? `<span class="desc">${h(li.product_description)}</span>` : '';
@@ -187,9 +195,11 @@ export function renderPaymentForm(
     : firstInvalid
       ? `<div class="alert" role="alert">Please correct the highlighted fields.</div>`
       : '';
-  const body = `${summary(view, `Pay ${total}`)}
+  const setup = session.mode === 'setup';
+  const action = setup ? 'Save card' : `Pay ${total}`;
+  const body = `${summary(view, setup ? 'Save a card' : `Pay ${total}`)}
 <section class="card" aria-labelledby="pay-heading">
-<h2 id="pay-heading">Pay with card</h2>
+<h2 id="pay-heading">${setup ? 'Card details' : 'Pay with card'}</h2>
 ${alert}
 <form method="post" action="/c/pay/${encodeURIComponent(session.id)}" novalidate>
 ${field('email', values, errors, 'type="email" autocomplete="email"', { readonly: view.knownEmail !== null, ...focus('email') })}
@@ -202,12 +212,12 @@ ${field('cardCvc', values, errors, 'inputmode="numeric" autocomplete="cc-csc" pl
 </div>
 </fieldset>
 ${field('billingName', values, errors, 'autocomplete="cc-name"', focus('billingName'))}
-<button type="submit">Pay ${h(total)}</button>
+<button type="submit">${h(action)}</button>
 </form>
 ${testCardsTable()}
 <p class="fine">Stripe emulator · test mode · no real payment is made</p>
 </section>`;
-  return layout(`Pay ${total} · Test checkout`, body);
+  return layout(`${action} · Test checkout`, body);
 }
 
 /** The 3-D Secure step of a test card that requires authentication. */
@@ -230,6 +240,16 @@ export function renderAuthentication(view: CheckoutView): string {
 /** Shown instead of the form once a session is complete or expired. */
 export function renderClosed(view: CheckoutView): string {
   const { session } = view;
+  if (session.status === 'complete' && session.mode === 'setup') {
+    const next = successRedirect(session.success_url, session.id);
+    const body = `${summary(view, 'Card saved')}
+<section class="card" aria-labelledby="done-heading">
+<h2 id="done-heading">Setup complete</h2>
+<p class="notice" role="status">Your card is saved. Nothing was charged.</p>
+${next ? `<p><a href="${h(next)}">Return to the merchant</a></p>` : ''}
+</section>`;
+    return layout('Card saved · Test checkout', body);
+  }
   if (session.status === 'complete') {
     const next = successRedirect(session.success_url, session.id);
     const body = `${summary(view, 'Thanks for your payment')}

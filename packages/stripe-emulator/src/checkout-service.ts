@@ -12,6 +12,7 @@ import type {
   DbSessionRow,
 } from './stripe-emulator-store.ts';
 import { cardBehaviour, validateCardForm, type CardBehaviour, type CardForm, type FieldErrors } from './test-cards.ts';
+import { findSetupIntent, insertPaymentMethod, paymentMethodObject, setupIntentObject, updateSetupIntent } from './setup-intents.ts';
 
 /**
  * What happens when someone pays on the hosted checkout page: the payment intent (created at the
@@ -49,6 +50,8 @@ interface PaidWith {
   card: CardDetails;
   billingName: string;
   email: string | null;
+  /** The test card number: the saved PaymentMethod behaves like it off-session. */
+  number?: string;
 }
 
 const AUTH_FAILED_MESSAGE = 'We are unable to authenticate your payment method. Please choose a different payment method and try again.';
@@ -144,8 +147,28 @@ export function createCheckoutService(deps: {
     return pi;
   }
 
+  /**
+   * The card a payment used, as a PaymentMethod (so `payment_intent.payment_method` can be
+   * retrieved): attached to the session's customer when the session asked for
+   * `payment_intent_data.setup_future_usage` (`payment_method.attached`), unattached otherwise.
+   */
+  async function savePaymentMethod(trx: Trx, session: DbSessionRow, paid: PaidWith): Promise<void> {
+    if (!paid.number) return;
+    const attach = Boolean(session.payment_intent_data.setup_future_usage && session.customer_id);
+    const row = await insertPaymentMethod(trx, {
+      id: paid.paymentMethodId,
+      created: clock(),
+      customerId: attach ? session.customer_id : null,
+      number: paid.number,
+      card: paid.card,
+      billingDetails: { email: paid.email, name: paid.billingName },
+    });
+    if (attach) await recordEvent(trx, AUTOMATIC, 'payment_method.attached', paymentMethodObject(row) as unknown as Record<string, unknown>);
+  }
+
   async function succeed(trx: Trx, session: DbSessionRow, pi: DbPaymentIntentRow, paid: PaidWith): Promise<PayOutcome> {
     const now = clock();
+    await savePaymentMethod(trx, session, paid);
     const charge = await store.insertCharge(trx, {
       id: newId('charge'),
       created: now,
@@ -269,6 +292,39 @@ export function createCheckoutService(deps: {
   }
 
   /**
+   * A setup-mode session: the card becomes a PaymentMethod attached to the customer, the
+   * session's SetupIntent succeeds with it (`payment_method.attached`, `setup_intent.succeeded`,
+   * `checkout.session.completed`). A card declined outright (0002 and the other hard declines)
+   * cannot be saved; 9995 (insufficient funds) and 3184 are saved, as at Stripe, and fail later
+   * off-session.
+   */
+  async function completeSetup(trx: Trx, session: DbSessionRow, paid: PaidWith): Promise<PayOutcome> {
+    const behaviour = cardBehaviour(paid.number!);
+    if (behaviour.kind === 'decline' && behaviour.declineCode !== 'insufficient_funds') {
+      return { kind: 'declined', message: behaviour.message };
+    }
+    const intent = await findSetupIntent(trx, session.setup_intent_id!);
+    const method = await insertPaymentMethod(trx, {
+      id: paid.paymentMethodId,
+      created: clock(),
+      customerId: session.customer_id,
+      number: paid.number!,
+      card: paid.card,
+      billingDetails: { email: paid.email, name: paid.billingName },
+    });
+    await recordEvent(trx, AUTOMATIC, 'payment_method.attached', paymentMethodObject(method) as unknown as Record<string, unknown>);
+    const succeeded = await updateSetupIntent(trx, intent.id, { status: 'succeeded', payment_method_id: method.id });
+    await recordEvent(trx, AUTOMATIC, 'setup_intent.succeeded', setupIntentObject(succeeded) as unknown as Record<string, unknown>);
+    const completed = await store.updateSession(trx, session.id, {
+      status: 'complete',
+      completed_at: clock(),
+      customer_details: { email: paid.email, name: paid.billingName },
+    });
+    await recordEvent(trx, AUTOMATIC, 'checkout.session.completed', sessionObject(completed, publicUrl));
+    return { kind: 'succeeded', redirectTo: successRedirect(completed.success_url, completed.id) };
+  }
+
+  /**
    * Pays `sessionId` with the card in `form` (test cards decide the outcome; see test-cards.ts).
    * Serialized per session by a row lock: a double submit pays once, the second sees `closed`.
    */
@@ -289,7 +345,9 @@ export function createCheckoutService(deps: {
         card: checked.card.details,
         billingName: checked.card.billingName,
         email: checked.card.email || null,
+        number: checked.card.number,
       };
+      if (session.mode === 'setup') return completeSetup(trx, session, paid);
       if (session.mode === 'subscription') return startSubscription(trx, session, checked.card.number, paid);
       const pi = await ensurePaymentIntent(trx, session);
       const behaviour = cardBehaviour(checked.card.number);
@@ -300,7 +358,7 @@ export function createCheckoutService(deps: {
         payment_method_id: paid.paymentMethodId,
         last_payment_error: null,
         next_action: { type: 'redirect_to_url', redirect_to_url: { url: checkoutUrl(publicUrl, session.id), return_url: null } },
-        pending_card: { payment_method_id: paid.paymentMethodId, card: paid.card, billing_name: paid.billingName, email: paid.email },
+        pending_card: { payment_method_id: paid.paymentMethodId, card: paid.card, billing_name: paid.billingName, email: paid.email, number: paid.number },
       });
       await recordEvent(trx, AUTOMATIC, 'payment_intent.requires_action', paymentIntentObject(waiting));
       return { kind: 'requires_action' };
@@ -325,6 +383,7 @@ export function createCheckoutService(deps: {
         card: pending.card,
         billingName: pending.billing_name,
         email: pending.email,
+        ...(pending.number ? { number: pending.number } : {}),
       };
       if (action === 'complete') return succeed(trx, session, pi, paid);
       const failed = await store.updatePaymentIntent(trx, pi.id, {

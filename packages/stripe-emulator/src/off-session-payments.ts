@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import { z } from 'zod';
 import type Stripe from 'stripe';
 import { inTransaction, SCHEMA, type Db, type Trx } from './db.ts';
@@ -9,7 +8,10 @@ import { chargeObject, paymentIntentObject, unix } from './stripe-emulator-objec
 import { MAX_AMOUNT } from './stripe-emulator-schemas.ts';
 import * as store from './stripe-emulator-store.ts';
 import { bool, currency, expandParam, int, metadata, oneOf, str } from './stripe-params.ts';
-import { cardBehaviour, cardBrand, luhnValid } from './test-cards.ts';
+import { cardBehaviour, luhnValid } from './test-cards.ts';
+import { findPaymentMethod, insertPaymentMethod, paymentMethodObject, type DbPaymentMethodRow } from './setup-intents.ts';
+
+export { paymentMethodObject };
 
 /**
  * Saved cards and off-session payments (issue 14), in Stripe's shapes:
@@ -37,17 +39,6 @@ export const TEST_PAYMENT_METHODS: Readonly<Record<string, string>> = {
   pm_card_authenticationRequired: '4000002760003184',
 };
 
-interface DbPaymentMethodRow {
-  id: string;
-  seq: number;
-  created: Date;
-  customer_id: string | null;
-  card: store.CardDetails;
-  billing_details: Record<string, unknown>;
-  metadata: Record<string, string>;
-  test_number: string;
-}
-
 export const CreatePaymentMethodParams = z.strictObject({
   type: oneOf(['card']),
   card: z.strictObject({ number: str(19), exp_month: int(1, 12), exp_year: int(2000, 2100), cvc: str(4).optional() }),
@@ -70,53 +61,16 @@ export const CreatePaymentIntentParams = z.strictObject({
   expand: expandParam,
 });
 
-export function paymentMethodObject(row: DbPaymentMethodRow): Stripe.PaymentMethod {
-  return {
-    id: row.id,
-    object: 'payment_method',
-    billing_details: { address: null, email: null, name: null, phone: null, tax_id: null, ...row.billing_details },
-    card: { ...row.card, checks: null, display_brand: row.card.brand, networks: null, three_d_secure_usage: { supported: true }, wallet: null },
-    created: unix(row.created),
-    customer: row.customer_id,
-    livemode: false,
-    metadata: row.metadata,
-    type: 'card',
-  } as unknown as Stripe.PaymentMethod;
-}
-
-function cardDetails(number: string, expMonth: number, expYear: number): store.CardDetails {
-  return {
-    brand: cardBrand(number),
-    last4: number.slice(-4),
-    exp_month: expMonth,
-    exp_year: expYear,
-    funding: 'credit',
-    country: 'US',
-    fingerprint: crypto.createHash('sha256').update(`tally-emulator:${number}`).digest('base64url').slice(0, 16),
-  };
-}
-
 export function createOffSessionPayments(deps: { db: Db; clock: () => Date; recordEvent: RecordEvent; publicUrl: string }) {
   const { db, clock, recordEvent, publicUrl } = deps;
 
   async function insertMethod(q: Db | Trx, ctx: RequestContext, number: string, expMonth: number, expYear: number, extra: Partial<DbPaymentMethodRow> = {}) {
-    const [row] = (await q(TABLE)
-      .insert({
-        id: newId('paymentMethod'),
-        created: clock(),
-        customer_id: null,
-        card: JSON.stringify(cardDetails(number, expMonth, expYear)),
-        billing_details: JSON.stringify(extra.billing_details ?? {}),
-        metadata: JSON.stringify(extra.metadata ?? {}),
-        test_number: number,
-      })
-      .returning('*')) as DbPaymentMethodRow[];
     void ctx;
-    return row!;
+    return insertPaymentMethod(q, { created: clock(), customerId: null, number, expMonth, expYear, billingDetails: extra.billing_details ?? {}, metadata: extra.metadata ?? {} });
   }
 
   async function findMethod(q: Db | Trx, id: string, param: string, status: 400 | 404): Promise<DbPaymentMethodRow> {
-    const row = (await q(TABLE).where({ id }).first()) as DbPaymentMethodRow | undefined;
+    const row = await findPaymentMethod(q, id);
     if (!row) throw resourceMissing('PaymentMethod', id, param, status);
     return row;
   }

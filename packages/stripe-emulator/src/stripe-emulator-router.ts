@@ -1,3 +1,4 @@
+import { findSetupIntent, setupIntentObject } from './setup-intents.ts';
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
@@ -292,6 +293,7 @@ export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router
     post('/v1/payment_methods/:id/detach', ExpandOnlyParams, (q, ctx, _p, req) => offSession.detachPaymentMethod(q, ctx, id(req)));
     post('/v1/payment_intents', CreatePaymentIntentParams, (q, ctx, p) => offSession.createPaymentIntent(q, ctx, p));
   }
+  get('/v1/setup_intents/:id', ExpandOnlyParams, async (q, _p, req) => setupIntentObject(await findSetupIntent(q, id(req))));
   get('/v1/events/:id', ExpandOnlyParams, (q, p, req) => service.retrieveEvent(q, id(req), p.expand));
 
   router.use('/v1', (req: Request) => {

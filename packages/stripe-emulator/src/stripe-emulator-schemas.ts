@@ -46,6 +46,8 @@ const CheckoutLineItem = z.strictObject({
 /** POST /v1/checkout/sessions (https://docs.stripe.com/api/checkout/sessions/create). */
 export const CreateCheckoutSessionParams = z.strictObject({
   mode: oneOf(['payment', 'setup', 'subscription']),
+  /** mode setup: the currency of later payments (Stripe requires it without a customer's default). */
+  currency: currency().optional(),
   line_items: arrayOf(CheckoutLineItem, 100).optional(),
   success_url: url().optional(),
   cancel_url: url().optional(),
@@ -58,6 +60,7 @@ export const CreateCheckoutSessionParams = z.strictObject({
       metadata: metadata().optional(),
       description: str(1000).optional(),
       receipt_email: email().optional(),
+      setup_future_usage: oneOf(['off_session', 'on_session']).optional(),
     })
     .optional(),
   expires_at: int(0).optional(),

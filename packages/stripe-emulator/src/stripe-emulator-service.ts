@@ -30,6 +30,7 @@ import {
 import * as store from './stripe-emulator-store.ts';
 import type { BillingService } from './billing-service.ts';
 import type { DbSessionRow, PageRequest } from './stripe-emulator-store.ts';
+import { insertSetupIntent, setupIntentObject } from './setup-intents.ts';
 
 /**
  * The emulated Stripe API: what each endpoint does to the emulator's state, the events it
@@ -337,12 +338,49 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
     return expand(q, sessionObject(row, publicUrl), p.expand);
   }
 
+  /**
+   * `mode: setup` (https://docs.stripe.com/payments/save-and-reuse?platform=checkout): no line
+   * items; a SetupIntent (`setup_intent.created`) that paying the page completes, attaching the
+   * card to the customer. The emulator needs `customer` (the card must be saved on someone).
+   */
+  async function createSetupSession(q: Q, ctx: RequestContext, p: CreateCheckoutSessionParams): Promise<Stripe.Checkout.Session> {
+    if (p.line_items !== undefined) throw invalidRequest('You can not pass `line_items` in `setup` mode.', { param: 'line_items' });
+    if (p.payment_intent_data !== undefined) throw invalidRequest('You can not pass `payment_intent_data` in `setup` mode.', { param: 'payment_intent_data' });
+    if (p.customer === undefined) throw invalidRequest('The Stripe emulator needs `customer` in `setup` mode.', { param: 'customer', code: 'parameter_missing' });
+    if (!(await store.findCustomer(q, p.customer))) throw resourceMissing('customer', p.customer, 'customer', 400);
+    const now = clock();
+    const intent = await insertSetupIntent(q, { created: now, customerId: p.customer, metadata: p.metadata ?? {} });
+    await recordEvent(q, ctx, 'setup_intent.created', setupIntentObject(intent) as unknown as JsonObject);
+    const row = await store.insertSession(q, {
+      id: newId('checkoutSession'),
+      created: now,
+      expires_at: new Date(now.getTime() + DAY_MS),
+      status: 'open',
+      payment_status: 'no_payment_required',
+      mode: 'setup',
+      currency: p.currency ?? 'usd',
+      amount_subtotal: 0,
+      amount_total: 0,
+      success_url: p.success_url ?? null,
+      cancel_url: p.cancel_url ?? null,
+      client_reference_id: p.client_reference_id ?? null,
+      customer_id: p.customer,
+      customer_email: null,
+      customer_details: null,
+      metadata: p.metadata ?? {},
+      payment_intent_data: { metadata: {}, description: null, receipt_email: null },
+      payment_intent_id: null,
+      setup_intent_id: intent.id,
+      completed_at: null,
+      expired_at: null,
+    });
+    return expand(q, sessionObject(row, publicUrl), p.expand);
+  }
+
   async function createSession(q: Q, ctx: RequestContext, p: CreateCheckoutSessionParams): Promise<Stripe.Checkout.Session> {
     void ctx; // Stripe records no event when a session is created.
     if (p.mode === 'subscription') return createSubscriptionSession(q, p);
-    if (p.mode !== 'payment') {
-      throw invalidRequest(`The Stripe emulator only supports mode=payment or subscription, not mode=${p.mode}.`, { param: 'mode' });
-    }
+    if (p.mode === 'setup') return createSetupSession(q, ctx, p);
     const items = p.line_items ?? [];
     if (items.length === 0) {
       throw invalidRequest('Missing required param: line_items.', { param: 'line_items', code: 'parameter_missing' });
@@ -429,6 +467,7 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
         metadata: p.payment_intent_data?.metadata ?? {},
         description: p.payment_intent_data?.description ?? null,
         receipt_email: p.payment_intent_data?.receipt_email ?? null,
+        setup_future_usage: p.payment_intent_data?.setup_future_usage ?? null,
       },
       payment_intent_id: null,
       completed_at: null,

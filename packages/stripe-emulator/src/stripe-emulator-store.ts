@@ -34,8 +34,8 @@ export interface DbCustomerRow {
   metadata: Metadata;
   /** The test clock the customer lives on (Billing), if any. */
   test_clock_id?: string | null;
-  /** The saved card subscriptions charge (billing-service.ts `SavedCard`). */
-  default_payment_method?: { id: string } | null;
+  /** The PaymentMethod subscriptions charge (`invoice_settings.default_payment_method`; a row of payment_methods). */
+  default_payment_method_id?: string | null;
   /** Set when the customer was deleted (`DELETE /v1/customers/:id`). */
   deleted_at?: Date | null;
 }
@@ -44,6 +44,8 @@ export interface PaymentIntentData {
   metadata: Metadata;
   description: string | null;
   receipt_email: string | null;
+  /** Save the card for later (`off_session`/`on_session`): the PaymentMethod is attached to the session's customer. */
+  setup_future_usage?: 'off_session' | 'on_session' | null;
 }
 
 export interface CustomerDetails {
@@ -60,7 +62,9 @@ export interface DbSessionRow {
   expires_at: Date;
   status: SessionStatus;
   payment_status: 'paid' | 'unpaid' | 'no_payment_required';
-  mode: 'payment' | 'subscription';
+  mode: 'payment' | 'subscription' | 'setup';
+  /** mode setup: the SetupIntent the session completes. */
+  setup_intent_id?: string | null;
   /** mode subscription: the recurring price bought, and what paying created. */
   price_id?: string | null;
   subscription_id?: string | null;
@@ -116,6 +120,8 @@ export interface PendingCard {
   card: CardDetails;
   billing_name: string;
   email: string | null;
+  /** The test card number (what an attached PaymentMethod behaves like off-session). */
+  number?: string;
 }
 
 export type PaymentIntentStatus =
@@ -251,6 +257,7 @@ const JSON_COLUMNS = new Set([
   'outcome',
   'data',
   'response',
+  'last_setup_error',
 ]);
 
 function toDb<T extends object>(row: T): Record<string, unknown> {

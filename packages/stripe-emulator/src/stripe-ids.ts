@@ -30,6 +30,7 @@ const PREFIXES = {
   price: ['price_', 24],
   product: ['prod_', 14],
   paymentMethod: ['pm_', 24],
+  setupIntent: ['seti_', 24],
   balanceTransaction: ['txn_', 24],
   request: ['req_', 14],
 } as const;

@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { down, up } from '../migrations/20261130100010_create_stripe_emulator.ts';
 import { down as billingDown, up as billingUp } from '../migrations/20261130160000_create_billing.ts';
 import { down as downPaymentMethods, up as upPaymentMethods } from '../migrations/20261130170100_create_payment_methods.ts';
+import { down as downSetupIntents, up as upSetupIntents } from '../migrations/20261130170300_create_setup_intents.ts';
+import { down as downUnifiedCards, up as upUnifiedCards } from '../migrations/20261130170400_unify_saved_cards.ts';
 import { formatAmount } from '../src/currency.ts';
 import { canonicalJson, parseStripeForm } from '../src/stripe-form.ts';
 import { emulatorPublicUrl, emulatorWebhookUrl } from '../src/stripe-emulator.ts';
@@ -104,9 +106,24 @@ describe('migration', () => {
       const count = async (where: string) =>
         (await t.db.raw(`SELECT count(*)::int AS n FROM information_schema.tables WHERE ${where} AND table_name NOT LIKE 'knex\\_%'`)).rows[0].n;
       // Its own schema, none in the application's.
-      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(11);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(12);
       expect(await count(`table_schema = 'public' AND table_name LIKE 'stripe\\_emulator\\_%'`)).toBe(0);
-      // Later migrations go down first: saved cards (issue 14), then Billing (issue 15).
+      // Later migrations go down first: saved cards and SetupIntents (issue 14), then Billing (issue 15).
+      // A customer's default card survives the round trip: a PaymentMethod row ⇄ the old copy on the customer.
+      await t.db('stripe_emulator.customers').insert({ id: 'cus_roundtrip', created: new Date(), metadata: '{}' });
+      const card = { brand: 'visa', last4: '0341', exp_month: 12, exp_year: 2034, funding: 'credit', country: 'US', fingerprint: 'x' };
+      await t.db('stripe_emulator.payment_methods').insert({ id: 'pm_roundtrip', created: new Date(), customer_id: 'cus_roundtrip', card: JSON.stringify(card), billing_details: '{}', test_number: '4000000000000341' });
+      await t.db('stripe_emulator.customers').where({ id: 'cus_roundtrip' }).update({ default_payment_method_id: 'pm_roundtrip' });
+      await downUnifiedCards(t.db);
+      expect((await t.db('stripe_emulator.customers').where({ id: 'cus_roundtrip' }).first()).default_payment_method).toMatchObject({ id: 'pm_roundtrip', outcome: 'decline', card: { last4: '0341' } });
+      await upUnifiedCards(t.db);
+      expect((await t.db('stripe_emulator.customers').where({ id: 'cus_roundtrip' }).first()).default_payment_method_id).toBe('pm_roundtrip');
+      await t.db('stripe_emulator.customers').where({ id: 'cus_roundtrip' }).update({ default_payment_method_id: null });
+      await t.db('stripe_emulator.payment_methods').where({ id: 'pm_roundtrip' }).delete();
+      await t.db('stripe_emulator.customers').where({ id: 'cus_roundtrip' }).delete();
+      await downUnifiedCards(t.db);
+      await downSetupIntents(t.db);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(11);
       await downPaymentMethods(t.db);
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(10);
       await billingDown(t.db);
@@ -119,6 +136,9 @@ describe('migration', () => {
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(10);
       await upPaymentMethods(t.db);
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(11);
+      await upSetupIntents(t.db);
+      await upUnifiedCards(t.db);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(12);
     } finally {
       await t.drop();
     }
