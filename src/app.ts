@@ -23,6 +23,7 @@ import { createSubscriptionsFeature } from './subscriptions/subscriptions-featur
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
+import { createGrowthFeature } from './growth/growth-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -95,6 +96,7 @@ export function createApp(services: Services): express.Express {
     createPricingFeature(services),
     createTasksFeature(services),
     createAdminFeature(services),
+    createGrowthFeature(services),
     createHomeFeature(),
   ];
 

@@ -21,6 +21,7 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createGrowth } from './growth/growth-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -35,6 +36,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const growth = createGrowth({ db, ledger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
@@ -65,7 +67,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, growth };
 }
 
 /**

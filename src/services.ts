@@ -16,6 +16,7 @@ import type { NotificationServices, NotificationTestHooks } from './notification
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
+import type { Growth } from './growth/growth-service.ts';
 
 /**
  * What the composition root gets from outside: connections and clients that are opened, started
@@ -61,4 +62,6 @@ export interface Services extends Required<Infrastructure> {
   tasks: TasksService;
   /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
   notifications: NotificationServices;
+  /** Promo codes, referrals, visitors' trial credits, gifts (issue 17). */
+  growth: Growth;
 }

@@ -14,6 +14,12 @@ const KIND_LABELS: Record<TransferKind, string> = {
   usage: 'Usage',
   refund_clawback: 'Refund',
   expiry: 'Expired',
+  promo: 'Promo code',
+  referral: 'Referral',
+  trial: 'Trial',
+  gift: 'Gift',
+  gift_return: 'Gift returned',
+  gift_code: 'Gift code',
 };
 
 const dateFmt = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' });

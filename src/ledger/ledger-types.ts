@@ -1,12 +1,36 @@
 /** Domain types of the credit ledger. Every amount is integer millicredits (1 credit = 1000). */
 
 /** Kinds that bring credits into a user account as a new lot. */
-export type GrantKind = 'purchase' | 'signup_bonus' | 'bonus' | 'subscription_grant' | 'adjustment';
+export type GrantKind =
+  | 'purchase'
+  | 'signup_bonus'
+  | 'bonus'
+  | 'subscription_grant'
+  | 'adjustment'
+  // Credits in without a purchase (issue 17; migrations/20261130190000_add_growth_credit_sources.ts).
+  | 'promo'
+  | 'referral'
+  | 'trial'
+  | 'gift'
+  | 'gift_return'
+  | 'gift_code';
 /** Kinds of direct spend (`debit`). */
 export type DebitKind = 'usage' | 'adjustment';
 export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry';
 
-export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment'];
+export const GRANT_KINDS: readonly GrantKind[] = [
+  'purchase',
+  'signup_bonus',
+  'bonus',
+  'subscription_grant',
+  'adjustment',
+  'promo',
+  'referral',
+  'trial',
+  'gift',
+  'gift_return',
+  'gift_code',
+];
 export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry'];
 
 /** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
@@ -19,6 +43,12 @@ export const COUNTERPARTY: Record<TransferKind, string> = {
   usage: 'usage',
   refund_clawback: 'refunds',
   expiry: 'expired',
+  promo: 'promotions',
+  referral: 'promotions',
+  trial: 'promotions',
+  gift: 'gift_codes',
+  gift_return: 'gift_codes',
+  gift_code: 'sales',
 };
 
 /** What a movement is about: `{type: 'payment', id}`, `{type: 'task', id}`, `{type: 'admin', id}`… */

@@ -1,0 +1,76 @@
+import express, { type Request, type Response } from 'express';
+import { requestContext } from '../auth/audit-log.ts';
+import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
+import { fieldErrorsOf, formBody } from '../auth/page-forms.ts';
+import { setFlash, takeFlash } from '../auth/session.ts';
+import { viewHelpers } from '../credits/view-helpers.ts';
+import { asProblem } from '../http/domain-problems.ts';
+import { parseOrThrow } from '../http/validate.ts';
+import { formatCredits } from '../ledger/credits.ts';
+import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
+import type { PromoCodes } from './promo-codes-service.ts';
+
+/**
+ * The growth pages: /admin/promo-codes (list, create, deactivate) and the redeem form of /account
+ * (views/growth/_account.ejs posts to POST /account/redeem). Forms post back with a CSRF token and
+ * redirect (303) with a message, or re-render with inline errors.
+ */
+export function createGrowthPages(deps: { promoCodes: PromoCodes }): express.Router {
+  const { promoCodes } = deps;
+  const pages = express.Router();
+
+  async function renderAdmin(req: Request, res: Response, status: number, form: { values: Record<string, unknown>; errors: Record<string, string> }) {
+    res.status(status).render('growth/admin-promo-codes', {
+      title: 'Promo codes',
+      flash: takeFlash(req),
+      codes: await promoCodes.list(),
+      form,
+      fmt: { ...viewHelpers, credits: formatCredits },
+    });
+  }
+
+  pages.get('/admin/promo-codes', requireAdmin, async (req, res) => {
+    await renderAdmin(req, res, 200, { values: { perUserLimit: '1' }, errors: {} });
+  });
+
+  pages.post('/admin/promo-codes', requireAdmin, async (req, res) => {
+    const fields = formBody(req);
+    try {
+      const { credits, ...rest } = parseOrThrow(CreatePromoCodeBody, fields, 'body');
+      const code = await promoCodes.create(req.user!, { ...rest, millicredits: credits }, requestContext(req));
+      setFlash(req, { type: 'success', message: `Created the code ${code.code} worth ${formatCredits(code.millicredits)} credits.` });
+      res.redirect(303, '/admin/promo-codes');
+    } catch (err) {
+      const errors = fieldErrorsOf(err);
+      if (errors) return renderAdmin(req, res, 400, { values: fields, errors });
+      const problem = asProblem(err);
+      if (problem && problem.status === 409) return renderAdmin(req, res, 409, { values: fields, errors: { code: problem.detail } });
+      throw err;
+    }
+  });
+
+  pages.post('/admin/promo-codes/:id/deactivate', requireAdmin, async (req, res) => {
+    const { id } = parseOrThrow(PromoCodeParams, req.params, 'params');
+    const code = await promoCodes.deactivate(req.user!, id, requestContext(req));
+    setFlash(req, { type: 'success', message: `Deactivated the code ${code.code}.` });
+    res.redirect(303, '/admin/promo-codes');
+  });
+
+  pages.post('/account/redeem', requireAuth, async (req, res) => {
+    try {
+      const { code } = parseOrThrow(RedeemBody, formBody(req), 'body');
+      const { lot } = await promoCodes.redeem(req.user!, code, requestContext(req));
+      const until = lot.expiresAt ? ` They expire on ${viewHelpers.date(lot.expiresAt)}.` : '';
+      setFlash(req, { type: 'success', message: `Code redeemed: ${formatCredits(lot.amount)} credits added.${until}` });
+    } catch (err) {
+      const errors = fieldErrorsOf(err);
+      const problem = asProblem(err);
+      if (errors) setFlash(req, { type: 'error', message: `Promo code ${errors.code ?? errors.form ?? 'is invalid'}.` });
+      else if (problem && problem.status < 500) setFlash(req, { type: 'error', message: problem.status === 404 ? 'No such promo code. Check the spelling.' : problem.detail });
+      else throw err;
+    }
+    res.redirect(303, '/account#redeem');
+  });
+
+  return pages;
+}
