@@ -9,7 +9,7 @@ import { createSessionsService } from './auth/sessions-service.ts';
 import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
-import { createPayments } from './payments/payments-service.ts';
+import { createPayments, type PaymentEvents } from './payments/payments-service.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
@@ -36,7 +36,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const growth = createGrowth({ db, ledger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret });
+  const growth = createGrowth({ db, ledger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret, stripe: infra.stripe, logger });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
@@ -47,7 +47,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(notifications.paymentHooks, growth.paymentHooks) });
   const stripeWebhook = createStripeWebhook({
     db,
     stripe: infra.stripe,
@@ -63,11 +63,26 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     audit,
     throttle: createLoginThrottle(infra.pgPool, config),
     onSignup: (trx, user) => notifications.recovery.sendVerification(trx, user),
+    onSignupExtras: (trx, user, extras) => growth.onSignup(trx, user, extras),
   });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
   return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, growth };
+}
+
+/** Payment events for two listeners (receipts, then growth's referral rewards), in the payment's transaction. */
+function bothPaymentEvents(first: PaymentEvents, second: PaymentEvents): PaymentEvents {
+  return {
+    async paid(trx, payment) {
+      await first.paid(trx, payment);
+      await second.paid(trx, payment);
+    },
+    async refunded(trx, payment, before, after, clawedBack) {
+      await first.refunded(trx, payment, before, after, clawedBack);
+      await second.refunded(trx, payment, before, after, clawedBack);
+    },
+  };
 }
 
 /**

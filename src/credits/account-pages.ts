@@ -31,6 +31,8 @@ export function createAccountPages(deps: {
   subscriptions: Pick<Subscriptions, 'summary' | 'listInvoices'>;
   /** Email verification and the alert history (views/notifications/_account.ejs). */
   notices: { forAccount(userId: string): Promise<unknown> };
+  /** The referral section and redeem form (views/growth/_account.ejs); it remembers the browser. */
+  growth: { forAccount(userId: string, req: express.Request, res: express.Response): Promise<unknown> };
 }): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
@@ -46,13 +48,14 @@ export function createAccountPages(deps: {
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases, notices, subscription] = await Promise.all([
+    const [balance, page, sessions, purchases, notices, subscription, growth] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
       payments.listPayments(user.id, 20),
       deps.notices.forAccount(user.id),
       loadSubscriptionView(deps.subscriptions, user.id),
+      deps.growth.forAccount(user.id, req, res),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -79,6 +82,7 @@ export function createAccountPages(deps: {
       payments: purchases.map((p) => paymentView(p)),
       notices,
       subscription,
+      growth,
       fmt: viewHelpers,
     });
   });

@@ -14,6 +14,6 @@ export function createCreditsFeature(services: Services): Feature {
   const api = express.Router();
   const pages = express.Router();
   api.use(createBalanceRouter({ db, ledger }));
-  pages.use(createAccountPages({ ledger, sessions, payments, notices: notifications.notifications, subscriptions: services.subscriptions }));
+  pages.use(createAccountPages({ ledger, sessions, payments, notices: notifications.notifications, subscriptions: services.subscriptions, growth: services.growth.account }));
   return { api, pages };
 }

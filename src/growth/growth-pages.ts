@@ -9,14 +9,17 @@ import { parseOrThrow } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
+import type { Referrals } from './referrals-service.ts';
+import { COOKIES, type GrowthCookies } from './growth-cookies.ts';
+import { NotFoundError } from '../http/errors.ts';
 
 /**
  * The growth pages: /admin/promo-codes (list, create, deactivate) and the redeem form of /account
- * (views/growth/_account.ejs posts to POST /account/redeem). Forms post back with a CSRF token and
+ * (views/growth/_account.ejs posts to POST /account/redeem), and referral links `/r/<code>`. Forms post back with a CSRF token and
  * redirect (303) with a message, or re-render with inline errors.
  */
-export function createGrowthPages(deps: { promoCodes: PromoCodes }): express.Router {
-  const { promoCodes } = deps;
+export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies }): express.Router {
+  const { promoCodes, referrals, cookies } = deps;
   const pages = express.Router();
 
   async function renderAdmin(req: Request, res: Response, status: number, form: { values: Record<string, unknown>; errors: Record<string, string> }) {
@@ -70,6 +73,23 @@ export function createGrowthPages(deps: { promoCodes: PromoCodes }): express.Rou
       else throw err;
     }
     res.redirect(303, '/account#redeem');
+  });
+
+  /**
+   * A referral link: remembers the code in a signed cookie for 30 days and sends the visitor to
+   * sign up. A signed-in user following a link is not referred (their browser is remembered, so
+   * their own link never rewards them from it). Unknown codes → 404.
+   */
+  pages.get('/r/:code', async (req, res) => {
+    const code = String(req.params.code).toLowerCase();
+    if (!(await referrals.knownCode(code))) throw new NotFoundError('referral link');
+    const browser = cookies.browserId(req, res);
+    if (req.user) {
+      await referrals.seenIn(req.user.id, browser);
+      return res.redirect(303, '/account#referrals');
+    }
+    cookies.set(res, COOKIES.referral, code, 30 * 86_400_000);
+    res.redirect(303, '/signup');
   });
 
   return pages;

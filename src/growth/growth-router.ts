@@ -6,14 +6,17 @@ import { validate } from '../http/validate.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
+import type { Referrals } from './referrals-service.ts';
+import type { GrowthCookies } from './growth-cookies.ts';
+import { millicreditsToCredits } from '../ledger/credits.ts';
 import { promoCodeJson } from './promo-codes-json.ts';
 
 /**
  * The growth API (issue 17): `/api/admin/promo-codes` (admins: create, list with redemption
- * counts, deactivate) and `POST /api/credits/redeem` (users).
+ * counts, deactivate), `POST /api/credits/redeem` and `GET /api/referrals` (users).
  */
-export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledger }): express.Router {
-  const { promoCodes, ledger } = deps;
+export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledger; referrals: Referrals; cookies: GrowthCookies }): express.Router {
+  const { promoCodes, ledger, referrals, cookies } = deps;
   const api = express.Router();
 
   api.post('/admin/promo-codes', requireAdmin, async (req, res) => {
@@ -36,6 +39,13 @@ export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledge
     const { code } = validate(RedeemBody, req);
     const { lot } = await promoCodes.redeem(req.user!, code, requestContext(req));
     res.status(201).json({ lot: lotJson(lot), balance: balanceJson(await ledger.getBalance(req.user!.id)) });
+  });
+
+  api.get('/referrals', requireAuth, async (req, res) => {
+    const user = req.user!;
+    await referrals.seenIn(user.id, cookies.browserId(req, res));
+    const s = await referrals.summary(user.id);
+    res.json({ code: s.code, link: s.link, referred: s.referred, rewarded: s.rewarded, creditsEarned: millicreditsToCredits(s.earnedMillicredits) });
   });
 
   return api;

@@ -1,5 +1,11 @@
 import type { Request, Response } from 'express';
 import type pg from 'pg';
+import type Stripe from 'stripe';
+import type { Trx } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import type { Payment } from '../payments/payments-store.ts';
+import { formatCredits } from '../ledger/credits.ts';
+import { createReferrals } from './referrals-service.ts';
 import type { RequestContext, SignupExtras } from '../auth/auth-service.ts';
 import type { CurrentUser } from '../auth/auth-types.ts';
 import { asProblem } from '../http/domain-problems.ts';
@@ -19,10 +25,11 @@ export type Growth = ReturnType<typeof createGrowth>;
  * codes (and, as they land, referrals, visitors' trial credits and gifts). Each is a lot with its
  * own source (migrations/20261130190000_add_growth_credit_sources.ts).
  */
-export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pgPool: pg.Pool; config: Readonly<Config>; secret: string }) {
-  const { db, ledger, audit, pgPool, config } = deps;
+export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pgPool: pg.Pool; config: Readonly<Config>; secret: string; stripe: Stripe; logger: Logger }) {
+  const { db, ledger, audit, pgPool, config, stripe, logger } = deps;
   const cookies = createGrowthCookies(deps.secret, config.session.secureCookie);
   const promoCodes = createPromoCodes({ db, ledger, audit, throttle: createRedeemThrottle(pgPool, config) });
+  const referrals = createReferrals({ db, ledger, stripe, config, logger });
 
   /** What sign-up (API and page) needs of growth: the cookies' extras and a promo code typed at sign-up. */
   const signup = {
@@ -54,5 +61,25 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
     },
   };
 
-  return { promoCodes, cookies, signup };
+  /** The /account sections (views/growth/_account.ejs): the referral link and figures. */
+  const account = {
+    async forAccount(userId: string, req: Request, res: Response) {
+      await referrals.seenIn(userId, cookies.browserId(req, res));
+      const r = await referrals.summary(userId);
+      return { referral: { ...r, earned: formatCredits(r.earnedMillicredits), refereeCredits: formatCredits(config.growth.referral.refereeMillicredits), referrerCredits: formatCredits(config.growth.referral.referrerMillicredits) } };
+    },
+  };
+
+  /** Called in the sign-up transaction (auth-service `onSignupExtras`). */
+  async function onSignup(trx: Trx, user: CurrentUser, extras: SignupExtras): Promise<void> {
+    await referrals.onSignup(trx, user, extras);
+  }
+
+  /** Payment hooks (payments-service `PaymentEvents`), in the payment's transaction. */
+  const paymentHooks = {
+    paid: (trx: Trx, payment: Payment) => referrals.paymentHooks.paid(trx, payment),
+    refunded: (trx: Trx, payment: Payment, before: number, after: number, _clawedBack: number) => referrals.paymentHooks.refunded(trx, payment, before, after),
+  };
+
+  return { promoCodes, referrals, cookies, signup, account, onSignup, paymentHooks };
 }
