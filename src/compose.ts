@@ -15,6 +15,9 @@ import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
+import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
+import { createSpendControls } from './spend/spend-service.ts';
+import { createRechargeNotices, createSpendNotices } from './spend/spend-notices.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
@@ -48,12 +51,15 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
   const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(notifications.paymentHooks, growth.paymentHooks) });
+  // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
+  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = createStripeWebhook({
     db,
     stripe: infra.stripe,
     webhookSecret: infra.stripeWebhookSecret,
     payments,
     logger,
+    offSession: autoRecharge,
     more: subscriptions.webhookHandlers,
   });
   const auth = createAuthService({
@@ -67,8 +73,30 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications, growth };
+  const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  return {
+    ...infra,
+    notify: infra.notify ?? {},
+    storage,
+    config,
+    db,
+    ledger,
+    audit,
+    pricing,
+    payments,
+    subscriptions,
+    stripeWebhook,
+    auth,
+    sessions,
+    admin,
+    idempotency,
+    tasks,
+    notifications,
+    spend,
+    autoRecharge,
+    growth,
+  };
 }
 
 /** Payment events for two listeners (receipts, then growth's referral rewards), in the payment's transaction. */

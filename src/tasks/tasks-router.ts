@@ -1,4 +1,5 @@
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import type { Trx } from '../db/database.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { requireCredits } from '../credits/require-credits.ts';
 import type { Db } from '../db/database.ts';
@@ -116,17 +117,32 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     reference: (req) => ({ type: 'task', id: req.taskUpload!.taskId }),
   });
 
-  api.post('/tasks', requireAuth, upload, replayIdempotentUpload, holdForUpload, async (req, res) => {
-    const prepared = req.taskUpload!;
-    let result: TaskResult | DeletedTaskReplay;
-    try {
-      const task = (await req.credits!.handOff((trx) => service.createHeld(trx, prepared)))!;
-      result = { task, replayed: false };
-    } catch (err) {
-      result = await service.replayAfterRace(err, prepared);
-    }
-    sendTask(res, result);
-  });
+  // A hold refused by a spend cap is audited before the 403 goes out.
+  const auditRefusedHold: ErrorRequestHandler = (err, req, _res, next) => {
+    if (!req.taskUpload) return next(err);
+    service.afterHold(req.user!.id, req.taskUpload, err).then(() => next(err), next);
+  };
+
+  api.post(
+    '/tasks',
+    requireAuth,
+    upload,
+    replayIdempotentUpload,
+    holdForUpload,
+    async (req: Request, res: Response) => {
+      const prepared = req.taskUpload!;
+      let result: TaskResult | DeletedTaskReplay;
+      try {
+        const task = (await req.credits!.handOff((trx: Trx) => service.createHeld(trx, prepared)))!;
+        result = { task, replayed: false };
+        await service.afterHold(req.user!.id, prepared);
+      } catch (err) {
+        result = await service.replayAfterRace(err, prepared);
+      }
+      sendTask(res, result);
+    },
+    auditRefusedHold,
+  );
 
   api.post('/tasks/uploads', requireAuth, upload, async (req, res) => {
     // the language is checked before anything is stored: a bad one is a 400 naming the field
