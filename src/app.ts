@@ -111,6 +111,8 @@ export function createApp(services: Services): express.Express {
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(loadUser(db));
+  // A visitor's trial lead acts as a user on the tasks paths only (issue 17, src/growth/leads-service.ts).
+  app.use(services.growth.leads.middleware);
 
   // JSON API: SameSite cookies + Origin check.
   const origin = new URL(config.appUrl);

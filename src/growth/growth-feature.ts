@@ -10,6 +10,6 @@ export function createGrowthFeature(services: Services): Feature {
   const api = express.Router();
   const pages = express.Router();
   api.use(createGrowthRouter({ promoCodes: growth.promoCodes, ledger, referrals: growth.referrals, cookies: growth.cookies }));
-  pages.use(createGrowthPages({ promoCodes: growth.promoCodes, referrals: growth.referrals, cookies: growth.cookies }));
+  pages.use(createGrowthPages({ promoCodes: growth.promoCodes, referrals: growth.referrals, cookies: growth.cookies, leads: growth.leads, config: services.config }));
   return { api, pages };
 }

@@ -10,6 +10,9 @@ import { formatCredits } from '../ledger/credits.ts';
 import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
 import type { Referrals } from './referrals-service.ts';
+import type { Leads } from './leads-service.ts';
+import type { Config } from '../config.ts';
+import { AppError } from '../http/errors.ts';
 import { COOKIES, type GrowthCookies } from './growth-cookies.ts';
 import { NotFoundError } from '../http/errors.ts';
 
@@ -18,8 +21,8 @@ import { NotFoundError } from '../http/errors.ts';
  * (views/growth/_account.ejs posts to POST /account/redeem), and referral links `/r/<code>`. Forms post back with a CSRF token and
  * redirect (303) with a message, or re-render with inline errors.
  */
-export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies }): express.Router {
-  const { promoCodes, referrals, cookies } = deps;
+export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies; leads: Leads; config: Pick<Config, 'growth'> }): express.Router {
+  const { promoCodes, referrals, cookies, leads, config } = deps;
   const pages = express.Router();
 
   async function renderAdmin(req: Request, res: Response, status: number, form: { values: Record<string, unknown>; errors: Record<string, string> }) {
@@ -73,6 +76,36 @@ export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Ref
       else throw err;
     }
     res.redirect(303, '/account#redeem');
+  });
+
+  /** The visitor trial: what it is, and a button that opens a lead (signed-in users go to /tasks). */
+  pages.get('/try', async (req, res) => {
+    if (req.user) return res.redirect(303, '/tasks');
+    res.render('growth/try', {
+      title: 'Try Tally',
+      flash: takeFlash(req),
+      trial: { credits: formatCredits(config.growth.lead.trialMillicredits), days: config.growth.lead.trialDays },
+    });
+  });
+
+  pages.post('/try', async (req, res) => {
+    if (req.user) return res.redirect(303, '/tasks');
+    const known = cookies.get(req, COOKIES.lead);
+    if (known && (await leads.find(known))) return res.redirect(303, '/tasks');
+    try {
+      const lead = await leads.open(req.ip ?? 'unknown');
+      leads.remember(res, lead.id);
+      setFlash(req, {
+        type: 'success',
+        message: `You have ${formatCredits(lead.millicredits)} trial credits until ${viewHelpers.date(lead.expiresAt)}. Upload a scan or a PDF to try Tally; sign up to keep your results and the credits left.`,
+      });
+      res.redirect(303, '/tasks');
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status !== 429) throw err;
+      for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+      setFlash(req, { type: 'error', message: err.detail });
+      res.redirect(303, '/signup');
+    }
   });
 
   /**

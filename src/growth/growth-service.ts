@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import type { Payment } from '../payments/payments-store.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { createReferrals } from './referrals-service.ts';
+import { createLeads } from './leads-service.ts';
 import type { RequestContext, SignupExtras } from '../auth/auth-service.ts';
 import type { CurrentUser } from '../auth/auth-types.ts';
 import { asProblem } from '../http/domain-problems.ts';
@@ -30,6 +31,7 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
   const cookies = createGrowthCookies(deps.secret, config.session.secureCookie);
   const promoCodes = createPromoCodes({ db, ledger, audit, throttle: createRedeemThrottle(pgPool, config) });
   const referrals = createReferrals({ db, ledger, stripe, config, logger });
+  const leads = createLeads({ db, ledger, cookies, config });
 
   /** What sign-up (API and page) needs of growth: the cookies' extras and a promo code typed at sign-up. */
   const signup = {
@@ -73,6 +75,7 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
   /** Called in the sign-up transaction (auth-service `onSignupExtras`). */
   async function onSignup(trx: Trx, user: CurrentUser, extras: SignupExtras): Promise<void> {
     await referrals.onSignup(trx, user, extras);
+    if (extras.leadId) await leads.claim(trx, extras.leadId, user);
   }
 
   /** Payment hooks (payments-service `PaymentEvents`), in the payment's transaction. */
@@ -81,5 +84,5 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
     refunded: (trx: Trx, payment: Payment, before: number, after: number, _clawedBack: number) => referrals.paymentHooks.refunded(trx, payment, before, after),
   };
 
-  return { promoCodes, referrals, cookies, signup, account, onSignup, paymentHooks };
+  return { promoCodes, referrals, leads, cookies, signup, account, onSignup, paymentHooks };
 }
