@@ -39,7 +39,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
-  const growth = createGrowth({ db, ledger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret, stripe: infra.stripe, logger });
+  const idempotency = createIdempotencyKeys(db);
+  const growth = createGrowth({ db, ledger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret, stripe: infra.stripe, logger, outbox: notificationCore.outbox, idempotency });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
@@ -72,7 +73,6 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     onSignupExtras: (trx, user, extras) => growth.onSignup(trx, user, extras),
   });
   const admin = createAdminService({ db, ledger, audit });
-  const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
   return {

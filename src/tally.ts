@@ -93,8 +93,10 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const capAlerts = await services.spend.deliverAlerts();
           // Months 2–12 of yearly subscription plans whose month has begun.
           const months = await services.subscriptions.creditDueMonths();
-          if (holds + lots + keys + capAlerts + months > 0) {
-            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months }, 'ledger sweep');
+          // Gifts unclaimed past GIFT_CLAIM_DAYS go back to their senders (issue 17).
+          const giftsReturned = await services.growth.gifts.returnExpired();
+          if (holds + lots + keys + capAlerts + months + giftsReturned > 0) {
+            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months, giftsReturned }, 'ledger sweep');
           }
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');

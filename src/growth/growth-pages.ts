@@ -7,10 +7,11 @@ import { viewHelpers } from '../credits/view-helpers.ts';
 import { asProblem } from '../http/domain-problems.ts';
 import { parseOrThrow } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
-import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
+import { CreatePromoCodeBody, GiftBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
 import type { Referrals } from './referrals-service.ts';
 import type { Leads } from './leads-service.ts';
+import type { Gifts } from './gifts-service.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../http/errors.ts';
 import { COOKIES, type GrowthCookies } from './growth-cookies.ts';
@@ -21,8 +22,8 @@ import { NotFoundError } from '../http/errors.ts';
  * (views/growth/_account.ejs posts to POST /account/redeem), and referral links `/r/<code>`. Forms post back with a CSRF token and
  * redirect (303) with a message, or re-render with inline errors.
  */
-export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies; leads: Leads; config: Pick<Config, 'growth'> }): express.Router {
-  const { promoCodes, referrals, cookies, leads, config } = deps;
+export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies; leads: Leads; gifts: Gifts; config: Pick<Config, 'growth'> }): express.Router {
+  const { promoCodes, referrals, cookies, leads, gifts, config } = deps;
   const pages = express.Router();
 
   async function renderAdmin(req: Request, res: Response, status: number, form: { values: Record<string, unknown>; errors: Record<string, string> }) {
@@ -76,6 +77,59 @@ export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Ref
       else throw err;
     }
     res.redirect(303, '/account#redeem');
+  });
+
+  pages.post('/account/gifts', requireAuth, async (req, res) => {
+    const fields = formBody(req);
+    const { idempotencyKey, ...rest } = fields;
+    try {
+      const { toEmail, credits, message } = parseOrThrow(GiftBody, rest, 'body');
+      const key = typeof idempotencyKey === 'string' && /^[\w-]{1,100}$/.test(idempotencyKey) ? idempotencyKey : undefined;
+      const r = await gifts.send(req.user!, { toEmail, millicredits: credits, message }, key);
+      const gift = r.body.gift as { status: string };
+      setFlash(req, {
+        type: 'success',
+        message: gift.status === 'delivered' ? `Sent ${formatCredits(credits)} credits to ${toEmail}.` : `Sent ${formatCredits(credits)} credits to ${toEmail}. They have no account yet: we emailed them a link to claim the credits within ${config.growth.giftClaimDays} days.`,
+      });
+    } catch (err) {
+      const errors = fieldErrorsOf(err);
+      const problem = asProblem(err);
+      if (errors) {
+        const names: Record<string, string> = { toEmail: 'Email', credits: 'Credits', message: 'Message' };
+        setFlash(req, { type: 'error', message: Object.entries(errors).map(([k, v]) => `${names[k] ?? 'The form'} ${v}.`).join(' ') });
+      } else if (problem && problem.status === 402) {
+        setFlash(req, { type: 'error', message: `Only purchased credits can be given, and you do not have enough of them free: ${problem.detail}`, topUp: true });
+      } else if (problem && problem.status < 500) setFlash(req, { type: 'error', message: problem.detail });
+      else throw err;
+    }
+    res.redirect(303, '/account#gift');
+  });
+
+  /** A claim link: who sent what; sign up or log in, then claim (once). */
+  pages.get('/gifts/claim/:token', async (req, res) => {
+    const gift = await gifts.findByToken(String(req.params.token));
+    if (!gift) throw new NotFoundError('gift');
+    res.render('growth/claim', {
+      title: 'Claim your gift',
+      flash: takeFlash(req),
+      gift: { ...gift, credits: formatCredits(gift.millicredits), expired: gift.status === 'returned' || (gift.claimExpiresAt !== null && gift.claimExpiresAt <= new Date()) },
+      here: req.originalUrl,
+      fmt: viewHelpers,
+    });
+  });
+
+  pages.post('/gifts/claim/:token', requireAuth, async (req, res) => {
+    const token = String(req.params.token);
+    try {
+      const { lot } = await gifts.claim(req.user!, token);
+      setFlash(req, { type: 'success', message: `Gift claimed: ${formatCredits(lot.amount)} credits added to your account.` });
+      res.redirect(303, '/account#lots');
+    } catch (err) {
+      const problem = asProblem(err);
+      if (!problem || problem.status >= 500 || problem.status === 404) throw err;
+      setFlash(req, { type: 'error', message: problem.detail });
+      res.redirect(303, `/gifts/claim/${encodeURIComponent(token)}`);
+    }
   });
 
   /** The visitor trial: what it is, and a button that opens a lead (signed-in users go to /tasks). */

@@ -2,11 +2,12 @@ import express from 'express';
 import { requestContext } from '../auth/audit-log.ts';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { balanceJson, lotJson } from '../credits/credits-json.ts';
-import { validate } from '../http/validate.ts';
+import { idempotencyKeyOf, validate } from '../http/validate.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
-import { CreatePromoCodeBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
+import { ClaimBody, CreatePromoCodeBody, GiftBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
 import type { Referrals } from './referrals-service.ts';
+import type { Gifts } from './gifts-service.ts';
 import type { GrowthCookies } from './growth-cookies.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { promoCodeJson } from './promo-codes-json.ts';
@@ -15,8 +16,8 @@ import { promoCodeJson } from './promo-codes-json.ts';
  * The growth API (issue 17): `/api/admin/promo-codes` (admins: create, list with redemption
  * counts, deactivate), `POST /api/credits/redeem` and `GET /api/referrals` (users).
  */
-export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledger; referrals: Referrals; cookies: GrowthCookies }): express.Router {
-  const { promoCodes, ledger, referrals, cookies } = deps;
+export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledger; referrals: Referrals; cookies: GrowthCookies; gifts: Gifts }): express.Router {
+  const { promoCodes, ledger, referrals, cookies, gifts } = deps;
   const api = express.Router();
 
   api.post('/admin/promo-codes', requireAdmin, async (req, res) => {
@@ -39,6 +40,24 @@ export function createGrowthRouter(deps: { promoCodes: PromoCodes; ledger: Ledge
     const { code } = validate(RedeemBody, req);
     const { lot } = await promoCodes.redeem(req.user!, code, requestContext(req));
     res.status(201).json({ lot: lotJson(lot), balance: balanceJson(await ledger.getBalance(req.user!.id)) });
+  });
+
+  api.post('/credits/gifts', requireAuth, async (req, res) => {
+    const key = idempotencyKeyOf(req);
+    const { toEmail, credits, message } = validate(GiftBody, req);
+    const r = await gifts.send(req.user!, { toEmail, millicredits: credits, message }, key);
+    if (r.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(r.statusCode).json(r.body);
+  });
+
+  api.get('/credits/gifts', requireAuth, async (req, res) => {
+    res.json({ gifts: (await gifts.listSent(req.user!.id)).map(gifts.giftJson) });
+  });
+
+  api.post('/gifts/claim', requireAuth, async (req, res) => {
+    const { token } = validate(ClaimBody, req);
+    const { gift, lot } = await gifts.claim(req.user!, token);
+    res.status(201).json({ gift: gifts.giftJson(gift), lot: lotJson(lot), balance: balanceJson(await ledger.getBalance(req.user!.id)) });
   });
 
   api.get('/referrals', requireAuth, async (req, res) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Email } from '../auth/auth-schemas.ts';
 import { schemas } from '../http/validate.ts';
 import { creditsToMillicredits, InvalidAmountError } from '../ledger/credits.ts';
 
@@ -65,3 +66,23 @@ export const RedeemBody = z
   })
   .strict();
 export type RedeemBody = z.infer<typeof RedeemBody>;
+
+/** `POST /api/credits/gifts` and the gift form: whom, how many credits (> 0, ≤ 3 decimals), an optional note. */
+export const GiftBody = z
+  .object({
+    toEmail: Email,
+    credits: PositiveCredits,
+    message: z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .max(500, 'must be at most 500 characters')
+        .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), 'must not contain control characters')
+        .optional(),
+    ),
+  })
+  .strict();
+export type GiftBody = z.infer<typeof GiftBody>;
+
+/** `POST /api/gifts/claim`: the token of the claim link. */
+export const ClaimBody = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required').max(200, 'is too long') }).strict();

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
 import type pg from 'pg';
 import type Stripe from 'stripe';
@@ -7,6 +8,9 @@ import type { Payment } from '../payments/payments-store.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { createReferrals } from './referrals-service.ts';
 import { createLeads } from './leads-service.ts';
+import { createGifts } from './gifts-service.ts';
+import type { EmailOutbox } from '../notifications/email-outbox.ts';
+import type { IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
 import type { RequestContext, SignupExtras } from '../auth/auth-service.ts';
 import type { CurrentUser } from '../auth/auth-types.ts';
 import { asProblem } from '../http/domain-problems.ts';
@@ -26,12 +30,13 @@ export type Growth = ReturnType<typeof createGrowth>;
  * codes (and, as they land, referrals, visitors' trial credits and gifts). Each is a lot with its
  * own source (migrations/20261130190000_add_growth_credit_sources.ts).
  */
-export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pgPool: pg.Pool; config: Readonly<Config>; secret: string; stripe: Stripe; logger: Logger }) {
+export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pgPool: pg.Pool; config: Readonly<Config>; secret: string; stripe: Stripe; logger: Logger; outbox: EmailOutbox; idempotency: IdempotencyKeys }) {
   const { db, ledger, audit, pgPool, config, stripe, logger } = deps;
   const cookies = createGrowthCookies(deps.secret, config.session.secureCookie);
   const promoCodes = createPromoCodes({ db, ledger, audit, throttle: createRedeemThrottle(pgPool, config) });
   const referrals = createReferrals({ db, ledger, stripe, config, logger });
   const leads = createLeads({ db, ledger, cookies, config });
+  const gifts = createGifts({ db, ledger, outbox: deps.outbox, idempotency: deps.idempotency, config });
 
   /** What sign-up (API and page) needs of growth: the cookies' extras and a promo code typed at sign-up. */
   const signup = {
@@ -68,7 +73,8 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
     async forAccount(userId: string, req: Request, res: Response) {
       await referrals.seenIn(userId, cookies.browserId(req, res));
       const r = await referrals.summary(userId);
-      return { referral: { ...r, earned: formatCredits(r.earnedMillicredits), refereeCredits: formatCredits(config.growth.referral.refereeMillicredits), referrerCredits: formatCredits(config.growth.referral.referrerMillicredits) } };
+      const sent = await gifts.listSent(userId);
+      return { giftKey: crypto.randomUUID(), sent: sent.map(gifts.giftJson), referral: { ...r, earned: formatCredits(r.earnedMillicredits), refereeCredits: formatCredits(config.growth.referral.refereeMillicredits), referrerCredits: formatCredits(config.growth.referral.referrerMillicredits) } };
     },
   };
 
@@ -84,5 +90,5 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
     refunded: (trx: Trx, payment: Payment, before: number, after: number, _clawedBack: number) => referrals.paymentHooks.refunded(trx, payment, before, after),
   };
 
-  return { promoCodes, referrals, leads, cookies, signup, account, onSignup, paymentHooks };
+  return { promoCodes, referrals, leads, gifts, cookies, signup, account, onSignup, paymentHooks };
 }
