@@ -51,7 +51,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(notifications.paymentHooks, growth.paymentHooks) });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(notifications.paymentHooks, growth.paymentHooks), giftPacks: growth.giftPacks });
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = createStripeWebhook({

@@ -9,7 +9,7 @@ export function createGrowthFeature(services: Services): Feature {
   const { growth, ledger } = services;
   const api = express.Router();
   const pages = express.Router();
-  api.use(createGrowthRouter({ promoCodes: growth.promoCodes, ledger, referrals: growth.referrals, cookies: growth.cookies, gifts: growth.gifts }));
-  pages.use(createGrowthPages({ promoCodes: growth.promoCodes, referrals: growth.referrals, cookies: growth.cookies, leads: growth.leads, gifts: growth.gifts, config: services.config }));
+  api.use(createGrowthRouter({ promoCodes: growth.promoCodes, ledger, referrals: growth.referrals, cookies: growth.cookies, gifts: growth.gifts, giftPacks: growth.giftPacks, payments: services.payments }));
+  pages.use(createGrowthPages({ promoCodes: growth.promoCodes, referrals: growth.referrals, cookies: growth.cookies, leads: growth.leads, gifts: growth.gifts, giftPacks: growth.giftPacks, payments: services.payments, config: services.config }));
   return { api, pages };
 }

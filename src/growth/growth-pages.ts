@@ -7,11 +7,13 @@ import { viewHelpers } from '../credits/view-helpers.ts';
 import { asProblem } from '../http/domain-problems.ts';
 import { parseOrThrow } from '../http/validate.ts';
 import { formatCredits } from '../ledger/credits.ts';
-import { CreatePromoCodeBody, GiftBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
+import { CreatePromoCodeBody, GiftBody, GiftPackBody, PromoCodeParams, RedeemBody } from './growth-schemas.ts';
 import type { PromoCodes } from './promo-codes-service.ts';
 import type { Referrals } from './referrals-service.ts';
 import type { Leads } from './leads-service.ts';
 import type { Gifts } from './gifts-service.ts';
+import type { GiftPacks } from './gift-packs-service.ts';
+import type { Payments } from '../payments/payments-service.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../http/errors.ts';
 import { COOKIES, type GrowthCookies } from './growth-cookies.ts';
@@ -22,8 +24,17 @@ import { NotFoundError } from '../http/errors.ts';
  * (views/growth/_account.ejs posts to POST /account/redeem), and referral links `/r/<code>`. Forms post back with a CSRF token and
  * redirect (303) with a message, or re-render with inline errors.
  */
-export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Referrals; cookies: GrowthCookies; leads: Leads; gifts: Gifts; config: Pick<Config, 'growth'> }): express.Router {
-  const { promoCodes, referrals, cookies, leads, gifts, config } = deps;
+export function createGrowthPages(deps: {
+  promoCodes: PromoCodes;
+  referrals: Referrals;
+  cookies: GrowthCookies;
+  leads: Leads;
+  gifts: Gifts;
+  giftPacks: GiftPacks;
+  payments: Pick<Payments, 'createCheckout'>;
+  config: Pick<Config, 'growth'>;
+}): express.Router {
+  const { promoCodes, referrals, cookies, leads, gifts, giftPacks, payments, config } = deps;
   const pages = express.Router();
 
   async function renderAdmin(req: Request, res: Response, status: number, form: { values: Record<string, unknown>; errors: Record<string, string> }) {
@@ -103,6 +114,13 @@ export function createGrowthPages(deps: { promoCodes: PromoCodes; referrals: Ref
       else throw err;
     }
     res.redirect(303, '/account#gift');
+  });
+
+  pages.post('/account/gift-packs', requireAuth, async (req, res) => {
+    const { packageId } = parseOrThrow(GiftPackBody, formBody(req), 'body');
+    const r = await payments.createCheckout(req.user!, packageId);
+    await giftPacks.mark(r.payment.id, req.user!.id);
+    res.redirect(303, r.checkoutUrl);
   });
 
   /** A claim link: who sent what; sign up or log in, then claim (once). */

@@ -86,3 +86,6 @@ export type GiftBody = z.infer<typeof GiftBody>;
 
 /** `POST /api/gifts/claim`: the token of the claim link. */
 export const ClaimBody = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required').max(200, 'is too long') }).strict();
+
+/** `POST /api/credits/gift-packs` and its form: the pack to buy as a gift. */
+export const GiftPackBody = z.object({ packageId: z.string({ error: 'is required' }).min(1, 'is required').max(64, 'is too long') }).strict();

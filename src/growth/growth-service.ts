@@ -9,6 +9,8 @@ import { formatCredits } from '../ledger/credits.ts';
 import { createReferrals } from './referrals-service.ts';
 import { createLeads } from './leads-service.ts';
 import { createGifts } from './gifts-service.ts';
+import { createGiftPacks } from './gift-packs-service.ts';
+import { listPackages } from '../payments/payments-store.ts';
 import type { EmailOutbox } from '../notifications/email-outbox.ts';
 import type { IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
 import type { RequestContext, SignupExtras } from '../auth/auth-service.ts';
@@ -33,7 +35,8 @@ export type Growth = ReturnType<typeof createGrowth>;
 export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pgPool: pg.Pool; config: Readonly<Config>; secret: string; stripe: Stripe; logger: Logger; outbox: EmailOutbox; idempotency: IdempotencyKeys }) {
   const { db, ledger, audit, pgPool, config, stripe, logger } = deps;
   const cookies = createGrowthCookies(deps.secret, config.session.secureCookie);
-  const promoCodes = createPromoCodes({ db, ledger, audit, throttle: createRedeemThrottle(pgPool, config) });
+  const giftPacks = createGiftPacks({ db, ledger, outbox: deps.outbox, config });
+  const promoCodes = createPromoCodes({ db, ledger, audit, throttle: createRedeemThrottle(pgPool, config), giftCodes: giftPacks });
   const referrals = createReferrals({ db, ledger, stripe, config, logger });
   const leads = createLeads({ db, ledger, cookies, config });
   const gifts = createGifts({ db, ledger, outbox: deps.outbox, idempotency: deps.idempotency, config });
@@ -74,7 +77,8 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
       await referrals.seenIn(userId, cookies.browserId(req, res));
       const r = await referrals.summary(userId);
       const sent = await gifts.listSent(userId);
-      return { giftKey: crypto.randomUUID(), sent: sent.map(gifts.giftJson), referral: { ...r, earned: formatCredits(r.earnedMillicredits), refereeCredits: formatCredits(config.growth.referral.refereeMillicredits), referrerCredits: formatCredits(config.growth.referral.referrerMillicredits) } };
+      const [bought, packs] = await Promise.all([giftPacks.listBought(userId), listPackages(db)]);
+      return { giftKey: crypto.randomUUID(), sent: sent.map(gifts.giftJson), bought, packs: packs.map((p) => ({ id: p.id, name: p.name, credits: formatCredits(p.creditsMillicredits + p.bonusMillicredits) })), referral: { ...r, earned: formatCredits(r.earnedMillicredits), refereeCredits: formatCredits(config.growth.referral.refereeMillicredits), referrerCredits: formatCredits(config.growth.referral.referrerMillicredits) } };
     },
   };
 
@@ -90,5 +94,5 @@ export function createGrowth(deps: { db: Db; ledger: Ledger; audit: AuditLog; pg
     refunded: (trx: Trx, payment: Payment, before: number, after: number, _clawedBack: number) => referrals.paymentHooks.refunded(trx, payment, before, after),
   };
 
-  return { promoCodes, referrals, leads, gifts, cookies, signup, account, onSignup, paymentHooks };
+  return { promoCodes, referrals, leads, gifts, giftPacks, cookies, signup, account, onSignup, paymentHooks };
 }

@@ -6,6 +6,7 @@ import { ConflictError, ForbiddenError, NotFoundError } from '../http/errors.ts'
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Lot } from '../ledger/ledger-types.ts';
 import { GoneError } from './growth-errors.ts';
+import { isGiftCode } from './gift-packs-service.ts';
 import type { RedeemThrottle } from './growth-throttle.ts';
 import * as store from './promo-codes-store.ts';
 import type { PromoCode } from './promo-codes-store.ts';
@@ -29,7 +30,15 @@ export interface PromoCodeInput {
  * Every redemption of one code runs under that code's row lock, in the transaction that grants the
  * lot, so `maxRedemptions` and `perUserLimit` hold under any concurrency.
  */
-export function createPromoCodes(deps: { db: Db; ledger: Ledger; audit: AuditLog; throttle: RedeemThrottle; clock?: () => Date }) {
+export function createPromoCodes(deps: {
+  db: Db;
+  ledger: Ledger;
+  audit: AuditLog;
+  throttle: RedeemThrottle;
+  /** Gift codes (`GIFT-…`, packs bought as gifts) share the redeem form, the API and the throttle. */
+  giftCodes?: { redeem(user: CurrentUser, code: string): Promise<{ lot: Lot }> };
+  clock?: () => Date;
+}) {
   const { db, ledger, audit, throttle } = deps;
   const now = deps.clock ?? (() => new Date());
 
@@ -85,12 +94,23 @@ export function createPromoCodes(deps: { db: Db; ledger: Ledger; audit: AuditLog
      * order: unknown or deactivated → 404 (the same answer, so codes cannot be probed);
      * outside `validFrom`/`validUntil` → 410; the user's `perUserLimit` reached → 409; all
      * `maxRedemptions` taken → 410; `newUsersOnly` and the account is older than the code → 403.
+     * A gift code (`GIFT-…`) is redeemed by `giftCodes` instead (`code` undefined in the result).
      */
-    async redeem(user: CurrentUser, code: string, ctx: RequestContext): Promise<{ code: PromoCode; lot: Lot }> {
+    async redeem(user: CurrentUser, code: string, ctx: RequestContext): Promise<{ code: PromoCode | undefined; lot: Lot }> {
       const ip = ctx.ip ?? 'unknown';
       await throttle.attempt(user.id, ip);
       let found = false;
       try {
+        if (deps.giftCodes && isGiftCode(code)) {
+          try {
+            const { lot } = await deps.giftCodes.redeem(user, code);
+            found = true;
+            return { code: undefined, lot };
+          } catch (err) {
+            found = !(err instanceof NotFoundError);
+            throw err;
+          }
+        }
         const result = await inTransaction(db, async (trx) => {
           const promo = await store.findPromoCodeByCode(trx, code, true);
           if (!promo || promo.deactivatedAt) throw new NotFoundError('promo code');

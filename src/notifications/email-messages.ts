@@ -28,6 +28,8 @@ export interface EmailData {
   subscription_payment_failed: { name: string; planName: string; amount: string; nextAttempt: string | null; fixCardUrl: string };
   /** A gift of credits (issue 17): to a user (link to their account) or to an address without one (claim link, `claimDays`). */
   gift_received: { name: string; senderName: string; credits: string; message: string | null; link: string; claimDays: number | null };
+  /** The code of a pack bought as a gift, for the buyer to pass on. */
+  gift_code: { name: string; code: string; credits: string; accountUrl: string };
 }
 
 export type EmailType = keyof EmailData;
@@ -52,6 +54,8 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   subscription_payment_failed: { category: 'security', subject: (d) => `Your ${d.planName} payment failed: update your card` },
   // Gifts (issue 17) are money received: they go with receipts.
   gift_received: { category: 'receipts', subject: (d) => `${d.senderName} sent you ${d.credits} Tally credits` },
+  // The code is what was bought: it always goes, like a receipt that cannot be turned off.
+  gift_code: { category: 'security', subject: (d) => `Your Tally gift code for ${d.credits} credits` },
 };
 
 export interface RenderedEmail {
