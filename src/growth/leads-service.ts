@@ -10,7 +10,7 @@ import { moveCredits } from './move-credits.ts';
 
 export type Leads = ReturnType<typeof createLeads>;
 
-/** The paths a lead may use as if signed in: the tasks pages and API, nothing else. */
+/** The paths a lead may use as if signed in: the tasks pages and API, and its balance (read by /tasks), nothing else. */
 const LEAD_PATHS = /^\/(api\/)?tasks(\/|$)/;
 
 /**
