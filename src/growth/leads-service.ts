@@ -11,7 +11,7 @@ import { moveCredits } from './move-credits.ts';
 export type Leads = ReturnType<typeof createLeads>;
 
 /** The paths a lead may use as if signed in: the tasks pages and API, and its balance (read by /tasks), nothing else. */
-const LEAD_PATHS = /^\/(api\/)?tasks(\/|$)/;
+const LEAD_PATHS = /^\/(api\/)?tasks(\/|$)|^\/api\/credits\/balance$/;
 
 /**
  * Visitors' trial credits (issue 17): a visitor who has not signed up opens an anonymous lead

@@ -41,8 +41,10 @@ describe('trial credits for visitors', () => {
     const left = await available(leadId);
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThan(3000);
-    // The lead is a visitor on the tasks paths only.
-    expect((await agent.get('/api/credits/balance')).status).toBe(401);
+    // The lead is a visitor on the tasks paths (and its balance) only.
+    expect((await agent.get('/api/credits/balance').expect(200)).body.available).toBe(left / 1000);
+    expect((await agent.get('/api/credits/transfers')).status).toBe(401);
+    expect((await agent.get('/account').set('Accept', 'text/html')).status).toBe(303);
 
     const signed = await agent.post('/api/auth/signup').send({ email: uniqueEmail('lead'), password: GOOD_PASSWORD, name: 'Lena Lead' }).expect(201);
     const userId = signed.body.user.id as string;
