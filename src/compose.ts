@@ -25,6 +25,8 @@ import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
 import { createGrowth } from './growth/growth-service.ts';
+import { createApiKeys } from './api-keys/api-keys-service.ts';
+import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -75,9 +77,23 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  // Team invitations go through the email outbox, written in the invitation's transaction.
+  const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
+    async sendInvitation(msg, trx) {
+      await notificationCore.outbox.enqueue(trx, {
+        type: 'team_invitation',
+        to: msg.to,
+        userId: null,
+        data: { teamName: msg.teamName, inviterName: msg.inviterName, role: msg.role, acceptUrl: msg.acceptUrl, expiresAt: `${msg.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC` },
+      });
+    },
+  };
+  const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
+  const apiKeys = createApiKeys({ db, audit });
   return {
     ...infra,
     notify: infra.notify ?? {},
+    invitationMailer,
     storage,
     config,
     db,
@@ -92,6 +108,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     admin,
     idempotency,
     tasks,
+    teams,
+    apiKeys,
     notifications,
     spend,
     autoRecharge,

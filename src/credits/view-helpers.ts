@@ -20,6 +20,7 @@ const KIND_LABELS: Record<TransferKind, string> = {
   gift: 'Gift',
   gift_return: 'Gift returned',
   gift_code: 'Gift code',
+  contribution: 'Team contribution',
 };
 
 const dateFmt = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' });

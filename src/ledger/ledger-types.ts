@@ -16,7 +16,9 @@ export type GrantKind =
   | 'gift_code';
 /** Kinds of direct spend (`debit`). */
 export type DebitKind = 'usage' | 'adjustment';
-export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry';
+/** Kinds of a move of purchased credits between two owned accounts (`transferPurchased`): no system account in between. */
+export type OwnedTransferKind = 'contribution' | 'gift';
+export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry' | OwnedTransferKind;
 
 export const GRANT_KINDS: readonly GrantKind[] = [
   'purchase',
@@ -31,10 +33,14 @@ export const GRANT_KINDS: readonly GrantKind[] = [
   'gift_return',
   'gift_code',
 ];
-export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry'];
+export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution'];
 
-/** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
-export const COUNTERPARTY: Record<TransferKind, string> = {
+/**
+ * The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in
+ * SQL). A `gift` has one only when it waits for a claim link (`gift_codes`, issue 17); a direct gift
+ * or a contribution moves between two owned accounts.
+ */
+export const COUNTERPARTY: Record<Exclude<TransferKind, 'contribution'>, string> = {
   purchase: 'sales',
   signup_bonus: 'promotions',
   bonus: 'promotions',
@@ -76,7 +82,8 @@ export interface Lot {
   id: string;
   accountId: string;
   transferId: string;
-  source: GrantKind;
+  /** How the credits came in: a grant's kind, or `contribution` / `gift` for purchased credits moved from another account. */
+  source: GrantKind | OwnedTransferKind;
   amount: number;
   /** Not yet spent, expired or clawed back (includes what is held). */
   remaining: number;
