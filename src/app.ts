@@ -27,6 +27,8 @@ import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createGrowthFeature } from './growth/growth-feature.ts';
+import { createPrivacyFeature } from './privacy/privacy-feature.ts';
+import { createInsightFeature } from './insight/insight-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -101,7 +103,9 @@ export function createApp(services: Services): express.Express {
     createSpendFeature(services),
     createAdminFeature(services),
     createGrowthFeature(services),
+    createInsightFeature(services),
     createTeamsFeature(services),
+    createPrivacyFeature(services),
     createHomeFeature(),
   ];
 

@@ -25,8 +25,12 @@ import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
 import { createGrowth } from './growth/growth-service.ts';
+import { createInsight } from './insight/insight-service.ts';
+import { withReceiptNumbers } from './insight/receipts-service.ts';
 import { createApiKeys } from './api-keys/api-keys-service.ts';
 import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
+import { withRefusalAudit } from './privacy/refusal-audit.ts';
+import { createPrivacyService } from './privacy/privacy-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -38,7 +42,7 @@ export type { Infrastructure, Services } from './services.ts';
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
   const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
-  const audit = createAuditLog(db);
+  const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
   const idempotency = createIdempotencyKeys(db);
@@ -53,7 +57,9 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(notifications.paymentHooks, growth.paymentHooks), giftPacks: growth.giftPacks });
+  // Receipts read payments through the payments service, which numbers receipts as it fulfills.
+  const insight = createInsight({ db, ledger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
+  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: bothPaymentEvents(withReceiptNumbers(insight.receipts, notifications.paymentHooks), growth.paymentHooks), giftPacks: growth.giftPacks });
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = createStripeWebhook({
@@ -90,6 +96,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   };
   const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
   const apiKeys = createApiKeys({ db, audit });
+  const privacy = createPrivacyService({ db, ledger, audit, storage, outbox: notificationCore.outbox, stripe: infra.stripe, config, logger, ...(infra.notify?.clock ? { clock: infra.notify.clock } : {}) });
   return {
     ...infra,
     notify: infra.notify ?? {},
@@ -113,6 +120,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     notifications,
     spend,
     autoRecharge,
+    privacy,
+    insight,
     growth,
   };
 }
@@ -148,7 +157,8 @@ export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pi
     config,
     db,
     logger: infra.logger,
-    ledger: notificationCore.ledger,
+    // refusals at the hold are audited (issue 19), whichever process places the hold
+    ledger: withRefusalAudit(notificationCore.ledger, { audit: createAuditLog(db, { logger: infra.logger }), logger: infra.logger }),
     notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),

@@ -99,6 +99,15 @@ const EnvSchema = z.object({
   LEAD_TRIAL_DAYS: int(1, 365).default(7),
   LEAD_MAX_PER_IP_PER_DAY: int(1, 100_000).default(3),
   GIFT_CLAIM_DAYS: int(1, 365).default(30),
+  // Privacy and retention (issue 19)
+  RETENTION_UPLOAD_DAYS: int(1, 36_500).default(30),
+  RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
+  RETENTION_SESSION_DAYS: int(1, 36_500).default(30),
+  RETENTION_AUDIT_DAYS: int(365, 36_500).default(2555),
+  // Receipts (issue 18): the seller printed on HTML and PDF receipts.
+  SELLER_NAME: optionalString.pipe(z.string().max(200).optional()),
+  SELLER_ADDRESS: optionalString.pipe(z.string().max(500).optional()),
+  SELLER_TAX_ID: optionalString.pipe(z.string().max(100).optional()),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -191,6 +200,10 @@ export interface Config {
     /** Days an unclaimed gift waits before it returns to its sender. */
     giftClaimDays: number;
   };
+  /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
+  retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
+  /** The seller on receipts: name, address lines (`SELLER_ADDRESS` split at `;`), tax id. */
+  seller: { name: string; address: string[]; taxId: string | undefined };
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -314,6 +327,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       },
       lead: { trialMillicredits: e.LEAD_TRIAL_CREDITS, trialDays: e.LEAD_TRIAL_DAYS, maxPerIpPerDay: e.LEAD_MAX_PER_IP_PER_DAY },
       giftClaimDays: e.GIFT_CLAIM_DAYS,
+    },
+    retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
+    seller: {
+      name: e.SELLER_NAME ?? 'Tally',
+      address: (e.SELLER_ADDRESS ?? '').split(';').map((l) => l.trim()).filter(Boolean),
+      taxId: e.SELLER_TAX_ID,
     },
   };
   return deepFreeze(config);

@@ -13,7 +13,9 @@ export type GrantKind =
   | 'trial'
   | 'gift'
   | 'gift_return'
-  | 'gift_code';
+  | 'gift_code'
+  // Rolled-over subscription credits (issue 15; migrations/20261130165000_add_rollover_kind.ts).
+  | 'rollover';
 /** Kinds of direct spend (`debit`). */
 export type DebitKind = 'usage' | 'adjustment';
 /** Kinds of a move of purchased credits between two owned accounts (`transferPurchased`): no system account in between. */
@@ -32,6 +34,7 @@ export const GRANT_KINDS: readonly GrantKind[] = [
   'gift',
   'gift_return',
   'gift_code',
+  'rollover',
 ];
 export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution'];
 
@@ -45,6 +48,7 @@ export const COUNTERPARTY: Record<Exclude<TransferKind, 'contribution'>, string>
   signup_bonus: 'promotions',
   bonus: 'promotions',
   subscription_grant: 'subscriptions',
+  rollover: 'subscriptions',
   adjustment: 'adjustments',
   usage: 'usage',
   refund_clawback: 'refunds',

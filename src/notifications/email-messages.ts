@@ -31,6 +31,7 @@ export interface EmailData {
   gift_received: { name: string; senderName: string; credits: string; message: string | null; link: string; claimDays: number | null };
   /** The code of a pack bought as a gift, for the buyer to pass on. */
   gift_code: { name: string; code: string; credits: string; accountUrl: string };
+  account_export_ready: { name: string; downloadUrl: string; expiresAt: string };
 }
 
 export type EmailType = keyof EmailData;
@@ -58,6 +59,8 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   gift_received: { category: 'receipts', subject: (d) => `${d.senderName} sent you ${d.credits} Tally credits` },
   // The code is what was bought: it always goes, like a receipt that cannot be turned off.
   gift_code: { category: 'security', subject: (d) => `Your Tally gift code for ${d.credits} credits` },
+  // The user asked for it (GDPR Art. 15): it always goes.
+  account_export_ready: { category: 'security', subject: () => 'Your Tally data export is ready' },
 };
 
 export interface RenderedEmail {
