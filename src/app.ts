@@ -26,6 +26,7 @@ import { createTeamsFeature } from './teams/teams-feature.ts';
 import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
+import { createGrowthFeature } from './growth/growth-feature.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
 import { createInsightFeature } from './insight/insight-feature.ts';
 
@@ -101,6 +102,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createGrowthFeature(services),
     createInsightFeature(services),
     createTeamsFeature(services),
     createPrivacyFeature(services),
@@ -116,6 +118,8 @@ export function createApp(services: Services): express.Express {
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(loadUser(db));
+  // A visitor's trial lead acts as a user on the tasks paths only (issue 17, src/growth/leads-service.ts).
+  app.use(services.growth.leads.middleware);
 
   // JSON API: SameSite cookies + Origin check.
   const origin = new URL(config.appUrl);

@@ -9,7 +9,7 @@ import { createSessionsService } from './auth/sessions-service.ts';
 import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
-import { createPayments } from './payments/payments-service.ts';
+import { createPayments, type PaymentEvents } from './payments/payments-service.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
@@ -26,6 +26,7 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createGrowth } from './growth/growth-service.ts';
 import { createInsight } from './insight/insight-service.ts';
 import { withReceiptNumbers } from './insight/receipts-service.ts';
 import { createApiKeys } from './api-keys/api-keys-service.ts';
@@ -46,6 +47,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const idempotency = createIdempotencyKeys(db);
+  const growth = createGrowth({ db, ledger: grantingLedger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret, stripe: infra.stripe, logger, outbox: notificationCore.outbox, idempotency });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
@@ -58,7 +61,16 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   // Receipts read payments through the payments service, which numbers receipts as it fulfills.
   const insight = createInsight({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
-  const payments = createPayments({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, customers, events: withReceiptNumbers(insight.receipts, notifications.paymentHooks) });
+  const payments = createPayments({
+    db,
+    ledger: grantingLedger,
+    stripe: infra.stripe,
+    config,
+    logger,
+    customers,
+    events: bothPaymentEvents(withReceiptNumbers(insight.receipts, notifications.paymentHooks), growth.paymentHooks),
+    giftPacks: growth.giftPacks,
+  });
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger: grantingLedger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger, appUrl: config.appUrl });
   // Every spend through this ledger (reserve, debit, one-commit debits, posts by the worker in
@@ -81,9 +93,9 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     audit,
     throttle: createLoginThrottle(infra.pgPool, config),
     onSignup: (trx, user) => notifications.recovery.sendVerification(trx, user),
+    onSignupExtras: (trx, user, extras) => growth.onSignup(trx, user, extras),
   });
   const admin = createAdminService({ db, ledger, audit });
-  const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend });
   // Team invitations go through the email outbox, written in the invitation's transaction.
@@ -125,6 +137,21 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     autoRecharge,
     privacy,
     insight,
+    growth,
+  };
+}
+
+/** Payment events for two listeners (receipts, then growth's referral rewards), in the payment's transaction. */
+function bothPaymentEvents(first: PaymentEvents, second: PaymentEvents): PaymentEvents {
+  return {
+    async paid(trx, payment) {
+      await first.paid(trx, payment);
+      await second.paid(trx, payment);
+    },
+    async refunded(trx, payment, before, after, clawedBack) {
+      await first.refunded(trx, payment, before, after, clawedBack);
+      await second.refunded(trx, payment, before, after, clawedBack);
+    },
   };
 }
 

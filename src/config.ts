@@ -21,6 +21,16 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+/** Credits as a decimal with at most 3 decimals (`5`, `2.5`), as integer millicredits (defaults are millicredits). */
+const creditsVar = z
+  .string()
+  .regex(/^\d+(\.\d{1,3})?$/, 'must be credits with at most 3 decimals')
+  .transform((v) => {
+    const [whole, frac = ''] = v.split('.');
+    return Number(whole) * 1000 + Number(frac.padEnd(3, '0'));
+  })
+  .pipe(z.number().int().max(Number.MAX_SAFE_INTEGER));
+
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
@@ -78,6 +88,17 @@ const EnvSchema = z.object({
   PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
   BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
 
+  // Growth (issue 17): promo codes, referrals, visitors' trial credits, gifts.
+  PROMO_REDEEM_MAX_FAILURES: int(1, 100_000).default(10),
+  PROMO_REDEEM_WINDOW_MINUTES: int(1, 24 * 60).default(60),
+  REFERRAL_REFEREE_CREDITS: creditsVar.default(5_000),
+  REFERRAL_REFERRER_CREDITS: creditsVar.default(10_000),
+  REFERRAL_CREDITS_DAYS: int(1, 3650).default(90),
+  REFERRAL_MAX_PER_MONTH: int(0, 100_000).default(10),
+  LEAD_TRIAL_CREDITS: creditsVar.default(3_000),
+  LEAD_TRIAL_DAYS: int(1, 365).default(7),
+  LEAD_MAX_PER_IP_PER_DAY: int(1, 100_000).default(3),
+  GIFT_CLAIM_DAYS: int(1, 365).default(30),
   // Privacy and retention (issue 19)
   RETENTION_UPLOAD_DAYS: int(1, 36_500).default(30),
   RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
@@ -170,6 +191,15 @@ export interface Config {
   passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
   /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
   benchRoutes: boolean;
+  /** Credits in without a purchase (issue 17). Amounts are millicredits. */
+  growth: {
+    /** Failed promo-code redemptions allowed per user and per IP per window (guessing is brute force). */
+    promoRedeem: { maxFailures: number; windowMs: number };
+    referral: { refereeMillicredits: number; referrerMillicredits: number; creditsDays: number; maxPerMonth: number };
+    lead: { trialMillicredits: number; trialDays: number; maxPerIpPerDay: number };
+    /** Days an unclaimed gift waits before it returns to its sender. */
+    giftClaimDays: number;
+  };
   /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
   retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
   /** The seller on receipts: name, address lines (`SELLER_ADDRESS` split at `;`), tax id. */
@@ -287,6 +317,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
     },
     benchRoutes: e.BENCH_ROUTES === 'on',
+    growth: {
+      promoRedeem: { maxFailures: e.PROMO_REDEEM_MAX_FAILURES, windowMs: e.PROMO_REDEEM_WINDOW_MINUTES * 60_000 },
+      referral: {
+        refereeMillicredits: e.REFERRAL_REFEREE_CREDITS,
+        referrerMillicredits: e.REFERRAL_REFERRER_CREDITS,
+        creditsDays: e.REFERRAL_CREDITS_DAYS,
+        maxPerMonth: e.REFERRAL_MAX_PER_MONTH,
+      },
+      lead: { trialMillicredits: e.LEAD_TRIAL_CREDITS, trialDays: e.LEAD_TRIAL_DAYS, maxPerIpPerDay: e.LEAD_MAX_PER_IP_PER_DAY },
+      giftClaimDays: e.GIFT_CLAIM_DAYS,
+    },
     retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
     seller: {
       name: e.SELLER_NAME ?? 'Tally',

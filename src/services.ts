@@ -20,6 +20,7 @@ import type { NotificationServices, NotificationTestHooks } from './notification
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
+import type { Growth } from './growth/growth-service.ts';
 import type { PrivacyService } from './privacy/privacy-service.ts';
 import type { Insight } from './insight/insight-service.ts';
 
@@ -71,6 +72,8 @@ export interface Services extends Required<Infrastructure> {
   apiKeys: ApiKeys;
   /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
   notifications: NotificationServices;
+  /** Promo codes, referrals, visitors' trial credits, gifts (issue 17). */
+  growth: Growth;
   /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */
   spend: SpendControls;
   /** Auto-recharge: saved card, threshold, guardrails; fulfilled by the Stripe webhook. */

@@ -98,8 +98,10 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const months = await services.subscriptions.creditDueMonths();
           // Auto-recharges for spends no check saw (a separate worker process's posts).
           const recharges = await services.autoRecharge.sweep();
-          if (holds + lots + keys + capAlerts + months + recharges > 0) {
-            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months, recharges }, 'ledger sweep');
+          // Gifts unclaimed past GIFT_CLAIM_DAYS go back to their senders (issue 17).
+          const giftsReturned = await services.growth.gifts.returnExpired();
+          if (holds + lots + keys + capAlerts + months + recharges + giftsReturned > 0) {
+            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months, recharges, giftsReturned }, 'ledger sweep');
           }
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');

@@ -7,7 +7,7 @@ import { createAuthRouter } from './auth-router.ts';
 export function createAuthFeature(services: Services): Feature {
   const { auth, sessions, ledger, config } = services;
   return {
-    api: createAuthRouter({ auth, sessions, ledger, config }),
-    pages: createAuthPages({ auth, config }),
+    api: createAuthRouter({ auth, sessions, ledger, config, growth: services.growth }),
+    pages: createAuthPages({ auth, config, growth: services.growth }),
   };
 }

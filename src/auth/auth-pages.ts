@@ -1,5 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import type { Config } from '../config.ts';
+import type { Growth } from '../growth/growth-service.ts';
 import { AppError, ConflictError } from '../http/errors.ts';
 import { formatCredits } from '../ledger/credits.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
@@ -17,8 +18,8 @@ import { endSession, establishSession, setFlash, takeFlash } from './session.ts'
  * on success or re-render with inline errors (400 invalid, 401 wrong credentials, 409 email taken,
  * 429 throttled).
  */
-export function createAuthPages(deps: { auth: AuthService; config: Readonly<Config> }): express.Router {
-  const { auth, config } = deps;
+export function createAuthPages(deps: { auth: AuthService; config: Readonly<Config>; growth: Pick<Growth, 'signup'> }): express.Router {
+  const { auth, config, growth } = deps;
   const pages = express.Router();
 
   function render(req: Request, res: Response, view: 'signup' | 'login', status: number, locals: Record<string, unknown>) {
@@ -44,11 +45,15 @@ export function createAuthPages(deps: { auth: AuthService; config: Readonly<Conf
   pages.post('/signup', async (req, res) => {
     const { next, ...fields } = formBody(req);
     const nextPath = typeof next === 'string' && next !== '' ? safeNextPath(next) : undefined;
-    const values = { email: fields.email, name: fields.name };
+    const values = { email: fields.email, name: fields.name, promoCode: fields.promoCode };
     try {
       const body = parseOrThrow(SignupBody, fields, 'body');
-      const { user } = await auth.signup(body, requestContext(req));
+      const ctx = requestContext(req);
+      const { user } = await auth.signup(body, ctx, growth.signup.extrasOf(req, res));
+      growth.signup.done(res);
       await establishSession(req, user);
+      const promo = body.promoCode ? await growth.signup.redeem(user, body.promoCode, ctx) : undefined;
+      const promoNote = !promo ? '' : promo.redeemed ? ` Your promo code added ${formatCredits(promo.lot.amount)} credits.` : ` Your promo code was not applied: ${promo.detail}`;
       const bonus = config.signupBonus;
       // Land where the first job is one step away (issue 10), unless the visitor came for something else.
       const expires = new Date(Date.now() + bonus.days * 86_400_000);
@@ -56,8 +61,8 @@ export function createAuthPages(deps: { auth: AuthService; config: Readonly<Conf
         type: 'success',
         message:
           bonus.millicredits > 0
-            ? `Welcome to Tally! Your ${formatCredits(bonus.millicredits)} free credits are ready until ${viewHelpers.date(expires)} (${bonus.days} days). Upload a scan or a PDF below to run your first job.`
-            : 'Welcome to Tally! Upload a scan or a PDF below to run your first job.',
+            ? `Welcome to Tally! Your ${formatCredits(bonus.millicredits)} free credits are ready until ${viewHelpers.date(expires)} (${bonus.days} days). Upload a scan or a PDF below to run your first job.${promoNote}`
+            : `Welcome to Tally! Upload a scan or a PDF below to run your first job.${promoNote}`,
       });
       res.redirect(303, nextPath ?? '/tasks');
     } catch (err) {

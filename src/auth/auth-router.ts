@@ -1,7 +1,8 @@
 import express from 'express';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
-import { balanceJson } from '../credits/credits-json.ts';
+import { balanceJson, lotJson } from '../credits/credits-json.ts';
+import type { Growth } from '../growth/growth-service.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { validate } from '../http/validate.ts';
 import { requestContext } from './audit-log.ts';
@@ -16,8 +17,8 @@ import { endSession, establishSession } from './session.ts';
 const EmptyBody = z.object({}).strict();
 
 /** `/api/auth/*`: sign-up, login, logout, the current user and their sessions. */
-export function createAuthRouter(deps: { auth: AuthService; sessions: SessionsService; ledger: Ledger; config: Readonly<Config> }): express.Router {
-  const { auth, sessions, ledger, config } = deps;
+export function createAuthRouter(deps: { auth: AuthService; sessions: SessionsService; ledger: Ledger; config: Readonly<Config>; growth: Pick<Growth, 'signup'> }): express.Router {
+  const { auth, sessions, ledger, config, growth } = deps;
   const api = express.Router();
 
   api.get('/auth/password-requirements', (_req, res) => {
@@ -26,9 +27,17 @@ export function createAuthRouter(deps: { auth: AuthService; sessions: SessionsSe
 
   api.post('/auth/signup', async (req, res) => {
     const body = validate(SignupBody, req);
-    const { user, balance } = await auth.signup(body, requestContext(req));
+    const ctx = requestContext(req);
+    const { user, balance } = await auth.signup(body, ctx, growth.signup.extrasOf(req, res));
+    growth.signup.done(res);
     await establishSession(req, user);
-    res.status(201).json({ user: userJson(user), balance: balanceJson(balance) });
+    // A promo code given at sign-up (issue 17): the account stands whether or not the code works.
+    const promo = body.promoCode ? await growth.signup.redeem(user, body.promoCode, ctx) : undefined;
+    res.status(201).json({
+      user: userJson(user),
+      balance: balanceJson(promo?.redeemed ? await ledger.getBalance(user.id) : balance),
+      ...(promo ? { promoCode: promo.redeemed ? { redeemed: true, lot: lotJson(promo.lot) } : promo } : {}),
+    });
   });
 
   api.post('/auth/login', async (req, res) => {

@@ -23,6 +23,8 @@ export const SignupBody = z
     email: Email,
     password: z.string({ error: 'is required' }).max(1024, 'must be at most 128 characters'),
     name: Name,
+    /** A promo code to redeem once the account exists (issue 17); blank = none. */
+    promoCode: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().max(100, 'must be at most 100 characters').optional()),
   })
   .strict()
   .superRefine((v, ctx) => {

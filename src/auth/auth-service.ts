@@ -27,6 +27,16 @@ export class InvalidCredentialsError extends AppError {
 export type AuthService = ReturnType<typeof createAuthService>;
 
 /**
+ * What a sign-up brings besides the form (issue 17), read from the browser's cookies by the
+ * caller: the referral link it came through, its visitor-trial lead, and its browser id.
+ */
+export interface SignupExtras {
+  referralCode?: string | undefined;
+  leadId?: string | undefined;
+  browserId?: string | undefined;
+}
+
+/**
  * Accounts: sign-up (with the signup bonus) and password login with throttling. HTTP-free: the API and the pages both call it; the session itself is set by the caller
  * (see `establishSession`).
  */
@@ -38,6 +48,8 @@ export function createAuthService(deps: {
   throttle: LoginThrottle;
   /** Called in the sign-up transaction (e.g. to write the email-verification message). */
   onSignup?: (trx: Trx, user: CurrentUser) => Promise<void>;
+  /** Called in the sign-up transaction with the {@link SignupExtras} (referral, visitor trial). */
+  onSignupExtras?: (trx: Trx, user: CurrentUser, extras: SignupExtras) => Promise<void>;
 }) {
   const { db, ledger, config, audit, throttle } = deps;
 
@@ -49,7 +61,7 @@ export function createAuthService(deps: {
      * ({@link claimSignupBonus}: `a+x@b` counts as `a@b`). A taken email → {@link ConflictError} (409),
      * decided by the unique constraint, so concurrent retries cannot create two accounts.
      */
-    async signup(input: SignupBody, ctx: RequestContext): Promise<{ user: CurrentUser; balance: Balance }> {
+    async signup(input: SignupBody, ctx: RequestContext, extras: SignupExtras = {}): Promise<{ user: CurrentUser; balance: Balance }> {
       await throttle.signupAttempt(ctx.ip ?? 'unknown');
       const passwordHash = await hashPassword(input.password);
       try {
@@ -75,6 +87,7 @@ export function createAuthService(deps: {
           }
           await touchLastLogin(trx, created.id);
           await deps.onSignup?.(trx, created);
+          await deps.onSignupExtras?.(trx, created, extras);
           await audit.record(
             {
               actor: `user:${created.id}`,

@@ -4,6 +4,8 @@ export interface CurrentUser {
   email: string;
   name: string;
   role: 'user' | 'admin';
+  /** A visitor's anonymous trial lead (issue 17), not a signed-up user: /tasks only. */
+  lead?: true;
 }
 
 export type Role = CurrentUser['role'];

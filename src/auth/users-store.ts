@@ -104,7 +104,9 @@ export async function searchUsers(db: Db, filters: { query?: string }, limit: nu
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },
     ])
-    .limit(limit);
+    .limit(limit)
+    // Visitors' trial leads (issue 17) are not people with accounts.
+    .whereNot('role', 'lead');
   if (filters.query) {
     const pattern = `%${filters.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     q.where((w) => w.whereILike('email', pattern).orWhereILike('name', pattern));

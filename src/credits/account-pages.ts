@@ -34,6 +34,8 @@ export function createAccountPages(deps: {
   notices: { forAccount(userId: string): Promise<unknown> };
   /** Auto-recharge's status, next allowed recharge and history (issue 14; views/account/_auto-recharge.ejs), as JSON. */
   autoRecharge?: { forAccount(userId: string): Promise<unknown> };
+  /** The referral section and redeem form (views/growth/_account.ejs); it remembers the browser. */
+  growth: { forAccount(userId: string, req: express.Request, res: express.Response): Promise<unknown> };
 }): express.Router {
   const { ledger, sessions: sessionsService, payments } = deps;
   const pages = express.Router();
@@ -49,7 +51,7 @@ export function createAccountPages(deps: {
       filterError = err.errors.map((e) => `${e.field.replace(/^query\./, '')} ${e.message}`).join('; ');
     }
     const filters = { kind: query.kind, from: query.from, to: query.to };
-    const [balance, page, sessions, purchases, notices, subscription, recharge] = await Promise.all([
+    const [balance, page, sessions, purchases, notices, subscription, recharge, growth] = await Promise.all([
       ledger.getBalance(user.id),
       ledger.listTransfers(user.id, filters, { limit: PAGE_SIZE, cursor: query.cursor }),
       sessionsService.listSessions(user.id, req.sessionID),
@@ -57,6 +59,7 @@ export function createAccountPages(deps: {
       deps.notices.forAccount(user.id),
       loadSubscriptionView(deps.subscriptions, user.id),
       deps.autoRecharge?.forAccount(user.id),
+      deps.growth.forAccount(user.id, req, res),
     ]);
     // The filter form shows what was asked for, as typed.
     const raw = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '');
@@ -85,6 +88,7 @@ export function createAccountPages(deps: {
       subscription,
       recharge,
       money: formatMoney,
+      growth,
       fmt: viewHelpers,
     });
   });

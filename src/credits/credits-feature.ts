@@ -23,6 +23,7 @@ export function createCreditsFeature(services: Services): Feature {
       notices: notifications.notifications,
       subscriptions: services.subscriptions,
       autoRecharge: { forAccount: async (userId) => autoRechargeJson(await services.autoRecharge.overview(userId)) },
+      growth: services.growth.account,
     }),
   );
   return { api, pages };

@@ -15,8 +15,13 @@ const KIND_LABELS: Record<TransferKind, string> = {
   usage: 'Usage',
   refund_clawback: 'Refund',
   expiry: 'Expired',
-  contribution: 'Team contribution',
+  promo: 'Promo code',
+  referral: 'Referral',
+  trial: 'Trial',
   gift: 'Gift',
+  gift_return: 'Gift returned',
+  gift_code: 'Gift code',
+  contribution: 'Team contribution',
 };
 
 const dateFmt = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' });

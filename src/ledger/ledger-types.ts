@@ -1,7 +1,19 @@
 /** Domain types of the credit ledger. Every amount is integer millicredits (1 credit = 1000). */
 
 /** Kinds that bring credits into a user account as a new lot. */
-export type GrantKind = 'purchase' | 'signup_bonus' | 'bonus' | 'subscription_grant' | 'adjustment'
+export type GrantKind =
+  | 'purchase'
+  | 'signup_bonus'
+  | 'bonus'
+  | 'subscription_grant'
+  | 'adjustment'
+  // Credits in without a purchase (issue 17; migrations/20261130190000_add_growth_credit_sources.ts).
+  | 'promo'
+  | 'referral'
+  | 'trial'
+  | 'gift'
+  | 'gift_return'
+  | 'gift_code'
   // Rolled-over subscription credits (issue 15; migrations/20261130165000_add_rollover_kind.ts).
   | 'rollover';
 /** Kinds of direct spend (`debit`). */
@@ -10,11 +22,28 @@ export type DebitKind = 'usage' | 'adjustment';
 export type OwnedTransferKind = 'contribution' | 'gift';
 export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry' | OwnedTransferKind;
 
-export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment', 'rollover'];
-export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution', 'gift'];
+export const GRANT_KINDS: readonly GrantKind[] = [
+  'purchase',
+  'signup_bonus',
+  'bonus',
+  'subscription_grant',
+  'adjustment',
+  'promo',
+  'referral',
+  'trial',
+  'gift',
+  'gift_return',
+  'gift_code',
+  'rollover',
+];
+export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution'];
 
-/** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
-export const COUNTERPARTY: Record<Exclude<TransferKind, OwnedTransferKind>, string> = {
+/**
+ * The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in
+ * SQL). A `gift` has one only when it waits for a claim link (`gift_codes`, issue 17); a direct gift
+ * or a contribution moves between two owned accounts.
+ */
+export const COUNTERPARTY: Record<Exclude<TransferKind, 'contribution'>, string> = {
   purchase: 'sales',
   signup_bonus: 'promotions',
   bonus: 'promotions',
@@ -24,6 +53,12 @@ export const COUNTERPARTY: Record<Exclude<TransferKind, OwnedTransferKind>, stri
   usage: 'usage',
   refund_clawback: 'refunds',
   expiry: 'expired',
+  promo: 'promotions',
+  referral: 'promotions',
+  trial: 'promotions',
+  gift: 'gift_codes',
+  gift_return: 'gift_codes',
+  gift_code: 'sales',
 };
 
 /** What a movement is about: `{type: 'payment', id}`, `{type: 'task', id}`, `{type: 'admin', id}`… */

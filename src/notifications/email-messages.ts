@@ -27,6 +27,10 @@ export interface EmailData {
   auto_recharge: { name: string; subject: string; body: string; link: string | null; linkText: string | null; settingsUrl: string };
   subscription_renewal: { name: string; planName: string; amount: string; credits: string; rolloverCredits: string | null; periodEnd: string; invoiceNumber: string; accountUrl: string };
   subscription_payment_failed: { name: string; planName: string; amount: string; nextAttempt: string | null; fixCardUrl: string };
+  /** A gift of credits (issue 17): to a user (link to their account) or to an address without one (claim link, `claimDays`). */
+  gift_received: { name: string; senderName: string; credits: string; message: string | null; link: string; claimDays: number | null };
+  /** The code of a pack bought as a gift, for the buyer to pass on. */
+  gift_code: { name: string; code: string; credits: string; accountUrl: string };
   account_export_ready: { name: string; downloadUrl: string; expiresAt: string };
 }
 
@@ -51,6 +55,10 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   subscription_renewal: { category: 'receipts', subject: (d) => `Your Tally ${d.planName} renewal: ${d.amount}` },
   // A failed payment stops the user's credits: it always goes, like security messages.
   subscription_payment_failed: { category: 'security', subject: (d) => `Your ${d.planName} payment failed: update your card` },
+  // Gifts (issue 17) are money received: they go with receipts.
+  gift_received: { category: 'receipts', subject: (d) => `${d.senderName} sent you ${d.credits} Tally credits` },
+  // The code is what was bought: it always goes, like a receipt that cannot be turned off.
+  gift_code: { category: 'security', subject: (d) => `Your Tally gift code for ${d.credits} credits` },
   // The user asked for it (GDPR Art. 15): it always goes.
   account_export_ready: { category: 'security', subject: () => 'Your Tally data export is ready' },
 };

@@ -28,6 +28,15 @@ export interface PaymentsDeps {
   logger: Logger;
   /** Users' Stripe customers (shared with subscriptions). */
   customers: StripeCustomers;
+  /**
+   * Packs bought as gifts (issue 17, src/growth/gift-packs-service.ts): their fulfilment issues a
+   * code instead of granting the buyer, and their refunds claw back from whoever redeemed it.
+   */
+  giftPacks?: {
+    isGift(trx: Trx, paymentId: string): Promise<boolean>;
+    issue(trx: Trx, payment: Payment): Promise<boolean>;
+    refund(trx: Trx, payment: Payment, refundedCents: number, reason: string): Promise<number>;
+  };
 }
 
 /** The fields of a `charge.refunded` event's charge that a refund needs. */
@@ -79,6 +88,11 @@ export function createPayments(deps: PaymentsDeps) {
   async function fulfill(trx: Trx, payment: Payment, paymentIntentId: string | null): Promise<boolean> {
     const already = payment.status !== 'pending' && payment.status !== 'expired';
     if (!already) await store.markPaid(trx, payment.id, paymentIntentId);
+    if (deps.giftPacks && (await deps.giftPacks.isGift(trx, payment.id))) {
+      const issued = await deps.giftPacks.issue(trx, payment);
+      if (issued) await deps.events?.paid(trx, { ...payment, paymentIntentId: payment.paymentIntentId ?? paymentIntentId, paidAt: payment.paidAt ?? new Date() });
+      return issued;
+    }
     const reference = { type: 'payment', id: payment.id };
     const purchase = await ledger.grant(
       {
@@ -145,6 +159,10 @@ export function createPayments(deps: PaymentsDeps) {
       { transferId: `purchase_bonus:${payment.id}`, lotOf: 'bonus', millicredits: payment.bonusMillicredits },
     ];
     let clawedBack = 0;
+    if (deps.giftPacks && (await deps.giftPacks.isGift(trx, payment.id))) {
+      parts.length = 0; // a gift pack's credits are the redeemer's lot, not the buyer's
+      clawedBack = await deps.giftPacks.refund(trx, payment, refundedCents, `Refund of ${formatMoney(refundedCents - payment.refundedCents, payment.currency)}`);
+    }
     for (const part of parts) {
       if (part.millicredits === 0) continue;
       const delta = share(part.millicredits, refundedCents, payment.amountCents) - share(part.millicredits, payment.refundedCents, payment.amountCents);

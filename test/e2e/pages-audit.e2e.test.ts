@@ -14,7 +14,7 @@ import { expectVisibleFocus, launchBrowser, newUser, pageProblems, screenshot, t
 const baseUrl = inject('baseUrl');
 const LINN = path.join(process.cwd(), 'test/fixtures/documents/linn.png');
 
-type Role = 'visitor' | 'user' | 'poor' | 'admin';
+type Role = 'visitor' | 'user' | 'poor' | 'admin' | 'lead';
 interface Target {
   role: Role;
   name: string;
@@ -107,6 +107,9 @@ beforeAll(async () => {
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${teamTask.task.id}`))).task.status, 'completed', 60_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/payments/${expiring.paymentId}`))).payment.status, 'expired', 30_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${task.task.id}`))).task.status, 'completed', 120_000);
+  // A gift of purchased credits to an address without an account (its claim link is audited below).
+  const giftTo = newUser('audit-giftee').email;
+  expect((await api.post(`${baseUrl}/api/credits/gifts`, { data: { toEmail: giftTo, credits: 5, message: 'For your scans' } })).status()).toBe(201);
   // An export on /account/privacy (issue 19): asked for, then ready.
   expect((await api.post(`${baseUrl}/api/account/exports`)).status()).toBe(202);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/account/exports`))).exports[0].status, 'ready', 60_000);
@@ -138,8 +141,20 @@ beforeAll(async () => {
   // A pending refund on the user's page (refunded through the API; the webhook may or may not have come yet).
   const refunded = await adminContext.request.post(`${baseUrl}/api/admin/payments/${paid.paymentId}/refunds`, { data: { amountCents: 100 } });
   expect(refunded.status()).toBe(201);
+  // A promo code for the admin list, and the gift's claim link from the outbox.
+  expect((await adminContext.request.post(`${baseUrl}/api/admin/promo-codes`, { data: { code: 'AUDIT-10', credits: 10, maxRedemptions: 100, creditsExpireDays: 30 } })).status()).toBe(201);
+  const giftMail = (await json(await adminContext.request.get(`${baseUrl}/api/admin/emails?to=${encodeURIComponent(giftTo)}&type=gift_received`))).emails[0];
+  const claimPath = /\/gifts\/claim\/[\w-]+/.exec(giftMail.text)![0];
   states.admin = await adminContext.storageState();
   await adminContext.close();
+
+  // A visitor on the trial (/try → /tasks as an anonymous lead).
+  const leadContext = await browser.newContext();
+  const leadPage = await leadContext.newPage();
+  await leadPage.goto(`${baseUrl}/try`);
+  await Promise.all([leadPage.waitForURL(/\/tasks$/), leadPage.getByRole('button', { name: 'Start the trial' }).click()]);
+  states.lead = await leadContext.storageState();
+  await leadContext.close();
 
   targets.push(
     { role: 'visitor', name: 'home', url: '/' },
@@ -147,6 +162,10 @@ beforeAll(async () => {
     { role: 'visitor', name: 'login', url: '/login' },
     { role: 'visitor', name: 'pricing', url: '/pricing' },
     { role: 'visitor', name: 'not-found', url: '/no-such-page' },
+    { role: 'visitor', name: 'try', url: '/try' },
+    { role: 'visitor', name: 'gift-claim', url: claimPath },
+    { role: 'lead', name: 'tasks-visitor-trial', url: '/tasks' },
+    { role: 'user', name: 'gift-claim-signed-in', url: claimPath },
     { role: 'user', name: 'home-signed-in', url: '/' },
     { role: 'user', name: 'pricing-signed-in', url: '/pricing' },
     { role: 'user', name: 'tasks', url: '/tasks' },
@@ -174,6 +193,7 @@ beforeAll(async () => {
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
     { role: 'admin', name: 'admin-audit', url: '/admin/audit' },
+    { role: 'admin', name: 'admin-promo-codes', url: '/admin/promo-codes' },
     { role: 'admin', name: 'admin-audit-filtered', url: `/admin/audit?target=${encodeURIComponent(me.user.email)}&from=2026-01-01&to=2099-12-31` },
     { role: 'admin', name: 'admin-reports', url: '/admin/reports' },
     { role: 'admin', name: 'admin-refund-confirm', url: `/admin/payments/${paid.paymentId}/refund?amount=` },
@@ -193,7 +213,7 @@ describe('every page passes axe-core and fits its viewport', () => {
   for (const v of variants) {
     it(`${v.scheme} mode at ${v.width} px`, async () => {
       const problems: string[] = [];
-      for (const role of ['visitor', 'user', 'poor', 'admin'] as const) {
+      for (const role of ['visitor', 'user', 'poor', 'admin', 'lead'] as const) {
         const context = await browser.newContext({ viewport: { width: v.width, height: v.height }, colorScheme: v.scheme, storageState: states[role] });
         const page = await context.newPage();
         for (const t of targets.filter((x) => x.role === role)) {

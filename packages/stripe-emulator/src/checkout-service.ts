@@ -96,7 +96,8 @@ export function createCheckoutService(deps: {
       id: paid.paymentMethodId,
       object: 'payment_method',
       billing_details: { address: null, email: paid.email, name: paid.billingName, phone: null, tax_id: null },
-      card: { brand: paid.card.brand, country: paid.card.country, exp_month: paid.card.exp_month, exp_year: paid.card.exp_year, funding: paid.card.funding, last4: paid.card.last4 },
+      // Stripe's shape: payment_method.card.fingerprint is the same for every use of one card number.
+      card: { brand: paid.card.brand, country: paid.card.country, exp_month: paid.card.exp_month, exp_year: paid.card.exp_year, fingerprint: paid.card.fingerprint, funding: paid.card.funding, last4: paid.card.last4 },
       created: unix(clock()),
       customer: null,
       livemode: false,

@@ -169,8 +169,12 @@ describe('paying with test cards', () => {
     const pi = open.payment_intent as Stripe.PaymentIntent;
     expect(pi.status).toBe('requires_payment_method');
     expect(pi.last_payment_error).toMatchObject({ type: 'card_error', code: 'card_declined', decline_code: 'generic_decline' });
+    // Stripe's shape: the payment method's card carries the fingerprint, the same as the charge's.
+    const fingerprint = pi.last_payment_error?.payment_method?.card?.fingerprint;
+    expect(fingerprint).toMatch(/^[\w-]{16}$/);
     const failedCharge = await stripe.charges.retrieve(pi.latest_charge as string);
     expect(failedCharge).toMatchObject({ status: 'failed', paid: false, failure_code: 'card_declined' });
+    expect(failedCharge.payment_method_details?.card?.fingerprint).toBe(fingerprint);
 
     expect((await submit(s.id, card('4242424242424242'))).status).toBe(303);
     const paid = await stripe.checkout.sessions.retrieve(s.id);
