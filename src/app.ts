@@ -22,9 +22,12 @@ import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createSubscriptionsFeature } from './subscriptions/subscriptions-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
+import { createTeamsFeature } from './teams/teams-feature.ts';
+import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
+import { auditPolicyRefusals } from './privacy/refusal-audit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -98,6 +101,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createTeamsFeature(services),
     createPrivacyFeature(services),
     createHomeFeature(),
   ];
@@ -116,6 +120,8 @@ export function createApp(services: Services): express.Express {
   const origin = new URL(config.appUrl);
   const twins = origin.hostname === 'localhost' ? [`${origin.protocol}//127.0.0.1${origin.port ? `:${origin.port}` : ''}`] : [];
   const apiRouter = express.Router();
+  // `Authorization: Bearer tly_live_…`: the key's owner, the key's scopes (no cookie, no CSRF).
+  apiRouter.use(apiKeyAuth({ db, apiKeys: services.apiKeys, pgPool: services.pgPool, defaultRatePerMinute: config.apiKeyRatePerMinute }));
   apiRouter.use(originCheck(config.appUrl, twins));
   for (const f of features) if (f.api) apiRouter.use(f.api);
   if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
@@ -148,6 +154,7 @@ export function createApp(services: Services): express.Express {
   for (const f of features) if (f.pages) app.use(f.pages);
 
   app.use(notFoundHandler);
+  app.use(auditPolicyRefusals(services.audit, services.logger));
   app.use(errorHandler);
   return app;
 }

@@ -24,6 +24,8 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createApiKeys } from './api-keys/api-keys-service.ts';
+import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
 import { withRefusalAudit } from './privacy/refusal-audit.ts';
 import { createPrivacyService } from './privacy/privacy-service.ts';
 
@@ -74,10 +76,24 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  // Team invitations go through the email outbox, written in the invitation's transaction.
+  const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
+    async sendInvitation(msg, trx) {
+      await notificationCore.outbox.enqueue(trx, {
+        type: 'team_invitation',
+        to: msg.to,
+        userId: null,
+        data: { teamName: msg.teamName, inviterName: msg.inviterName, role: msg.role, acceptUrl: msg.acceptUrl, expiresAt: `${msg.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC` },
+      });
+    },
+  };
+  const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
+  const apiKeys = createApiKeys({ db, audit });
   const privacy = createPrivacyService({ db, ledger, audit, storage, outbox: notificationCore.outbox, stripe: infra.stripe, config, logger, ...(infra.notify?.clock ? { clock: infra.notify.clock } : {}) });
   return {
     ...infra,
     notify: infra.notify ?? {},
+    invitationMailer,
     storage,
     config,
     db,
@@ -92,6 +108,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     admin,
     idempotency,
     tasks,
+    teams,
+    apiKeys,
     notifications,
     spend,
     autoRecharge,
