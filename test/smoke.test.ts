@@ -10,6 +10,6 @@ afterAll(async () => t.drop());
 describe('test database', () => {
   it('is migrated and has the system accounts', async () => {
     const rows = await t.db('accounts').whereNotNull('code').orderBy('code').pluck('code');
-    expect(rows).toEqual(['adjustments', 'expired', 'promotions', 'refunds', 'sales', 'subscriptions', 'usage']);
+    expect(rows).toEqual(['adjustments', 'expired', 'forfeited', 'promotions', 'refunds', 'sales', 'subscriptions', 'usage']);
   });
 });
