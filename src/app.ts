@@ -28,6 +28,7 @@ import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
 import { auditPolicyRefusals } from './privacy/refusal-audit.ts';
+import { createInsightFeature } from './insight/insight-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -101,6 +102,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createInsightFeature(services),
     createTeamsFeature(services),
     createPrivacyFeature(services),
     createHomeFeature(),
