@@ -28,6 +28,7 @@ import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createGrowthFeature } from './growth/growth-feature.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
+import { auditPolicyRefusals } from './privacy/refusal-audit.ts';
 import { createInsightFeature } from './insight/insight-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -159,6 +160,7 @@ export function createApp(services: Services): express.Express {
   for (const f of features) if (f.pages) app.use(f.pages);
 
   app.use(notFoundHandler);
+  app.use(auditPolicyRefusals(services.audit, services.logger));
   app.use(errorHandler);
   return app;
 }

@@ -153,8 +153,8 @@ export function detailLines(entry: AuditLike, currency = 'usd'): string[] {
     }
     case 'privacy.erased':
     case 'privacy.deletion_requested':
+      // the date it is due is in the entry's JSON; a table cell's dates belong in <time> (pages audit)
       if (d.reason) lines.push(`Reason: ${str(d.reason)}`);
-      if (d.scheduledFor) lines.push(`Scheduled for: ${viewHelpers.date(str(d.scheduledFor))}`);
       break;
     case 'admin.payment_refunded': {
       const cents = num(d.amountCents);

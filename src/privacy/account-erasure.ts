@@ -200,6 +200,11 @@ export async function eraseUser(deps: ErasureDeps, userId: string, actor: string
             await trx('notifications').where({ user_id: userId }).delete();
             await trx('webhook_endpoints').where({ user_id: userId }).delete();
             await trx('notification_settings').where({ user_id: userId }).delete();
+            // teams (issue 13's tables, when present): out of every team; invitations to the address renamed
+            if (await tableExists(trx, 'team_members')) await trx('team_members').where({ user_id: userId }).whereNull('removed_at').update({ removed_at: now });
+            if (await tableExists(trx, 'team_invitations')) await trx('team_invitations').where({ email }).update({ email: alias });
+            // a saved card for auto-recharge (its Stripe customer is deleted already)
+            if (await tableExists(trx, 'auto_recharge_settings')) await trx('auto_recharge_settings').where({ user_id: userId }).delete();
             // the once-per-mailbox sign-up bonus claim keeps a one-way hash, not the address
             await trx.raw(`UPDATE signup_bonus_claims SET canonical_email = 'erased:' || encode(sha256(convert_to(canonical_email, 'UTF8')), 'hex') WHERE user_id = ? AND canonical_email NOT LIKE 'erased:%'`, [userId]);
             const auditEntries = await erasePersonalAuditData(trx, userId, email);

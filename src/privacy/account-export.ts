@@ -26,6 +26,7 @@ Each .json file holds one kind of record, as Tally stores it. Amounts of credits
   tasks.json                   every task; its text is in results/, your original file in files/
   balance-alerts.json, low-balance-thresholds.json, notifications.json, emails.json
   webhook-endpoints.json       (signing secrets left out)
+  spend-limits.json, spend-cap-alerts.json, auto-recharge-settings.json, auto-recharges.json
   team-memberships.json, api-keys.json   when you have them (API key secrets are never exported)
   audit.json                   the audit log's entries by or about you
 ${missing.length ? `\nFiles no longer kept (past their retention time, or deleted):\n${missing.map((m) => `  ${m}`).join('\n')}\n` : ''}`;

@@ -123,8 +123,12 @@ export async function gatherUserData(q: Q, userId: string): Promise<Record<strin
     'webhook-endpoints': withoutSecrets(await q('webhook_endpoints').where({ user_id: userId }).orderBy('created_at')),
     emails: withoutSecrets(await q('email_outbox').where({ user_id: userId }).orderBy('created_at').select('id', 'to_address', 'type', 'subject', 'status', 'created_at', 'sent_at')),
   };
-  // Teams and API keys arrive from other branches: included when their tables exist.
+  // Features of other branches (spend caps, auto-recharge, teams, API keys): included when their tables exist.
   for (const [file, table] of [
+    ['spend-limits', 'spend_limits'],
+    ['spend-cap-alerts', 'spend_cap_alerts'],
+    ['auto-recharge-settings', 'auto_recharge_settings'],
+    ['auto-recharges', 'auto_recharges'],
     ['team-memberships', 'team_members'],
     ['team-memberships', 'team_memberships'],
     ['api-keys', 'api_keys'],

@@ -1,14 +1,15 @@
-import type { AuditLog } from '../auth/audit-log.ts';
+import type { ErrorRequestHandler } from 'express';
+import { requestContext, type AuditLog } from '../auth/audit-log.ts';
 import { DomainError } from '../domain-error.ts';
+import { AppError } from '../http/errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 
 /**
- * Codes of refusals at the hold that the audit log records (issue 19: "cap and budget refusals").
- * Today the ledger refuses only for lack of credits; the spend-cap and team-budget branches add
- * their codes here when they land.
+ * Codes of refusals at the hold that the audit log records (issue 19: "cap and budget refusals"):
+ * the ledger's own (not enough credits, a spend cap). Team budgets and key limits: see below.
  */
-export const AUDITED_REFUSALS = new Set<string>(['insufficient_credits', 'spend_cap_exceeded', 'member_budget_exceeded', 'api_key_limit_exceeded']);
+export const AUDITED_REFUSALS = new Set<string>(['insufficient_credits', 'spend_cap_exceeded']);
 
 /**
  * The ledger with every refusal of a reserve or debit recorded as `credits.refused` (who, how
@@ -47,5 +48,40 @@ export function withRefusalAudit(ledger: Ledger, deps: { audit: AuditLog; logger
     reserve: (input, trx) => guarded(input, () => ledger.reserve(input, trx)),
     debit: (input, trx) => guarded(input, () => ledger.debit(input, trx)),
     openDebit: (input) => guarded(input, () => ledger.openDebit(input)),
+  };
+}
+
+/**
+ * Refusals of a team member's budget or an API key's credit limit (src/teams/spend-policy.ts) are
+ * decided before the hold is placed, so the ledger never sees them: this error middleware (before
+ * the problem+json handler) records them as `credits.refused` with the route and the limit, then
+ * passes the error on unchanged.
+ */
+export const POLICY_REFUSALS = new Set<string>(['member-budget-exceeded', 'key-credit-limit-exceeded']);
+
+export function auditPolicyRefusals(audit: AuditLog, logger: Logger): ErrorRequestHandler {
+  return (err, req, _res, next) => {
+    const e = err as { code?: unknown; extensions?: Record<string, unknown> };
+    if (err instanceof AppError && typeof e.code === 'string' && POLICY_REFUSALS.has(e.code)) {
+      const userId = req.user?.id ?? null;
+      audit
+        .record({
+          actor: userId ? `user:${userId}` : 'anonymous',
+          actorUserId: userId,
+          action: 'credits.refused',
+          target: userId ? { type: 'user', id: userId } : null,
+          ...requestContext(req),
+          details: { code: e.code, method: req.method, path: req.path, ...(e.extensions ?? {}) },
+        })
+        .then(
+          () => next(err),
+          (auditErr: unknown) => {
+            logger.error({ err: auditErr }, 'audit: recording a refusal failed');
+            next(err);
+          },
+        );
+      return;
+    }
+    next(err);
   };
 }

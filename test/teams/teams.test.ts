@@ -161,6 +161,9 @@ describe('teams', () => {
     const tomorrow = new Date();
     tomorrow.setUTCHours(24, 0, 0, 0);
     expect(body).toMatchObject({ type: expect.stringMatching(/member-budget-exceeded$/), budget: 'daily', limit: 5, spent: 0, held: 4.5, resetsAt: tomorrow.toISOString() });
+    // the refusal is in the audit log (issue 19: budget refusals)
+    const [refused] = await ta.t.db('audit_log').where({ action: 'credits.refused', actor_user_id: m.userId });
+    expect(refused.details).toMatchObject({ code: 'member-budget-exceeded', budget: 'daily', limit: 5, path: '/api/tasks' });
     await owner.agent.patch(`/api/teams/${team.id}/members/${m.userId}`).send({ perJobBudget: 1 }).expect(204);
     expect(expectProblem(await uploadTo(m.agent, team.id), 403)).toMatchObject({ budget: 'per-job' });
     const members_ = (await owner.agent.get(`/api/teams/${team.id}`).expect(200)).body.members;
