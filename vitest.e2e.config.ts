@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    // expect.poll's default (1 s) is too short for a page that waits on a server under load (CI
+    // runs on 2 cores); a journey that is really stuck still fails, after 20 s.
+    expect: { poll: { timeout: 20_000, interval: 100 } },
     // In CI, also a JSON report; .ci/run sums them into one 'N passed, N failed' line.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
     outputFile: { json: 'test-results/e2e-tests.json' },

@@ -113,7 +113,7 @@ describe('journey: a team, its pool and a member budget, on phones', () => {
     await budgets.locator('summary').click();
     await budgets.getByLabel('Daily budget (credits, blank = no limit)').fill('5');
     await Promise.all([o.waitForLoadState('load'), budgets.getByRole('button', { name: 'Save' }).click()]);
-    await expect.poll(() => o.getByTestId('member').nth(1).textContent()).toMatch(/0 \/ 5/);
+    await expect.poll(() => o.getByTestId('member').filter({ hasText: member.name }).textContent()).toMatch(/0 \/ 5/);
 
     // The member pays from the team on /tasks: upload, see the estimate, confirm.
     const runOnPage = async () => {
@@ -148,7 +148,7 @@ describe('journey: a team, its pool and a member budget, on phones', () => {
     // The owner sees it: the pool paid 4 credits, the member at 4 of 5 today, the chart and its table.
     await o.goto(teamUrl);
     expect(await o.getByTestId('pool-available').textContent()).toBe('96');
-    expect(await o.getByTestId('member').nth(1).textContent()).toMatch(/4 \/ 5/);
+    expect(await o.getByTestId('member').filter({ hasText: member.name }).textContent()).toMatch(/4 \/ 5/);
     await o.locator('summary', { hasText: 'Usage as a table' }).click();
     expect(await o.getByTestId('usage-table').textContent()).toMatch(new RegExp(`${member.name}\\s*4`));
     await checkAccessibility(o);
