@@ -23,6 +23,7 @@ import { createSubscriptionsFeature } from './subscriptions/subscriptions-featur
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
+import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +43,7 @@ export function createApp(services: Services): express.Express {
   app.set('view engine', 'ejs');
   app.set('views', path.join(ROOT, 'views'));
   app.disable('x-powered-by');
+  app.use(httpMetrics(services.metrics));
 
   app.use(
     pinoHttp({
@@ -79,6 +81,8 @@ export function createApp(services: Services): express.Express {
     const ready = await isReady(db);
     res.status(ready.ok ? 200 : 503).json({ status: ready.ok ? 'ready' : 'not ready', ...ready });
   });
+  // Prometheus: a bearer token of its own (METRICS_TOKEN), no session; off (404) without one.
+  app.use(createMetricsRouter(services.metrics, config.metricsToken));
 
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
   // Chart.js (usage and team charts) and Swagger UI (/api/docs), served from node_modules: no CDN.

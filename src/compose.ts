@@ -9,6 +9,9 @@ import { createSessionsService } from './auth/sessions-service.ts';
 import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
+import { withLedgerMetrics } from './ledger/ledger-metrics.ts';
+import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { withPaymentMetrics, withWebhookMetrics } from './payments/payments-metrics.ts';
 import { createPayments } from './payments/payments-service.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
@@ -31,10 +34,12 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, infra);
+  // One metrics registry per app (never prom-client's global one): tests build several apps.
+  const metrics = createMetrics({ db, processMetrics: config.env !== 'test' });
+  const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, { ...infra, metrics });
   const audit = createAuditLog(db);
   const sessions = createSessionsService({ db, audit });
-  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, metrics, ...infra.notify });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
   const subscriptions = createSubscriptions({
     db,
@@ -45,15 +50,15 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks });
-  const stripeWebhook = createStripeWebhook({
+  const payments = withPaymentMetrics(createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks }), metrics);
+  const stripeWebhook = withWebhookMetrics(createStripeWebhook({
     db,
     stripe: infra.stripe,
     webhookSecret: infra.stripeWebhookSecret,
     payments,
     logger,
     more: subscriptions.webhookHandlers,
-  });
+  }), metrics);
   const auth = createAuthService({
     db,
     ledger,
@@ -65,25 +70,32 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  return { ...infra, notify: infra.notify ?? {}, storage, config, db, metrics, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
 }
 
 /**
  * What a job worker needs: the ledger (with its notifications: low-balance alerts fire whichever
  * process spends), pricing and file storage on the database.
  */
-export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
+export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'metrics' | 'ledger' | 'pricing' | 'storage'>;
 
 /**
  * The services of a process that only works jobs (`npm run worker`): a subset of
  * {@link createServices}, which builds its own through this function, so both agree.
  */
-export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
+export function createWorkerServices(
+  config: Readonly<Config>,
+  db: Db,
+  infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'> & { metrics?: Metrics },
+): WorkerServices & { notificationCore: NotificationCore } {
   const clock = infra.notify?.clock;
-  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
+  const metrics = infra.metrics ?? createMetrics({ db, processMetrics: config.env !== 'test' });
+  const ledger = withLedgerMetrics(createLedger(db, clock ? { clock } : {}), metrics);
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger, ...infra.notify });
   return {
     config,
     db,
+    metrics,
     logger: infra.logger,
     ledger: notificationCore.ledger,
     notificationCore,
@@ -118,6 +130,7 @@ export async function createWorker(services: WorkerServices, options: WorkerOpti
       pricing: services.pricing,
       storage: services.storage,
       logger,
+      metrics: services.metrics,
       queue: options.queue,
       concurrency: config.tasks.workerConcurrency,
       createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),

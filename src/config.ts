@@ -76,6 +76,9 @@ const EnvSchema = z.object({
   PASSWORD_RESET_MAX_PER_EMAIL: int(1, 1000).default(3),
   PASSWORD_RESET_WINDOW_MINUTES: int(1, 24 * 60).default(60),
   BENCH_ROUTES: z.enum(['on', 'off']).default('off'),
+
+  // Operators: Prometheus metrics (issue 18).
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional()),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -157,6 +160,8 @@ export interface Config {
   passwordResetLimit: { maxPerIp: number; maxPerEmail: number; windowMs: number };
   /** `BENCH_ROUTES=on`: mount the bench-only routes under /api/bench (npm run bench turns it on). */
   benchRoutes: boolean;
+  /** Bearer token of `GET /metrics` (Prometheus); undefined: the route is off (404). */
+  metricsToken: string | undefined;
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -269,6 +274,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       windowMs: e.PASSWORD_RESET_WINDOW_MINUTES * 60_000,
     },
     benchRoutes: e.BENCH_ROUTES === 'on',
+    metricsToken: e.METRICS_TOKEN,
   };
   return deepFreeze(config);
 }
