@@ -24,6 +24,7 @@ import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
+import { createApiDocsRouter } from './http/api-docs-router.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -117,6 +118,7 @@ export function createApp(services: Services): express.Express {
   const twins = origin.hostname === 'localhost' ? [`${origin.protocol}//127.0.0.1${origin.port ? `:${origin.port}` : ''}`] : [];
   const apiRouter = express.Router();
   apiRouter.use(originCheck(config.appUrl, twins));
+  apiRouter.use(createApiDocsRouter(() => app, { appUrl: config.appUrl }));
   for (const f of features) if (f.api) apiRouter.use(f.api);
   if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
   apiRouter.use(notFoundHandler);
