@@ -22,6 +22,7 @@ import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createSubscriptionsFeature } from './subscriptions/subscriptions-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
+import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
 import { createApiDocsRouter } from './http/api-docs-router.ts';
@@ -99,6 +100,7 @@ export function createApp(services: Services): express.Express {
     createCreditsFeature(services),
     createPricingFeature(services),
     createTasksFeature(services),
+    createSpendFeature(services),
     createAdminFeature(services),
     createHomeFeature(),
   ];

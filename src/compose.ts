@@ -18,6 +18,9 @@ import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
 import { createStripeWebhook } from './payments/stripe-webhook.ts';
+import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
+import { createSpendControls } from './spend/spend-service.ts';
+import { createRechargeNotices, createSpendNotices } from './spend/spend-notices.ts';
 import { createOcrProcessor } from './tasks/ocr-processor.ts';
 import { createOcrWorkerPool, type OcrWorkerPool } from './tasks/ocr-worker-pool.ts';
 import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
@@ -51,12 +54,15 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
   const payments = withPaymentMetrics(createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks }), metrics);
+  // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
+  const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = withWebhookMetrics(createStripeWebhook({
     db,
     stripe: infra.stripe,
     webhookSecret: infra.stripeWebhookSecret,
     payments,
     logger,
+    offSession: autoRecharge,
     more: subscriptions.webhookHandlers,
   }), metrics);
   const auth = createAuthService({
@@ -69,8 +75,30 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   const admin = createAdminService({ db, ledger, audit });
   const idempotency = createIdempotencyKeys(db);
-  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger });
-  return { ...infra, notify: infra.notify ?? {}, storage, config, db, metrics, ledger, audit, pricing, payments, subscriptions, stripeWebhook, auth, sessions, admin, idempotency, tasks, notifications };
+  const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
+  const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  return {
+    ...infra,
+    notify: infra.notify ?? {},
+    storage,
+    config,
+    db,
+    metrics,
+    ledger,
+    audit,
+    pricing,
+    payments,
+    subscriptions,
+    stripeWebhook,
+    auth,
+    sessions,
+    admin,
+    idempotency,
+    tasks,
+    notifications,
+    spend,
+    autoRecharge,
+  };
 }
 
 /**

@@ -12,6 +12,8 @@ import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics/metrics.ts';
 import type { Payments } from './payments/payments-service.ts';
+import type { SpendControls } from './spend/spend-service.ts';
+import type { AutoRecharge } from './recharge/auto-recharge-service.ts';
 import type { Subscriptions } from './subscriptions/subscriptions-service.ts';
 import type { NotificationServices, NotificationTestHooks } from './notifications/notifications-services.ts';
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
@@ -64,4 +66,8 @@ export interface Services extends Required<Infrastructure> {
   tasks: TasksService;
   /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
   notifications: NotificationServices;
+  /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */
+  spend: SpendControls;
+  /** Auto-recharge: saved card, threshold, guardrails; fulfilled by the Stripe webhook. */
+  autoRecharge: AutoRecharge;
 }

@@ -90,9 +90,12 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
           const holds = await ledger.expireHolds();
           const lots = await ledger.expireLots();
           const keys = await services.idempotency.purgeExpired();
+          const capAlerts = await services.spend.deliverAlerts();
           // Months 2–12 of yearly subscription plans whose month has begun.
           const months = await services.subscriptions.creditDueMonths();
-          if (holds + lots + keys + months > 0) logger.info({ holds, lots, idempotencyKeys: keys, subscriptionMonths: months }, 'ledger sweep');
+          if (holds + lots + keys + capAlerts + months > 0) {
+            logger.info({ holds, lots, idempotencyKeys: keys, capAlerts, subscriptionMonths: months }, 'ledger sweep');
+          }
         } catch (err) {
           logger.error({ err }, 'ledger sweep failed');
         }

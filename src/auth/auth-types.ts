@@ -14,6 +14,8 @@ export interface Flash {
   message: string;
   /** Show a "Buy more credits" link after the message (not enough credits). */
   topUp?: boolean;
+  /** Show a "Change your spending limits" link after the message (a spend cap refused it). */
+  limits?: boolean;
 }
 
 declare module 'express-session' {

@@ -1,5 +1,5 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
-import type { Express, RequestHandler, Router } from 'express';
+import type { ErrorRequestHandler, Express, RequestHandler, Router } from 'express';
 import { z } from 'zod';
 
 /**
@@ -56,9 +56,12 @@ const declarations = new WeakMap<object, ApiRouteSpec>();
  * Mounts `handlers` on `router` for `spec.method` and `spec.path` (like `router[method](path, …)`)
  * and records `spec` for the OpenAPI document.
  */
-export function apiRoute(router: Router, spec: ApiRouteSpec, ...handlers: RequestHandler[]): void {
+export function apiRoute(router: Router, spec: ApiRouteSpec, ...handlers: RequestHandler[]): void;
+/** With error-handling middleware among the handlers (give the handlers' parameter types). */
+export function apiRoute(router: Router, spec: ApiRouteSpec, ...handlers: Array<RequestHandler | ErrorRequestHandler>): void;
+export function apiRoute(router: Router, spec: ApiRouteSpec, ...handlers: Array<RequestHandler | ErrorRequestHandler>): void {
   const route = router.route(spec.path);
-  route[spec.method](...handlers);
+  route[spec.method](...(handlers as RequestHandler[]));
   declarations.set(route, spec);
 }
 

@@ -15,6 +15,7 @@ const PROBLEMS: Record<LedgerErrorCode, { status: number; title: string }> = {
   lot_not_found: { status: 404, title: 'Not found' },
   account_not_found: { status: 404, title: 'Not found' },
   balance_limit: { status: 409, title: 'Conflict' },
+  spend_cap_exceeded: { status: 403, title: 'Spend cap reached' },
 };
 
 /** The problem for a domain error; an unmapped code is a bug on our side (500). */

@@ -91,3 +91,6 @@ export class TooManyRequestsError extends AppError {
 
 /** Base URL for `type` members; the code is appended (`…/problems/insufficient_credits`). */
 export const PROBLEM_TYPE_BASE = 'https://tally.dev/problems/';
+
+/** Problem types spelled differently from their code, as their issue names them (issue 14). */
+export const PROBLEM_TYPE_SLUGS: Readonly<Record<string, string>> = { spend_cap_exceeded: 'spend-cap-exceeded' };

@@ -4,7 +4,7 @@ import { InvalidAmountError } from '../ledger/credits.ts';
 import { DomainError } from '../domain-error.ts';
 import { domainProblem } from './domain-problems.ts';
 import { multipartProblem } from './multipart.ts';
-import { AppError, NotFoundError, PayloadTooLargeError, PROBLEM_TYPE_BASE, ValidationError } from './errors.ts';
+import { AppError, NotFoundError, PayloadTooLargeError, PROBLEM_TYPE_BASE, PROBLEM_TYPE_SLUGS, ValidationError } from './errors.ts';
 
 /**
  * True when the client should get JSON: API routes, and any client that does not explicitly ask
@@ -21,7 +21,7 @@ export function sendProblem(res: Response, err: AppError): void {
   res
     .status(err.status)
     .type('application/problem+json')
-    .json({ type: `${PROBLEM_TYPE_BASE}${err.code}`, title: err.title, status: err.status, detail: err.detail, code: err.code, ...err.extensions });
+    .json({ type: `${PROBLEM_TYPE_BASE}${PROBLEM_TYPE_SLUGS[err.code] ?? err.code}`, title: err.title, status: err.status, detail: err.detail, code: err.code, ...err.extensions });
 }
 
 /** Maps domain errors (by code) and errors from libraries (body-parser, multer, csrf-sync, amounts) to our AppErrors. */

@@ -13,6 +13,7 @@ export const LEDGER_ERROR_CODES = [
   'lot_not_found',
   'account_not_found',
   'balance_limit',
+  'spend_cap_exceeded',
 ] as const;
 export type LedgerErrorCode = (typeof LEDGER_ERROR_CODES)[number];
 
@@ -80,5 +81,43 @@ export class BalanceLimitError extends DomainError {
         `(${millicreditsToCredits(Number.MAX_SAFE_INTEGER)} credits in all, ${millicreditsToCredits(creditedMillicredits)} credited so far).`,
       { limit: millicreditsToCredits(Number.MAX_SAFE_INTEGER) },
     );
+  }
+}
+
+/** The one date format people see (as the pages' `fmt.dateTime`). */
+const RESET_FORMAT = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+
+/** Which spend cap refused a hold (issue 14): the daily or monthly period cap, or the per-job maximum. */
+export type SpendCapKind = 'daily' | 'monthly' | 'per_job';
+
+/**
+ * A hold (or usage debit) would take the period's spending past a cap (src/spend/, the policy in
+ * migration 20261130170000). Nothing is held. `data` (credits): `{cap, limit, spent, held,
+ * resetsAt}`: spent = posted in the period, held = still reserved in it, resetsAt = the start of
+ * the next period (ISO 8601; null for the per-job maximum).
+ */
+export class SpendCapExceededError extends DomainError {
+  constructor(
+    readonly cap: SpendCapKind,
+    readonly limitMillicredits: number,
+    readonly spentMillicredits: number,
+    readonly heldMillicredits: number,
+    readonly resetsAt: Date | null,
+    readonly requiredMillicredits: number,
+  ) {
+    const limit = millicreditsToCredits(limitMillicredits);
+    const detail =
+      cap === 'per_job'
+        ? `This job needs ${millicreditsToCredits(requiredMillicredits)} credits, above your per-job maximum of ${limit} credits.`
+        : `This needs ${millicreditsToCredits(requiredMillicredits)} credits, but your ${cap} cap of ${limit} credits has ` +
+          `${millicreditsToCredits(Math.max(0, limitMillicredits - spentMillicredits - heldMillicredits))} credits of room left ` +
+          `(${millicreditsToCredits(spentMillicredits)} spent, ${millicreditsToCredits(heldMillicredits)} held). It resets on ${resetsAt ? RESET_FORMAT.format(resetsAt) : ''} UTC.`;
+    super('spend_cap_exceeded', detail, {
+      cap,
+      limit,
+      spent: millicreditsToCredits(spentMillicredits),
+      held: millicreditsToCredits(heldMillicredits),
+      resetsAt: resetsAt ? resetsAt.toISOString() : null,
+    });
   }
 }

@@ -8,6 +8,8 @@ import {
   HoldStateError,
   IdempotencyConflictError,
   InsufficientCreditsError,
+  SpendCapExceededError,
+  type SpendCapKind,
   LotNotFoundError,
 } from './ledger-errors.ts';
 import * as store from './ledger-store.ts';
@@ -113,6 +115,15 @@ function refusal(o: store.OpOutcome): Error {
       return new HoldStateError(o.id as string, o.status as string, (o.message as string | undefined) ?? undefined);
     case 'TL413':
       return new BalanceLimitError(o.credited as number, o.amount as number);
+    case 'TL403':
+      return new SpendCapExceededError(
+        o.cap as SpendCapKind,
+        Number(o.limit),
+        Number(o.spent),
+        Number(o.held),
+        o.resetsAt ? new Date(o.resetsAt as string) : null,
+        Number(o.amount),
+      );
     default:
       return new Error(`ledger: unknown refusal ${JSON.stringify(o)}`);
   }

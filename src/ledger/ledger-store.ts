@@ -203,7 +203,7 @@ export type LedgerOp =
 
 /**
  * What a ledger function returns: the rows it wrote or found (as JSON, snake_case), or a refusal
- * `{error: 'TL402' | 'TL404' | 'TL409' | 'TL410' | 'TL413', …details}`.
+ * `{error: 'TL402' | 'TL403' | 'TL404' | 'TL409' | 'TL410' | 'TL413', …details}` (TL403: a policy at the hold, e.g. a spend cap).
  */
 export interface OpOutcome {
   error?: string;

@@ -198,6 +198,28 @@ export function createPayments(deps: PaymentsDeps) {
 
   /** The operations the Stripe webhook (stripe-webhook.ts) runs, each in the event's transaction. */
   const webhookOperations = {
+    /**
+     * Fulfills a payment charged off-session (no Checkout Session: auto-recharge) when Stripe says
+     * its PaymentIntent succeeded and the amount and currency are the pack's. The same `fulfill`
+     * as a checkout, so credits arrive once as a purchase lot. Returns the payment, or undefined
+     * when the intent is not such a payment.
+     */
+    async fulfillPaymentIntent(
+      pi: { id: string; status?: string; amount?: number; currency?: string; metadata?: Record<string, string> | null },
+      trx: Trx,
+    ): Promise<{ payment: Payment; granted: boolean } | undefined> {
+      const paymentId = pi.metadata?.paymentId;
+      if (!paymentId) return undefined;
+      const payment = await store.findPayment(trx, paymentId, true);
+      if (!payment || payment.checkoutSessionId) return undefined;
+      if (pi.status !== 'succeeded') return { payment, granted: false };
+      if (pi.amount !== payment.amountCents || pi.currency !== payment.currency) {
+        logger.error({ paymentId, paymentIntentId: pi.id }, 'off-session amount differs from the pack price; not granting');
+        throw new ConflictError('The amount paid does not match the price of the pack.', 'amount_mismatch');
+      }
+      return { payment, granted: await fulfill(trx, payment, pi.id) };
+    },
+
     fulfillSession: async (session: SessionFacts, trx: Trx) => (await fulfillSession(session, trx)).outcome,
 
     async expireSession(sessionId: string, trx: Trx): Promise<string> {
@@ -248,6 +270,9 @@ export function createPayments(deps: PaymentsDeps) {
      * pack ids). With an `idempotencyKey`, a retried request returns the same payment and session.
      * Throws {@link ValidationError} (400) for an unknown pack.
      */
+    /** The user's Stripe customer id, created once (Stripe idempotency key per user). */
+    ensureCustomer: customerFor,
+
     async createCheckout(user: { id: string; email: string; name: string }, packageId: string, idempotencyKey?: string): Promise<CheckoutResult> {
       const pack = await store.findPackage(db, packageId);
       if (!pack) throw new ValidationError([{ field: 'body.packageId', message: `no credit pack "${packageId}"` }]);

@@ -27,7 +27,13 @@ const SessionObject = z.looseObject({
   payment_intent: IdOrObject.nullish().transform((v) => v ?? null),
 });
 const ExpiredSessionObject = z.looseObject({ id: z.string().min(1) });
-const PaymentIntentObject = z.looseObject({ id: z.string().min(1), metadata: z.record(z.string(), z.string()).nullish() });
+const PaymentIntentObject = z.looseObject({
+  id: z.string().min(1),
+  status: z.string().optional(),
+  amount: z.number().int().optional(),
+  currency: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+});
 const ChargeObject = z.looseObject({
   id: z.string().min(1),
   payment_intent: IdOrObject.nullable(),
@@ -80,9 +86,14 @@ export interface StripeWebhookDeps {
   payments: Pick<Payments, 'webhook'>;
   logger: Logger;
   /**
+   * Payments charged off-session (auto-recharge, src/recharge/): given a succeeded PaymentIntent
+   * first, in the event's transaction; returns the outcome, or null when it is not one of theirs.
+   */
+  offSession?: { paymentIntentSucceeded(pi: PaymentIntentFacts, trx: Trx): Promise<string | null> };
+  /**
    * Handlers of other features (subscriptions), by event type. Tried before the payments handler
-   * of the same type; one answering null leaves the event to it. `prefetch` runs before the event's
-   * transaction, so calls to Stripe never hold a database connection.
+   * of the same type (and before `offSession`); one answering null leaves the event to it.
+   * `prefetch` runs before the event's transaction, so calls to Stripe never hold a database connection.
    */
   more?: Record<string, MoreHandler>;
 }
@@ -92,6 +103,9 @@ export interface MoreHandler {
   prefetch?: (event: Stripe.Event) => Promise<unknown>;
   handle: (event: Stripe.Event, trx: Trx, prefetched: unknown) => Promise<string | null>;
 }
+
+/** What an off-session handler reads of a PaymentIntent event. */
+export type PaymentIntentFacts = { id: string; status?: string; amount?: number; currency?: string; metadata?: Record<string, string> | null };
 
 export interface WebhookResult {
   eventId: string;
@@ -118,7 +132,13 @@ export function createStripeWebhook(deps: StripeWebhookDeps) {
     ['checkout.session.completed', (event, { trx }) => ops.fulfillSession(objectOf(SessionObject, event) as SessionFacts, trx)],
     ['checkout.session.async_payment_succeeded', (event, { trx }) => ops.fulfillSession(objectOf(SessionObject, event) as SessionFacts, trx)],
     ['checkout.session.expired', (event, { trx }) => ops.expireSession(objectOf(ExpiredSessionObject, event).id, trx)],
-    ['payment_intent.succeeded', (event, { trx }) => ops.recordPaymentIntent(objectOf(PaymentIntentObject, event), trx)],
+    [
+      'payment_intent.succeeded',
+      async (event, { trx }) => {
+        const pi = objectOf(PaymentIntentObject, event);
+        return (await deps.offSession?.paymentIntentSucceeded(pi, trx)) ?? ops.recordPaymentIntent(pi, trx);
+      },
+    ],
     ['charge.refunded', handleChargeRefunded],
   ]);
 

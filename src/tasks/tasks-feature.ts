@@ -19,6 +19,6 @@ export function createTasksFeature(services: Services): Feature {
       logger,
       maxEventStreamsPerUser: config.tasks.maxEventStreamsPerUser,
     }),
-    pages: createTasksPages({ service: tasks, pricing, maxUploadBytes }),
+    pages: createTasksPages({ service: tasks, pricing, maxUploadBytes, spend: services.spend }),
   };
 }

@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
+import type { SpendControls } from '../spend/spend-service.ts';
+import { spendSettingsJson } from '../spend/spend-json.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { SESSION_COOKIE, setFlash, takeFlash } from '../auth/session.ts';
 import type { Pricing } from '../credits/pricing-service.ts';
@@ -8,7 +10,7 @@ import { asProblem } from '../http/domain-problems.ts';
 import { type AppError, ValidationError } from '../http/errors.ts';
 import { schemas } from '../http/validate.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
 import { taskIdOf } from './tasks-router.ts';
 import { uploadDocument, uploadedFiles } from './task-upload.ts';
 import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
@@ -61,15 +63,20 @@ export interface TasksPagesOptions {
   service: TasksService;
   pricing: Pricing;
   maxUploadBytes: number;
+  /** The user's spend caps with their room now (src/spend/), shown beside the estimate. */
+  spend?: Pick<SpendControls, 'getSettings'>;
 }
 
 /** A page-level message: what went wrong, and whether buying credits is the way out. */
 interface PageError {
   message: string;
   topUp: boolean;
+  /** A spend cap refused it: link to the limits page. */
+  limits?: boolean;
 }
 
 function pageError(err: unknown, problem: AppError): PageError {
+  if (err instanceof SpendCapExceededError) return { message: `Not started: ${problem.detail}`, topUp: false, limits: true };
   if (err instanceof InsufficientCreditsError) {
     return {
       message: `Not enough credits: this document needs ${millicreditsToCredits(err.requiredMillicredits)} credits and you have ${millicreditsToCredits(err.availableMillicredits)}.`,
@@ -134,6 +141,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       list = await service.list(req.user!.id, { status: statusFilter, limit: PAGE_SIZE });
     }
     const { price } = await ocrCost(pricing, 1);
+    const spendCaps = options.spend ? spendSettingsJson(await options.spend.getSettings(req.user!.id)).caps : undefined;
     const components = new Map((await pricing.components(OCR_OPERATION)).map((c) => [c.component, millicreditsToCredits(c.millicredits)]));
     const wanted = (typeof req.query.uploads === 'string' ? req.query.uploads.split(',') : []).filter((id) => UUID.test(id)).slice(0, MAX_FILES_PER_UPLOAD);
     const stagedUploads = await service.staged(req.user!.id, wanted);
@@ -165,6 +173,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       stagedTotal: millicreditsToCredits(stagedMilli),
       stagedExpired: wanted.length > staged.length,
       maxFiles: MAX_FILES_PER_UPLOAD,
+      spendCaps,
       fmt: viewHelpers,
     });
   }
@@ -246,8 +255,9 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
           type: 'error',
           message: created.length > 0 ? `${created.length} of ${ids.length} documents are queued. ${e.message}` : e.message,
           ...(e.topUp ? { topUp: true } : {}),
+          ...(e.limits ? { limits: true } : {}),
         });
-        return res.redirect(303, err instanceof InsufficientCreditsError ? `/tasks?uploads=${rest.join(',')}#confirm` : '/tasks#upload');
+        return res.redirect(303, err instanceof InsufficientCreditsError || err instanceof SpendCapExceededError ? `/tasks?uploads=${rest.join(',')}#confirm` : '/tasks#upload');
       }
     }
     if (created.length === 1) return res.redirect(303, `/tasks/${created[0]}`);

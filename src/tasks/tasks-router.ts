@@ -1,4 +1,5 @@
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import type { Trx } from '../db/database.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { requireCredits } from '../credits/require-credits.ts';
 import type { Db } from '../db/database.ts';
@@ -122,12 +123,18 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     reference: (req) => ({ type: 'task', id: req.taskUpload!.taskId }),
   });
 
+  // A hold refused by a spend cap is audited before the 403 goes out.
+  const auditRefusedHold: ErrorRequestHandler = (err, req, _res, next) => {
+    if (!req.taskUpload) return next(err);
+    service.afterHold(req.user!.id, req.taskUpload, err).then(() => next(err), next);
+  };
+
   apiRoute(
     api,
     {
       method: 'post',
       path: '/tasks',
-      summary: 'Upload a document for OCR: holds the estimate and queues the job (402 when credits are short)',
+      summary: 'Upload a document for OCR: holds the estimate and queues the job (402 when credits are short, 403 over a spend cap)',
       auth: 'user',
       request: { multipart: R.UploadForm, idempotencyKey: true },
       responses: { 202: R.TaskResponse },
@@ -136,17 +143,19 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     upload,
     replayIdempotentUpload,
     holdForUpload,
-    async (req, res) => {
-    const prepared = req.taskUpload!;
-    let result: TaskResult | DeletedTaskReplay;
-    try {
-      const task = (await req.credits!.handOff((trx) => service.createHeld(trx, prepared)))!;
-      result = { task, replayed: false };
-    } catch (err) {
-      result = await service.replayAfterRace(err, prepared);
-    }
-    sendTask(res, result);
+    async (req: Request, res: Response) => {
+      const prepared = req.taskUpload!;
+      let result: TaskResult | DeletedTaskReplay;
+      try {
+        const task = (await req.credits!.handOff((trx: Trx) => service.createHeld(trx, prepared)))!;
+        result = { task, replayed: false };
+        await service.afterHold(req.user!.id, prepared);
+      } catch (err) {
+        result = await service.replayAfterRace(err, prepared);
+      }
+      sendTask(res, result);
     },
+    auditRefusedHold,
   );
 
   apiRoute(api, { method: 'post', path: '/tasks/uploads', summary: 'Upload a document to see its price first: inspected, priced and kept for an hour; nothing held', auth: 'user', request: { multipart: R.UploadForm }, responses: { 201: R.UploadResponse } }, requireAuth, upload, async (req, res) => {

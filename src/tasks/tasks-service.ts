@@ -5,7 +5,9 @@ import type { Pricing } from '../credits/pricing-service.ts';
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { ConflictError } from '../http/errors.ts';
 import { keyHash, type IdempotencyKeys } from '../idempotency/idempotency-keys.ts';
-import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
+import { InsufficientCreditsError, SpendCapExceededError } from '../ledger/ledger-errors.ts';
+import type { SpendControls } from '../spend/spend-service.ts';
+import type { AutoRecharge } from '../recharge/auto-recharge-service.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
 import type { Page } from '../ledger/ledger-types.ts';
@@ -42,6 +44,10 @@ export interface TasksServiceDeps {
   idempotency: IdempotencyKeys;
   config: Pick<Readonly<Config>, 'appUrl' | 'tasks'>;
   logger: Logger;
+  /** Spend controls: a job refused by a cap is audited, and cap alerts are sent after a hold. */
+  spend?: Pick<SpendControls, 'recordBlocked' | 'deliverAlerts'>;
+  /** Auto-recharge: after a hold lowers available credits, a recharge may start. */
+  autoRecharge?: Pick<AutoRecharge, 'afterSpend'>;
 }
 
 /** An uploaded file as multer hands it over. */
@@ -132,7 +138,7 @@ const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).
  * id}`) that the worker posts or voids; see task-runner.ts for settlement.
  */
 export function createTasksService(deps: TasksServiceDeps) {
-  const { db, ledger, pricing, storage, queue, idempotency, config, logger } = deps;
+  const { db, ledger, pricing, storage, queue, idempotency, config, logger, spend, autoRecharge } = deps;
   const limits = { maxPagePixels: config.tasks.maxPagePixels, renderDpi: config.tasks.renderDpi, maxPages: config.tasks.maxPages };
   const topUpUrl = `${config.appUrl}/pricing`;
 
@@ -164,6 +170,25 @@ export function createTasksService(deps: TasksServiceDeps) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl });
       }
       throw err;
+    }
+  }
+
+  /**
+   * After an upload's hold: a refusal by a spend cap is audited (once its transaction has rolled
+   * back); after a hold that stands, cap alerts it recorded go out now rather than at the next
+   * sweep, and auto-recharge checks whether available credits fell below the user's threshold.
+   */
+  async function afterHold(userId: string, prepared: { taskId: string; fileName: string }, err?: unknown): Promise<void> {
+    if (!err && autoRecharge) {
+      autoRecharge.afterSpend(userId).catch((e: unknown) => logger.error({ err: e, userId }, 'auto-recharge check failed'));
+    }
+    if (!spend) return;
+    if (err instanceof SpendCapExceededError) {
+      await spend.recordBlocked(userId, err, { type: 'ocr', name: prepared.fileName, id: prepared.taskId }).catch((e: unknown) => {
+        logger.error({ err: e }, 'could not audit a job blocked by a spend cap');
+      });
+    } else if (!err) {
+      spend.deliverAlerts().catch((e: unknown) => logger.error({ err: e }, 'cap alert delivery failed'));
     }
   }
 
@@ -301,6 +326,8 @@ export function createTasksService(deps: TasksServiceDeps) {
      * transaction holds the estimate (402 {@link InsufficientCreditsError} with `topUpUrl`), stores
      * the file, inserts the task and queues its job.
      */
+    afterHold,
+
     async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult | DeletedTaskReplay> {
       if (idempotencyKey) {
         const earlier = await service.replay(userId, idempotencyKey, file.bytes);
@@ -312,8 +339,10 @@ export function createTasksService(deps: TasksServiceDeps) {
           await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx);
           return service.createHeld(trx, prepared);
         });
+        await afterHold(userId, prepared);
         return { task, replayed: false };
       } catch (err) {
+        await afterHold(userId, prepared, err);
         return service.replayAfterRace(err, prepared);
       }
     },
@@ -368,6 +397,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
      */
     async confirm(userId: string, uploadId: string): Promise<TaskResult> {
+      let fileName = '';
       const outcome = await inTransaction(db, async (trx): Promise<TaskResult> => {
         const [upload] = await uploads.findUploads(trx, userId, [uploadId], { lock: true });
         if (!upload) {
@@ -375,6 +405,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           if (existing) return { task: existing, replayed: true };
           throw new UploadNotFoundError();
         }
+        fileName = upload.fileName;
         const { millicredits } = await ocrCost(pricing, upload.pages);
         const holdId = `task:${upload.id}`;
         await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx);
@@ -398,7 +429,12 @@ export function createTasksService(deps: TasksServiceDeps) {
         // The job is queued in the same transaction as its hold and task (as the upload route does).
         await queue.enqueue({ taskId: task.id, jobId: task.jobId }, trx);
         return { task, replayed: false };
+      }).catch(async (err: unknown) => {
+        // A spend cap's refusal is audited once the transaction has rolled back.
+        if (err instanceof SpendCapExceededError) await afterHold(userId, { taskId: uploadId, fileName }, err);
+        throw err;
       });
+      if (!outcome.replayed) await afterHold(userId, { taskId: outcome.task.id, fileName: outcome.task.fileName });
       return outcome;
     },
 

@@ -13,6 +13,12 @@ export const WEBHOOK_EVENT_TYPES = [
   'hold.expired',
   'task.completed',
   'task.failed',
+  'spend_cap.reached',
+  'auto_recharge.succeeded',
+  'auto_recharge.failed',
+  'auto_recharge.action_required',
+  'auto_recharge.limit_reached',
+  'auto_recharge.disabled',
 ] as const;
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];

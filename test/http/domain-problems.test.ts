@@ -11,6 +11,7 @@ import {
   InsufficientCreditsError,
   LEDGER_ERROR_CODES,
   LotNotFoundError,
+  SpendCapExceededError,
 } from '../../src/ledger/ledger-errors.ts';
 
 describe('domain errors → problem+json', () => {
@@ -23,6 +24,7 @@ describe('domain errors → problem+json', () => {
       [new LotNotFoundError(), 404],
       [new AccountNotFoundError(), 404],
       [new BalanceLimitError(9_000_000_000_000_000, 1_000_000), 409],
+      [new SpendCapExceededError('daily', 10_000, 4_000, 5_000, new Date('2026-12-01T00:00:00Z'), 2_000), 403],
     ] as const;
     expect(cases.map(([e]) => e.code).sort()).toEqual([...LEDGER_ERROR_CODES].sort());
     for (const [err, status] of cases) {

@@ -20,6 +20,13 @@ import {
   ListRefundsParams,
 } from './stripe-emulator-schemas.ts';
 import type { StripeEmulatorService } from './stripe-emulator-service.ts';
+import {
+  AttachPaymentMethodParams,
+  CreatePaymentIntentParams,
+  CreatePaymentMethodParams,
+  ListPaymentMethodsParams,
+  type OffSessionPayments,
+} from './off-session-payments.ts';
 import * as store from './stripe-emulator-store.ts';
 import type { BillingService } from './billing-service.ts';
 import * as B from './billing-schemas.ts';
@@ -43,6 +50,8 @@ export interface StripeApiRouterDeps {
   clock: () => Date;
   /** Sent as `Stripe-Version` when the request names none. */
   apiVersion: string;
+  /** Saved cards and off-session PaymentIntents (src/off-session-payments.ts). */
+  offSession?: OffSessionPayments;
 }
 
 /** Masks an API key the way Stripe echoes it in errors (`sk_test_****…1234`). */
@@ -269,6 +278,16 @@ export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router
   post('/v1/test_helpers/test_clocks/:id/advance', B.AdvanceTestClockParams, (q, ctx, p, req) => billing.advanceTestClock(q, ctx, id(req), p.frozen_time));
 
   get('/v1/events', ListEventsParams, (q, p) => service.listEvents(q, p));
+
+  const { offSession } = deps;
+  if (offSession) {
+    post('/v1/payment_methods', CreatePaymentMethodParams, (q, ctx, p) => offSession.createPaymentMethod(q, ctx, p));
+    get('/v1/payment_methods', ListPaymentMethodsParams, (q, p) => offSession.listPaymentMethods(q, p));
+    get('/v1/payment_methods/:id', ExpandOnlyParams, (q, _p, req) => offSession.retrievePaymentMethod(q, id(req)));
+    post('/v1/payment_methods/:id/attach', AttachPaymentMethodParams, (q, ctx, p, req) => offSession.attachPaymentMethod(q, ctx, id(req), p));
+    post('/v1/payment_methods/:id/detach', ExpandOnlyParams, (q, ctx, _p, req) => offSession.detachPaymentMethod(q, ctx, id(req)));
+    post('/v1/payment_intents', CreatePaymentIntentParams, (q, ctx, p) => offSession.createPaymentIntent(q, ctx, p));
+  }
   get('/v1/events/:id', ExpandOnlyParams, (q, p, req) => service.retrieveEvent(q, id(req), p.expand));
 
   router.use('/v1', (req: Request) => {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { createOffSessionPayments } from './off-session-payments.ts';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import Stripe from 'stripe';
@@ -90,7 +91,8 @@ export function createStripeEmulator(deps: StripeEmulatorDeps): StripeEmulator {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(createStripeApiRouter({ db: deps.db, logger, service, billing, clock, apiVersion: EMULATOR_API_VERSION }));
+  const offSession = createOffSessionPayments({ db: deps.db, clock, recordEvent, publicUrl });
+  app.use(createStripeApiRouter({ db: deps.db, logger, service, billing, clock, apiVersion: EMULATOR_API_VERSION, offSession }));
   app.use(createCheckoutPageRouter(checkout, logger));
   app.use(createBillingPortalRouter({ db: deps.db, billing, clock, logger }));
   app.get('/', (_req, res) => {

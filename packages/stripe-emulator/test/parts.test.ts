@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { down, up } from '../migrations/20261130100010_create_stripe_emulator.ts';
 import { down as billingDown, up as billingUp } from '../migrations/20261130160000_create_billing.ts';
+import { down as downPaymentMethods, up as upPaymentMethods } from '../migrations/20261130170100_create_payment_methods.ts';
 import { formatAmount } from '../src/currency.ts';
 import { canonicalJson, parseStripeForm } from '../src/stripe-form.ts';
 import { emulatorPublicUrl, emulatorWebhookUrl } from '../src/stripe-emulator.ts';
@@ -103,15 +104,21 @@ describe('migration', () => {
       const count = async (where: string) =>
         (await t.db.raw(`SELECT count(*)::int AS n FROM information_schema.tables WHERE ${where} AND table_name NOT LIKE 'knex\\_%'`)).rows[0].n;
       // Its own schema, none in the application's.
-      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(10);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(11);
       expect(await count(`table_schema = 'public' AND table_name LIKE 'stripe\\_emulator\\_%'`)).toBe(0);
+      // Later migrations go down first: saved cards (issue 14), then Billing (issue 15).
+      await downPaymentMethods(t.db);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(10);
       await billingDown(t.db);
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(9);
       await down(t.db);
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(0);
       await up(t.db);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(9);
       await billingUp(t.db);
       expect(await count(`table_schema = 'stripe_emulator'`)).toBe(10);
+      await upPaymentMethods(t.db);
+      expect(await count(`table_schema = 'stripe_emulator'`)).toBe(11);
     } finally {
       await t.drop();
     }
