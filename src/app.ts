@@ -120,7 +120,7 @@ export function createApp(services: Services): express.Express {
   const twins = origin.hostname === 'localhost' ? [`${origin.protocol}//127.0.0.1${origin.port ? `:${origin.port}` : ''}`] : [];
   const apiRouter = express.Router();
   apiRouter.use(originCheck(config.appUrl, twins));
-  apiRouter.use(createApiDocsRouter(() => app, { appUrl: config.appUrl }));
+  apiRouter.use(createApiDocsRouter(() => app));
   for (const f of features) if (f.api) apiRouter.use(f.api);
   if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
   apiRouter.use(notFoundHandler);

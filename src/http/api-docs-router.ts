@@ -16,9 +16,10 @@ const DOCS_PAGE = `<!doctype html>
 <title>Tally API documentation</title>
 <link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="/static/api-docs.css">
 </head>
 <body>
-<main id="swagger-ui" aria-label="Tally API documentation"></main>
+<div id="swagger-ui"></div>
 <noscript><p>This page needs JavaScript. The OpenAPI document itself is at <a href="/api/openapi.json">/api/openapi.json</a>.</p></noscript>
 <script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/api-docs.js"></script>
@@ -30,7 +31,7 @@ const DOCS_PAGE = `<!doctype html>
  * `GET /api/openapi.json` (the OpenAPI 3.1 document, built on first request from the routes
  * mounted on `app()`) and `GET /api/docs` (Swagger UI, served offline). Mounted under `/api`.
  */
-export function createApiDocsRouter(app: () => Express, options: { appUrl: string }): express.Router {
+export function createApiDocsRouter(app: () => Express): express.Router {
   const router = express.Router();
   let document: OpenApiDocument | undefined;
   const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -46,7 +47,7 @@ export function createApiDocsRouter(app: () => Express, options: { appUrl: strin
       responses: { 200: z.object({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) }).loose() },
     },
     (_req, res) => {
-      document ??= buildOpenApiDocument(app(), { version, serverUrl: options.appUrl });
+      document ??= buildOpenApiDocument(app(), { version });
       res.set('Cache-Control', 'no-cache').json(document);
     },
   );
