@@ -245,11 +245,14 @@
         var flash = r.doc.querySelector('[data-testid="flash"]');
         if (flash && flash.classList.contains('error')) showError(flash.textContent.replace(/\s*Buy more credits\s*$/, ''), !!flash.querySelector('a[href="/pricing"]'));
         if (window.history && window.history.replaceState) window.history.replaceState(null, '', r.res.url);
-        // Clear the chosen files, but keep the chosen language for the next documents.
+        // Clear the chosen files, but keep the chosen language (and wallet) for the next documents.
         var language = $(form, 'select[name="language"]');
         var chosen = language ? language.value : '';
+        var wallet = $(form, 'select[name="wallet"]');
+        var payer = wallet ? wallet.value : '';
         form.reset();
         if (language) language.value = chosen;
+        if (wallet) wallet.value = payer;
         var next = $(region, '[data-confirm-submit]:not([disabled])') || $(region, '#confirm-heading');
         if (next) {
           if (next.tagName === 'H2') next.setAttribute('tabindex', '-1');

@@ -22,6 +22,8 @@ import { createPaymentsFeature } from './payments/payments-feature.ts';
 import { createSubscriptionsFeature } from './subscriptions/subscriptions-feature.ts';
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
+import { createTeamsFeature } from './teams/teams-feature.ts';
+import { apiKeyAuth } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
@@ -102,6 +104,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createTeamsFeature(services),
     createHomeFeature(),
   ];
 
@@ -119,6 +122,8 @@ export function createApp(services: Services): express.Express {
   const origin = new URL(config.appUrl);
   const twins = origin.hostname === 'localhost' ? [`${origin.protocol}//127.0.0.1${origin.port ? `:${origin.port}` : ''}`] : [];
   const apiRouter = express.Router();
+  // `Authorization: Bearer tly_live_…`: the key's owner, the key's scopes (no cookie, no CSRF).
+  apiRouter.use(apiKeyAuth({ db, apiKeys: services.apiKeys, pgPool: services.pgPool, defaultRatePerMinute: config.apiKeyRatePerMinute }));
   apiRouter.use(originCheck(config.appUrl, twins));
   apiRouter.use(createApiDocsRouter(() => app));
   for (const f of features) if (f.api) apiRouter.use(f.api);

@@ -27,6 +27,8 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createApiKeys } from './api-keys/api-keys-service.ts';
+import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -77,9 +79,23 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   const idempotency = createIdempotencyKeys(db);
   const spend = createSpendControls({ db, audit, notifier: createSpendNotices(notifications.notifier) });
   const tasks = createTasksService({ db, ledger, pricing, storage, queue: infra.queue, idempotency, config, logger, spend, autoRecharge });
+  // Team invitations go through the email outbox, written in the invitation's transaction.
+  const invitationMailer: InvitationMailer = infra.invitationMailer ?? {
+    async sendInvitation(msg, trx) {
+      await notificationCore.outbox.enqueue(trx, {
+        type: 'team_invitation',
+        to: msg.to,
+        userId: null,
+        data: { teamName: msg.teamName, inviterName: msg.inviterName, role: msg.role, acceptUrl: msg.acceptUrl, expiresAt: `${msg.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC` },
+      });
+    },
+  };
+  const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
+  const apiKeys = createApiKeys({ db, audit });
   return {
     ...infra,
     notify: infra.notify ?? {},
+    invitationMailer,
     storage,
     config,
     db,
@@ -95,6 +111,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     admin,
     idempotency,
     tasks,
+    teams,
+    apiKeys,
     notifications,
     spend,
     autoRecharge,

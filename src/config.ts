@@ -41,6 +41,7 @@ const EnvSchema = z.object({
   LOGIN_WINDOW_MINUTES: int(1, 24 * 60).default(15),
   SIGNUP_MAX_PER_IP: int(1, 100_000).default(10),
   SIGNUP_WINDOW_MINUTES: int(1, 7 * 24 * 60).default(60),
+  API_KEY_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(60),
 
   SIGNUP_BONUS_CREDITS: optionalString.pipe(z.string().regex(/^\d+(\.\d{1,3})?$/, 'must be credits with at most 3 decimals').optional()),
   SIGNUP_BONUS_DAYS: int(1, 3650).default(30),
@@ -109,6 +110,8 @@ export interface Config {
   login: { maxFailures: number; windowMs: number };
   /** Sign-ups allowed from one IP per window (each grants free credits). */
   signupLimit: { maxPerIp: number; windowMs: number };
+  /** Requests per minute of an API key that sets no limit of its own. */
+  apiKeyRatePerMinute: number;
   signupBonus: { millicredits: number; days: number };
   admin: { email: string; password: string } | undefined;
   stripe: {
@@ -240,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     },
     login: { maxFailures: e.LOGIN_MAX_FAILURES, windowMs: e.LOGIN_WINDOW_MINUTES * 60_000 },
     signupLimit: { maxPerIp: e.SIGNUP_MAX_PER_IP, windowMs: e.SIGNUP_WINDOW_MINUTES * 60_000 },
+    apiKeyRatePerMinute: e.API_KEY_RATE_LIMIT_PER_MINUTE,
     signupBonus: { millicredits: signupMillicredits, days: e.SIGNUP_BONUS_DAYS },
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD } : undefined,
     stripe: {

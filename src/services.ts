@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type Stripe from 'stripe';
 import type { AdminService } from './admin/admin-service.ts';
+import type { ApiKeys } from './api-keys/api-keys-service.ts';
+import type { Teams, InvitationMailer } from './teams/teams-service.ts';
 import type { AuditLog } from './auth/audit-log.ts';
 import type { AuthService } from './auth/auth-service.ts';
 import type { SessionsService } from './auth/sessions-service.ts';
@@ -37,6 +39,8 @@ export interface Infrastructure {
   queue: JobSender;
   /** Where uploads are kept. Default: local disk under `${DATA_DIR}/uploads`. */
   storage?: FileStorage;
+  /** Sends team invitation emails. Default: the email outbox (src/notifications). */
+  invitationMailer?: InvitationMailer;
   /** Tests: the SMTP transport, DNS resolver and clock of the notification pipeline. */
   notify?: NotificationTestHooks;
 }
@@ -64,6 +68,8 @@ export interface Services extends Required<Infrastructure> {
   /** Idempotency-Keys of requests, remembered 24 h. */
   idempotency: IdempotencyKeys;
   tasks: TasksService;
+  teams: Teams;
+  apiKeys: ApiKeys;
   /** Emails, the notification centre, alerts, webhooks, password reset (its `ledger` is `ledger`). */
   notifications: NotificationServices;
   /** Spend caps' settings, hard caps and cap alerts (enforced by the ledger at the hold). */

@@ -11,18 +11,26 @@ import { balanceJson, transferJson } from './credits-json.ts';
 import { streamTransfersCsv } from './transfers-csv.ts';
 import { TransferIdParams, TransfersQuery } from './transfers-schemas.ts';
 import { findStatementEntry } from './transfers-store.ts';
+import '../api-keys/api-key-auth.ts';
 
 /**
  * The signed-in user's own credits: `GET /api/credits/balance`, `GET /api/credits/transfers`
  * (JSON pages, or `?format=csv` for every matching row) and `GET /api/credits/transfers/:id`.
- * Only ever the caller's account: another user's transfer id is a 404.
+ * Only ever the caller's account: another user's transfer id is a 404. A team API key reads its
+ * team's pool (balance and history) instead. Each transfer names the API key (`apiKey: {name,
+ * prefix}`) whose hold it settled, or null: usage by key.
  */
-export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.Router {
+export function createBalanceRouter(deps: {
+  db: Db;
+  ledger: Ledger;
+  /** Usage by key: which API key placed each hold (src/api-keys). */
+  keysOfHolds?: (holdIds: string[]) => Promise<Map<string, { name: string; prefix: string }>>;
+}): express.Router {
   const { db, ledger } = deps;
   const api = express.Router();
 
-  apiRoute(api, { method: 'get', path: '/credits/balance', summary: 'Your balance: available, held, debt, lots and holds, read in one snapshot', auth: 'user', responses: { 200: BalanceJson } }, requireAuth, async (req, res) => {
-    res.json(balanceJson(await ledger.getBalance(req.user!.id)));
+  apiRoute(api, { method: 'get', path: '/credits/balance', summary: 'Your balance (or, with a team API key, the team pool): available, held, debt, lots and holds, read in one snapshot', auth: 'user', responses: { 200: BalanceJson } }, requireAuth, async (req, res) => {
+    res.json(balanceJson(await ledger.getBalance(req.apiKey?.teamId ?? req.user!.id)));
   });
 
   apiRoute(
@@ -41,11 +49,15 @@ export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.R
     const filters = { kind: q.kind, from: q.from, to: q.to };
     if (q.format === 'csv') {
       // The whole matching history: `limit` and `cursor` do not apply to the export.
-      await streamTransfersCsv(res, ledger, req.user!.id, filters);
+      await streamTransfersCsv(res, ledger, req.apiKey?.teamId ?? req.user!.id, filters);
       return;
     }
-    const page = await ledger.listTransfers(req.user!.id, filters, { limit: q.limit, cursor: q.cursor });
-    res.json({ transfers: page.items.map((e) => transferJson(e)), nextCursor: page.nextCursor });
+    const page = await ledger.listTransfers(req.apiKey?.teamId ?? req.user!.id, filters, { limit: q.limit, cursor: q.cursor });
+    const keys = deps.keysOfHolds ? await deps.keysOfHolds(page.items.flatMap((e) => (e.holdId ? [e.holdId] : []))) : new Map();
+    res.json({
+      transfers: page.items.map((e) => ({ ...transferJson(e), apiKey: (e.holdId && keys.get(e.holdId)) || null })),
+      nextCursor: page.nextCursor,
+    });
     },
   );
 
@@ -53,7 +65,8 @@ export function createBalanceRouter(deps: { db: Db; ledger: Ledger }): express.R
     const { id } = validate(TransferIdParams, req, 'params');
     const entry = await findStatementEntry(db, req.user!.id, id);
     if (!entry) throw new NotFoundError('transfer');
-    res.json({ transfer: transferJson(entry) });
+    const keys = entry.holdId && deps.keysOfHolds ? await deps.keysOfHolds([entry.holdId]) : new Map();
+    res.json({ transfer: { ...transferJson(entry), apiKey: (entry.holdId && keys.get(entry.holdId)) || null } });
   });
 
   return api;

@@ -13,7 +13,7 @@ export function createCreditsFeature(services: Services): Feature {
   const { db, ledger, sessions, payments, notifications } = services;
   const api = express.Router();
   const pages = express.Router();
-  api.use(createBalanceRouter({ db, ledger }));
+  api.use(createBalanceRouter({ db, ledger, keysOfHolds: services.apiKeys.keysOfHolds }));
   pages.use(createAccountPages({ ledger, sessions, payments, notices: notifications.notifications, subscriptions: services.subscriptions }));
   return { api, pages };
 }

@@ -8,8 +8,8 @@ import type { Balance, GrantKind, Hold, Lot, Reference, StatementEntry, Transfer
 
 export interface LotJson {
   id: string;
-  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment. */
-  source: GrantKind;
+  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment; contribution, gift (purchased credits moved from another account). */
+  source: Lot['source'];
   amount: number;
   /** Not yet spent or expired (includes what holds reserve). */
   remaining: number;

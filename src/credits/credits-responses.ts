@@ -45,7 +45,10 @@ export const TransferJson = z
   })
   .meta({ id: 'Transfer' });
 
-export const TransfersPage = z.object({ transfers: z.array(TransferJson), nextCursor: z.string().nullable() });
+/** The API key that placed the hold behind a transfer (`/api/credits/transfers`), or null. */
+export const TransferApiKey = z.object({ name: z.string(), prefix: z.string() }).nullable();
+
+export const TransfersPage = z.object({ transfers: z.array(TransferJson.extend({ apiKey: TransferApiKey.optional() })), nextCursor: z.string().nullable() });
 
 export const PricesResponse = z.object({
   prices: z.array(

@@ -8,6 +8,7 @@ import { keyHash } from '../idempotency/idempotency-keys.ts';
 import { InsufficientCreditsError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Hold, Reference, Transfer } from '../ledger/ledger-types.ts';
+import { attributeHold, checkSpendPolicies, type Spender } from '../teams/spend-policy.ts';
 
 /** What `requireCredits` puts on `req.credits` for the handler. Amounts are millicredits. */
 export interface CreditsContext {
@@ -72,6 +73,14 @@ export interface RequireCreditsOptions {
   /** What the hold is for, shown in the user's statement. */
   reason?: string | ((req: Request) => string);
   reference?: (req: Request) => Reference | null;
+  /**
+   * Who spends from which wallet (an API key, a team's pool: src/teams/wallets.ts), or undefined
+   * for the signed-in user's own wallet without a key. When given, the hold is placed on
+   * `ownerId`'s account in a transaction that first enforces the key's monthly limit and the
+   * member's budgets ({@link checkSpendPolicies}) and then records who placed it; needs `db`.
+   * Not used by `settle: 'one-commit'` (which always charges the user's own wallet).
+   */
+  spender?: (req: Request) => Promise<Spender | undefined>;
 }
 
 /**
@@ -192,10 +201,12 @@ export function requireCredits(
     const reference = options.reference?.(req) ?? null;
     if (options.settle === 'one-commit') return chargeInOneCommit({ req, res, next, holdId, userId, millicredits, reason, reference });
     const existed = key && !options.holdId ? (await ledger.findHold(holdId)) !== undefined : false;
+    const spender = options.spender ? await options.spender(req) : undefined;
     // `job`: the hold's transaction stays open until the handler hands the hold off (or fails).
+    // With a spender, the policies and the hold share one transaction (committed at once for `response`).
     let trx: Trx | undefined;
-    if (options.settle === 'job') {
-      if (!options.db) throw new Error("requireCredits: settle 'job' needs options.db");
+    if (options.settle === 'job' || spender) {
+      if (!options.db) throw new Error("requireCredits: settle 'job' and spender need options.db");
       trx = await options.db.transaction();
     }
     const rollback = async () => {
@@ -203,10 +214,11 @@ export function requireCredits(
     };
     let hold: Hold;
     try {
+      if (spender) await checkSpendPolicies(trx!, spender, millicredits, new Date());
       hold = await ledger.reserve(
         {
           holdId,
-          userId,
+          userId: spender?.ownerId ?? userId,
           millicredits,
           timeoutMs,
           actor: `user:${userId}`,
@@ -215,6 +227,11 @@ export function requireCredits(
         },
         trx,
       );
+      if (spender) await attributeHold(trx!, spender, hold);
+      if (trx && options.settle !== 'job') {
+        await trx.commit();
+        trx = undefined;
+      }
     } catch (err) {
       await rollback();
       if (err instanceof InsufficientCreditsError) {

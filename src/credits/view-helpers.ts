@@ -14,6 +14,8 @@ const KIND_LABELS: Record<TransferKind, string> = {
   usage: 'Usage',
   refund_clawback: 'Refund',
   expiry: 'Expired',
+  contribution: 'Team contribution',
+  gift: 'Gift',
 };
 
 const dateFmt = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' });

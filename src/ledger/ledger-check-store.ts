@@ -38,11 +38,11 @@ const CHECKS: Check[] = [
   },
   {
     invariant: 'account_totals_match_transfers',
-    sql: `SELECT a.id, a.user_id, a.credits_posted, a.debits_posted,
+    sql: `SELECT a.id, a.user_id, a.team_id, a.credits_posted, a.debits_posted,
                  COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0) AS credits,
                  COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0) AS debits
             FROM accounts a
-           WHERE a.user_id IS NOT NULL
+           WHERE a.code IS NULL
              AND (a.credits_posted <> COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0)
                OR a.debits_posted <> COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0))`,
     detail: (r) =>
@@ -53,7 +53,7 @@ const CHECKS: Check[] = [
     sql: `SELECT a.id, a.credits_posted - a.debits_posted AS balance, a.debt,
                  COALESCE((SELECT SUM(remaining) FROM lots WHERE account_id = a.id), 0) AS lots
             FROM accounts a
-           WHERE a.user_id IS NOT NULL
+           WHERE a.code IS NULL
              AND a.credits_posted - a.debits_posted <> COALESCE((SELECT SUM(remaining) FROM lots WHERE account_id = a.id), 0) - a.debt`,
     detail: (r) => `account ${r.id} balance ${r.balance} ≠ lot remainders ${r.lots} − debt ${r.debt}`,
   },
@@ -73,7 +73,7 @@ const CHECKS: Check[] = [
     invariant: 'grant_has_matching_lot',
     sql: `SELECT t.id, t.amount, l.amount AS lot_amount, l.account_id, t.credit_account_id
             FROM transfers t LEFT JOIN lots l ON l.transfer_id = t.id
-            JOIN accounts a ON a.id = t.credit_account_id AND a.user_id IS NOT NULL
+            JOIN accounts a ON a.id = t.credit_account_id AND a.code IS NULL
            WHERE l.id IS NULL OR l.amount <> t.amount OR l.account_id <> t.credit_account_id`,
     detail: (r) => `transfer ${r.id} of ${r.amount} into a user account has lot amount ${r.lot_amount ?? 'none'}`,
   },
@@ -81,7 +81,7 @@ const CHECKS: Check[] = [
     invariant: 'spend_matches_allocations',
     sql: `SELECT t.id, t.kind, t.amount, COALESCE(SUM(x.amount), 0) AS allocated
             FROM transfers t
-            JOIN accounts a ON a.id = t.debit_account_id AND a.user_id IS NOT NULL
+            JOIN accounts a ON a.id = t.debit_account_id AND a.code IS NULL
             LEFT JOIN transfer_allocations x ON x.transfer_id = t.id
            GROUP BY t.id
           HAVING (t.kind <> 'refund_clawback' AND COALESCE(SUM(x.amount), 0) <> t.amount)
@@ -102,14 +102,14 @@ const CHECKS: Check[] = [
             LEFT JOIN (SELECT t.debit_account_id AS account_id,
                               SUM(t.amount - COALESCE((SELECT SUM(amount) FROM transfer_allocations WHERE transfer_id = t.id), 0)) AS outstanding
                          FROM transfers t WHERE t.kind = 'refund_clawback' GROUP BY t.debit_account_id) c ON c.account_id = a.id
-           WHERE a.user_id IS NOT NULL AND a.debt <> COALESCE(c.outstanding, 0)`,
+           WHERE a.code IS NULL AND a.debt <> COALESCE(c.outstanding, 0)`,
     detail: (r) => `account ${r.id} records debt ${r.debt}, unrepaid clawbacks total ${r.outstanding}`,
   },
   {
     invariant: 'held_matches_active_holds',
     sql: `SELECT a.id, a.debits_pending, COALESCE(SUM(h.amount), 0) AS active
             FROM accounts a LEFT JOIN holds h ON h.account_id = a.id AND h.status = 'active'
-           WHERE a.user_id IS NOT NULL GROUP BY a.id HAVING a.debits_pending <> COALESCE(SUM(h.amount), 0)`,
+           WHERE a.code IS NULL GROUP BY a.id HAVING a.debits_pending <> COALESCE(SUM(h.amount), 0)`,
     detail: (r) => `account ${r.id} records ${r.debits_pending} held, active holds total ${r.active}`,
   },
   {

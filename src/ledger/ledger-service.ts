@@ -19,6 +19,7 @@ import {
   type GrantKind,
   type Hold,
   type Lot,
+  type OwnedTransferKind,
   type Page,
   type Reference,
   type StatementEntry,
@@ -36,6 +37,7 @@ interface Attribution {
 export interface GrantInput extends Attribution {
   /** Transfer id; doubles as the idempotency key. */
   transferId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   kind: GrantKind;
@@ -46,6 +48,7 @@ export interface GrantInput extends Attribution {
 export interface ReserveInput extends Attribution {
   /** Hold id; doubles as the idempotency key. */
   holdId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   /** How long the hold lives before the sweeper voids it (ms). */
@@ -62,9 +65,29 @@ export interface PostInput {
 
 export interface DebitInput extends Attribution {
   transferId: string;
+  /** The account owner: a user's id, or a team's id for its pool (src/teams). */
   userId: string;
   millicredits: number;
   kind: DebitKind;
+}
+
+export interface TransferPurchasedInput extends Attribution {
+  /** Idempotency key; the transfers are `<transferId>:1`, `<transferId>:2`, … (one per lot drawn). */
+  transferId: string;
+  /** The account owner the credits leave (a user's id). */
+  fromOwnerId: string;
+  /** The account owner they go to: a team's id (its pool) or another user's id. */
+  toOwnerId: string;
+  millicredits: number;
+  kind: OwnedTransferKind;
+}
+
+export interface TransferPurchasedResult {
+  /** One transfer per purchased lot drawn, in the order drawn (soonest expiry first). */
+  transfers: Transfer[];
+  /** The recipient's new lots, one per transfer, each with the expiry of the lot it came from. */
+  lots: Lot[];
+  replayed: boolean;
 }
 
 export interface ClawbackInput extends Attribution {
@@ -403,6 +426,40 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
         if ((err as { code?: string }).code === 'TL404') throw new LotNotFoundError();
         throw err;
       }
+    },
+
+    /**
+     * Moves `millicredits` of PURCHASED credits from one owned account to another — a member's
+     * contribution to a team's pool (issue 16), a gift (issue 17) — in one call under both
+     * accounts' locks (`ledger_transfer_purchased_op`, migrations/20261130180200). Only `purchase`
+     * lots are drawn (never bonus, sign-up, promo, trial or subscription credits), soonest expiry
+     * first; each part arrives as a lot of source `kind` with the expiry of the lot it came from.
+     * Replaying `transferId` returns the first result.
+     * @throws {InsufficientCreditsError} 402 when the sender's unheld purchased credits (capped by
+     *   its available balance) are short; `available` is what could be moved
+     * @throws {IdempotencyConflictError} 409 when `transferId` was used with other parameters
+     * @throws {BalanceLimitError} 409 past the recipient's limit
+     */
+    async transferPurchased(input: TransferPurchasedInput, trx?: Trx): Promise<TransferPurchasedResult> {
+      assertMillicredits(input.millicredits);
+      if (input.fromOwnerId === input.toOwnerId) throw new Error('ledger: a transfer needs two different accounts');
+      const op = {
+        id: input.transferId,
+        fromOwnerId: input.fromOwnerId,
+        toOwnerId: input.toOwnerId,
+        amount: input.millicredits,
+        kind: input.kind,
+        reason: input.reason ?? null,
+        actor: input.actor,
+        refType: input.reference?.type ?? null,
+        refId: input.reference?.id ?? null,
+      };
+      const o = accepted(trx ? await store.transferPurchased(trx, op, clock()) : await retrying(() => store.transferPurchased(db, op, clock())));
+      return {
+        transfers: (o.transfers as unknown[]).map(store.fromJson.transfer),
+        lots: (o.lots as unknown[]).map(store.fromJson.lot),
+        replayed: o.replayed as boolean,
+      };
     },
 
     /** Sweeper: voids (status `expired`) every active hold past its timeout at `now`. Returns the count. */

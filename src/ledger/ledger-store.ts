@@ -8,6 +8,7 @@ export interface DbAccountRow {
   id: string;
   code: string | null;
   user_id: string | null;
+  team_id: string | null;
   credits_posted: number;
   debits_posted: number;
   debits_pending: number;
@@ -111,8 +112,9 @@ export function mapHold(r: DbHoldRow): Hold {
 
 // ---- accounts ----
 
-export async function findUserAccount(db: Db | Trx, userId: string): Promise<DbAccountRow | undefined> {
-  return db<DbAccountRow>('accounts').where({ user_id: userId }).first();
+/** The account owned by `ownerId`: a user's or a team's (their uuids never collide). */
+export async function findUserAccount(db: Db | Trx, ownerId: string): Promise<DbAccountRow | undefined> {
+  return db<DbAccountRow>('accounts').where({ user_id: ownerId }).orWhere({ team_id: ownerId }).first();
 }
 
 // ---- lots ----
@@ -340,6 +342,22 @@ export async function applyBatch(db: Db, ops: LedgerOp[], now: Date): Promise<Op
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
 }
 
+/**
+ * Moves purchased credits between two owned accounts (`ledger_transfer_purchased_op`, migration
+ * 20261130180200): the outcome `{transfers, lots, replayed}` or a refusal value (TL402/TL409/TL413).
+ */
+export async function transferPurchased(
+  q: Db | Trx,
+  o: { id: string; fromOwnerId: string; toOwnerId: string; amount: number; kind: string; reason: string | null; actor: string; refType: string | null; refId: string | null },
+  now: Date,
+): Promise<OpOutcome> {
+  const { rows } = await q.raw(
+    'SELECT ledger_transfer_purchased_op(?, ?::uuid, ?::uuid, ?::bigint, ?, ?::timestamptz, ?, ?, ?, ?) AS r',
+    [o.id, o.fromOwnerId, o.toOwnerId, o.amount, o.kind, now, o.reason, o.actor, o.refType, o.refId] as Knex.RawBinding[],
+  );
+  return rows[0].r as OpOutcome;
+}
+
 /** Ends one lot now (`ledger_expire_lot_op`): its unheld remainder expires; returns the millicredits expired. */
 export async function expireLot(db: Db | Trx, lotId: string, actor: string, reason: string | null): Promise<number> {
   const r = await db.raw('SELECT ledger_expire_lot_op(?::uuid, ?, ?) AS r', [lotId, actor, reason]);
@@ -386,8 +404,8 @@ export async function balanceSnapshot(
                         FROM lots l WHERE l.account_id = a.id AND l.open), '[]') AS lots,
             COALESCE((SELECT json_agg(h ORDER BY h.created_at) FROM holds h
                        WHERE h.account_id = a.id AND h.status = 'active'), '[]') AS holds
-       FROM accounts a WHERE a.user_id = ?`,
-    [now, userId],
+       FROM accounts a WHERE a.user_id = ? OR a.team_id = ?`,
+    [now, userId, userId],
   );
   const r = rows[0] as { debt: number; debits_pending: number; free: number; lots: unknown[]; holds: unknown[] } | undefined;
   if (!r) return undefined;
@@ -398,11 +416,11 @@ export async function balanceSnapshot(
 export async function availableOf(db: Db | Trx, userId: string, now: Date): Promise<number> {
   const sql = `SELECT (COALESCE((SELECT SUM(l.remaining - l.held) FROM lots l
                                  WHERE l.account_id = a.id AND l.spendable AND (l.expires_at IS NULL OR l.expires_at > $1)), 0) - a.debt)::bigint AS r
-                 FROM accounts a WHERE a.user_id = $2`;
+                 FROM accounts a WHERE a.user_id = $2 OR a.team_id = $2`;
   if (!(db as Trx).isTransaction) {
     const rows = await queryNamed<{ r: number }>(db as Db, 'tally_available', sql, [now, userId]);
     return rows[0]?.r ?? 0;
   }
-  const { rows } = await db.raw(sql.replace('$1', '?').replace('$2', '?'), [now, userId]);
+  const { rows } = await db.raw(sql.replace('$1', '?').replace(/\$2/g, '?'), [now, userId, userId]);
   return (rows[0] as { r: number } | undefined)?.r ?? 0;
 }

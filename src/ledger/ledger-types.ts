@@ -4,13 +4,15 @@
 export type GrantKind = 'purchase' | 'signup_bonus' | 'bonus' | 'subscription_grant' | 'adjustment';
 /** Kinds of direct spend (`debit`). */
 export type DebitKind = 'usage' | 'adjustment';
-export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry';
+/** Kinds of a move of purchased credits between two owned accounts (`transferPurchased`): no system account in between. */
+export type OwnedTransferKind = 'contribution' | 'gift';
+export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry' | OwnedTransferKind;
 
 export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment'];
-export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry'];
+export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution', 'gift'];
 
 /** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
-export const COUNTERPARTY: Record<TransferKind, string> = {
+export const COUNTERPARTY: Record<Exclude<TransferKind, OwnedTransferKind>, string> = {
   purchase: 'sales',
   signup_bonus: 'promotions',
   bonus: 'promotions',
@@ -46,7 +48,8 @@ export interface Lot {
   id: string;
   accountId: string;
   transferId: string;
-  source: GrantKind;
+  /** How the credits came in: a grant's kind, or `contribution` / `gift` for purchased credits moved from another account. */
+  source: GrantKind | OwnedTransferKind;
   amount: number;
   /** Not yet spent, expired or clawed back (includes what is held). */
   remaining: number;

@@ -50,7 +50,12 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
 
   async function checkIn(trx: Trx, user: { userId?: string; accountId?: string }): Promise<void> {
     const userId = user.userId ?? (user.accountId ? await ownerOfAccount(trx, user.accountId) : undefined);
-    if (userId) await lowBalance.check(trx, userId);
+    if (userId && !(await isTeam(trx, userId))) await lowBalance.check(trx, userId);
+  }
+
+  /** A team's pool (src/teams) has an owner id that is no user's: no alerts or user webhooks for it. */
+  async function isTeam(trx: Trx, ownerId: string): Promise<boolean> {
+    return (await trx('teams').where({ id: ownerId }).first('id')) !== undefined;
   }
 
   return {
@@ -58,7 +63,7 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
     grant: (input, trx) =>
       run(trx, async (t) => {
         const result = await ledger.grant(input, t);
-        if (result.replayed) return result;
+        if (result.replayed || (await isTeam(t, input.userId))) return result;
         await lowBalance.check(t, input.userId, { rebase: input.kind === 'purchase' || input.kind === 'subscription_grant' });
         await notifier.notify(t, {
           userId: input.userId,

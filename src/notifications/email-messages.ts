@@ -22,6 +22,7 @@ export interface EmailData {
   job_finished: { name: string; fileName: string; credits: string; taskUrl: string; settingsUrl: string };
   job_failed: { name: string; fileName: string; reason: string; taskUrl: string; settingsUrl: string };
   webhook_endpoint_disabled: { name: string; url: string; since: string; webhooksUrl: string };
+  team_invitation: { teamName: string; inviterName: string; role: string; acceptUrl: string; expiresAt: string };
   spend_cap_reached: { name: string; cap: string; threshold: number; limit: string; used: string; limitsUrl: string; settingsUrl: string };
   auto_recharge: { name: string; subject: string; body: string; link: string | null; linkText: string | null; settingsUrl: string };
   subscription_renewal: { name: string; planName: string; amount: string; credits: string; rolloverCredits: string | null; periodEnd: string; invoiceNumber: string; accountUrl: string };
@@ -42,6 +43,7 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   job_finished: { category: 'jobs', subject: (d) => `Finished: ${d.fileName}` },
   job_failed: { category: 'jobs', subject: (d) => `Failed: ${d.fileName}` },
   webhook_endpoint_disabled: { category: 'security', subject: () => 'A Tally webhook endpoint was disabled' },
+  team_invitation: { category: 'security', subject: (d) => `${d.inviterName} invited you to ${d.teamName} on Tally` },
   // Spend controls (issue 14): cap alerts go with balance alerts; recharges are payments, like receipts.
   spend_cap_reached: { category: 'low_balance', subject: (d) => `You have used ${d.threshold}% of your ${d.cap} spending cap` },
   auto_recharge: { category: 'receipts', subject: (d) => d.subject },

@@ -18,7 +18,7 @@ import { formatMoney, parseMoney } from '@tally/money';
 import { planView } from '../subscriptions/subscriptions-json.ts';
 import { packView, packageJson, paymentJson, paymentView } from './payments-json.ts';
 
-const CheckoutBody = z.object({ packageId: z.string().min(1).max(64) }).strict();
+const CheckoutBody = z.object({ packageId: z.string().min(1).max(64), teamId: z.uuid().optional() }).strict();
 const PageCheckoutBody = z.object({ packageId: z.string().min(1).max(64), _csrf: z.string().optional() }).strict();
 const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(500).optional() }).strict();
 const IdParams = z.object({ id: z.uuid() }).strict();
@@ -81,7 +81,9 @@ export function createPaymentsFeature(services: Services): Feature {
   });
   apiRoute(api, { method: 'post', path: '/payments/checkout', summary: 'Start buying a pack: a Stripe Checkout Session', auth: 'user', request: { body: CheckoutBody, idempotencyKey: true }, responses: { 201: CheckoutResponse } }, requireAuth, async (req, res) => {
     const body = validate(CheckoutBody, req);
-    const result = await payments.createCheckout(req.user!, body.packageId, idempotencyKeyOf(req));
+    // Owners and admins buy for their team (404 for a team they are not in, 403 for a member).
+    if (body.teamId) await services.teams.assertCanBuy(body.teamId, req.user!.id);
+    const result = await payments.createCheckout(req.user!, body.packageId, idempotencyKeyOf(req), body.teamId);
     res.status(201).json({ paymentId: result.payment.id, sessionId: result.sessionId, checkoutUrl: result.checkoutUrl });
   });
   apiRoute(api, { method: 'get', path: '/payments', summary: 'Your payments, newest first', auth: 'user', request: { query: ListQuery }, responses: { 200: PaymentsPage } }, requireAuth, async (req, res) => {

@@ -83,7 +83,7 @@ export function createPayments(deps: PaymentsDeps) {
     const purchase = await ledger.grant(
       {
         transferId: `purchase:${payment.id}`,
-        userId: payment.userId,
+        userId: payment.teamId ?? payment.userId,
         millicredits: payment.creditsMillicredits,
         kind: 'purchase',
         actor: 'stripe',
@@ -98,7 +98,7 @@ export function createPayments(deps: PaymentsDeps) {
       await ledger.grant(
         {
           transferId: `purchase_bonus:${payment.id}`,
-          userId: payment.userId,
+          userId: payment.teamId ?? payment.userId,
           millicredits: payment.bonusMillicredits,
           kind: 'bonus',
           actor: 'stripe',
@@ -264,27 +264,33 @@ export function createPayments(deps: PaymentsDeps) {
       return store.listPackages(db);
     },
 
+    /** The user's Stripe customer id, created once (Stripe idempotency key per user). */
+    ensureCustomer: customerFor,
+
     /**
      * Starts buying a pack: a pending `payments` row and a Stripe Checkout Session (mode payment,
      * price from the server-side pack only, `client_reference_id` = user, metadata with payment and
      * pack ids). With an `idempotencyKey`, a retried request returns the same payment and session.
-     * Throws {@link ValidationError} (400) for an unknown pack.
+     * Throws {@link ValidationError} (400) for an unknown pack. With `teamId` (the caller checked
+     * the buyer may buy for it), the credits go to the team's pool.
      */
-    /** The user's Stripe customer id, created once (Stripe idempotency key per user). */
-    ensureCustomer: customerFor,
-
-    async createCheckout(user: { id: string; email: string; name: string }, packageId: string, idempotencyKey?: string): Promise<CheckoutResult> {
+    async createCheckout(
+      user: { id: string; email: string; name: string },
+      packageId: string,
+      idempotencyKey?: string,
+      teamId?: string,
+    ): Promise<CheckoutResult> {
       const pack = await store.findPackage(db, packageId);
       if (!pack) throw new ValidationError([{ field: 'body.packageId', message: `no credit pack "${packageId}"` }]);
-      const { payment } = await store.insertPendingPayment(db, { userId: user.id, pack, idempotencyKey: idempotencyKey ?? null });
-      if (payment.packageId !== pack.id) {
+      const { payment } = await store.insertPendingPayment(db, { userId: user.id, pack, idempotencyKey: idempotencyKey ?? null, teamId: teamId ?? null });
+      if (payment.packageId !== pack.id || payment.teamId !== (teamId ?? null)) {
         throw new ConflictError('This Idempotency-Key was used for another pack.', 'idempotency_conflict');
       }
       if (payment.checkoutSessionId && payment.checkoutUrl) {
         return { payment, sessionId: payment.checkoutSessionId, checkoutUrl: payment.checkoutUrl };
       }
       const customer = await customerFor(user);
-      const metadata = { paymentId: payment.id, packageId: pack.id, userId: user.id };
+      const metadata = { paymentId: payment.id, packageId: pack.id, userId: user.id, ...(teamId ? { teamId } : {}) };
       const credits = millicreditsToCredits(pack.creditsMillicredits);
       const bonus = millicreditsToCredits(pack.bonusMillicredits);
       const session = await stripe.checkout.sessions.create(

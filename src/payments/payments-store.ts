@@ -16,6 +16,8 @@ export type PaymentStatus = 'pending' | 'paid' | 'expired' | 'refunded' | 'parti
 export interface Payment {
   id: string;
   userId: string;
+  /** The team whose pool receives the credits (a pack bought for a team), else null. */
+  teamId: string | null;
   packageId: string;
   status: PaymentStatus;
   creditsMillicredits: number;
@@ -51,6 +53,7 @@ interface DbPackageRow {
 }
 
 interface DbPaymentRow {
+  team_id?: string | null;
   id: string;
   user_id: string;
   package_id: string;
@@ -90,6 +93,7 @@ const mapPackage = (r: DbPackageRow): CreditPackage => ({
 export const mapPayment = (r: DbPaymentRow): Payment => ({
   id: r.id,
   userId: r.user_id,
+  teamId: r.team_id ?? null,
   packageId: r.package_id,
   status: r.status,
   creditsMillicredits: r.credits_millicredits,
@@ -130,7 +134,7 @@ export async function findPackage(db: Db | Trx, id: string): Promise<CreditPacka
  */
 export async function insertPendingPayment(
   db: Db | Trx,
-  p: { userId: string; pack: CreditPackage; idempotencyKey: string | null },
+  p: { userId: string; pack: CreditPackage; idempotencyKey: string | null; teamId?: string | null },
 ): Promise<{ payment: Payment; created: boolean }> {
   const rows = await db<DbPaymentRow>('payments')
     .insert({
@@ -141,6 +145,7 @@ export async function insertPendingPayment(
       amount_cents: p.pack.amountCents,
       currency: p.pack.currency,
       idempotency_key: p.idempotencyKey,
+      team_id: p.teamId ?? null,
     })
     .onConflict(['user_id', 'idempotency_key'])
     .ignore()

@@ -14,6 +14,10 @@ export interface TaskUpload {
   pages: number;
   /** The OCR language chosen at upload (`eng`, `fra`, `deu`, `spa`); null: detected per page. */
   language: string | null;
+  /** The team whose pool the job spends from (issue 16); null: the uploader's own credits. */
+  teamId: string | null;
+  /** The API key that staged the upload; null: a browser session. */
+  apiKeyId: string | null;
   createdAt: Date;
   expiresAt: Date;
 }
@@ -29,6 +33,8 @@ interface DbTaskUploadRow {
   storage_key: string;
   pages: number;
   language: string | null;
+  team_id: string | null;
+  api_key_id: string | null;
   created_at: Date;
   expires_at: Date;
 }
@@ -44,6 +50,8 @@ const mapRow = (r: DbTaskUploadRow): TaskUpload => ({
   storageKey: r.storage_key,
   pages: r.pages,
   language: r.language,
+  teamId: r.team_id,
+  apiKeyId: r.api_key_id,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
 });
@@ -63,6 +71,8 @@ export async function insertUpload(q: Db | Trx, u: NewTaskUpload): Promise<TaskU
       storage_key: u.storageKey,
       pages: u.pages,
       language: u.language,
+      team_id: u.teamId,
+      api_key_id: u.apiKeyId,
       expires_at: u.expiresAt,
     })
     .returning('*');

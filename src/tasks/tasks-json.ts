@@ -113,6 +113,7 @@ export function uploadJson(s: StagedUpload) {
     sizeBytes: s.upload.sizeBytes,
     pages: s.upload.pages,
     language: s.upload.language,
+    wallet: s.upload.teamId ? `team:${s.upload.teamId}` : 'personal',
     credits: millicreditsToCredits(s.millicredits),
     expiresAt: s.upload.expiresAt.toISOString(),
     links: { confirm: `/api/tasks/uploads/${s.upload.id}/confirm` },

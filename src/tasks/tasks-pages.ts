@@ -1,3 +1,4 @@
+import type { Spender } from '../teams/spend-policy.ts';
 import crypto from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { SpendControls } from '../spend/spend-service.ts';
@@ -63,6 +64,12 @@ export interface TasksPagesOptions {
   service: TasksService;
   pricing: Pricing;
   maxUploadBytes: number;
+  /** Which wallet an upload spends from (the form's `wallet` field; src/teams/wallets.ts). */
+  spender?: (req: Request) => Promise<Spender | undefined>;
+  /** The teams whose pools the user may spend from, and their default (`team:<id>` or `personal`). */
+  wallets?: (userId: string) => Promise<{ teams: Array<{ id: string; name: string }>; current: string }>;
+  /** Available millicredits of a team's pool (shown when kept uploads will spend from it). */
+  poolAvailable?: (teamId: string) => Promise<number>;
   /** The user's spend caps with their room now (src/spend/), shown beside the estimate. */
   spend?: Pick<SpendControls, 'getSettings'>;
 }
@@ -150,8 +157,18 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     const olderParams = new URLSearchParams();
     if (statusFilter) olderParams.set('status', statusFilter);
     if (list.nextCursor) olderParams.set('cursor', list.nextCursor);
+    const wallets = options.wallets ? await options.wallets(req.user!.id) : { teams: [], current: 'personal' };
+    // Uploads kept together share their wallet: a team's pool is named with its balance.
+    const stagedTeamId = stagedUploads.find((u) => u.upload.teamId)?.upload.teamId;
+    const stagedTeam = stagedTeamId
+      ? {
+          name: wallets.teams.find((t) => t.id === stagedTeamId)?.name ?? 'pool',
+          balance: millicreditsToCredits(options.poolAvailable ? await options.poolAvailable(stagedTeamId) : 0),
+        }
+      : null;
     res.status(status).render('tasks/index', {
       title: 'Tasks',
+      wallets,
       flash: takeFlash(req),
       error,
       tasks: list.items.map(taskJson),
@@ -170,6 +187,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       languages: Object.entries(OCR_LANGUAGES).map(([code, name]) => ({ code, name })),
       languageNames: OCR_LANGUAGES,
       staged,
+      stagedTeam,
       stagedTotal: millicreditsToCredits(stagedMilli),
       stagedExpired: wanted.length > staged.length,
       maxFiles: MAX_FILES_PER_UPLOAD,
@@ -216,13 +234,26 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     // The language (issue 12) is checked before anything is kept: a bad one stages nothing.
     const fields = UploadFields.safeParse(req.body ?? {});
     if (!req.uploadError && !fields.success) problems.push('Choose a language from the list, or "Detect for each page".');
-    const files = req.uploadError || !fields.success ? [] : uploadedFiles(req);
+    // The wallet (issue 16) too: a malformed one, or a team the user is not in, keeps nothing.
+    let spender: Spender | undefined;
+    let walletOk = true;
+    if (!req.uploadError && fields.success && options.spender) {
+      try {
+        spender = await options.spender(req);
+      } catch (err) {
+        const problem = asProblem(err);
+        if (!problem || problem.status >= 500) throw err;
+        walletOk = false;
+        problems.push('Choose whose credits pay: yours or one of your teams.');
+      }
+    }
+    const files = req.uploadError || !fields.success || !walletOk ? [] : uploadedFiles(req);
     if (files.length === 0 && problems.length === 0) problems.push('Choose a PDF, PNG, JPEG, TIFF or WebP document first.');
     const language = fields.success ? fields.data.language : null;
     const ids: string[] = [];
     for (const file of files) {
       try {
-        ids.push((await service.stage(req.user!.id, { ...file, language })).upload.id);
+        ids.push((await service.stage(req.user!.id, { ...file, language }, spender)).upload.id);
       } catch (err) {
         const problem = asProblem(err);
         if (!problem || problem.status >= 500) throw err;

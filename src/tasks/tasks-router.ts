@@ -21,6 +21,7 @@ const OCTET = z.string().meta({ format: 'binary' });
 import { createTaskEventsHub, streamTaskEvents } from './task-events.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
 import type { TaskStatus } from './tasks-store.ts';
+import type { Spender } from '../teams/spend-policy.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -43,6 +44,8 @@ export interface TasksRouterOptions {
   eventsPollMs?: number;
   /** A stream ends after this long (the browser's EventSource reconnects), ms. Default 10 minutes. */
   eventsMaxMs?: number;
+  /** Which wallet an upload spends from, and the policies to enforce (src/teams/wallets.ts). */
+  spender?: (req: Request) => Promise<Spender | undefined>;
   /** Open event streams per user (in this process); beyond: 429. Default 10. */
   maxEventStreamsPerUser?: number;
 }
@@ -75,7 +78,8 @@ export function resultFileName(fileName: string, format: 'json' | 'pdf'): string
  *   `/events` server-sent events (`task` events until a final status)
  * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
  * - `POST /tasks/uploads` (multipart `file`, optional `language` as for `POST /tasks`) → 201
- *   `{upload}`: inspected, priced and kept for an hour with its language, nothing held (a bad
+ *   `{upload}`: inspected, priced and kept for an hour with its language and wallet (optional
+ *   `wallet`: `personal` or `team:<id>`; a team key's pool), nothing held (a bad
  *   language is a 400 naming `body.language`, nothing kept); `POST /tasks/uploads/:id/confirm` → 202 `{task}` (same id as the upload):
  *   holds the estimate and queues the job, without sending the file again. Confirming twice
  *   returns the same task (`Idempotent-Replayed: true`).
@@ -121,6 +125,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     holdId: (req) => req.taskUpload!.holdId,
     reason: (req) => req.taskUpload!.reason,
     reference: (req) => ({ type: 'task', id: req.taskUpload!.taskId }),
+    spender: options.spender,
   });
 
   // A hold refused by a spend cap is audited before the 403 goes out.
@@ -161,12 +166,14 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   apiRoute(api, { method: 'post', path: '/tasks/uploads', summary: 'Upload a document to see its price first: inspected, priced and kept for an hour; nothing held', auth: 'user', request: { multipart: R.UploadForm }, responses: { 201: R.UploadResponse } }, requireAuth, upload, async (req, res) => {
     // the language is checked before anything is stored: a bad one is a 400 naming the field
     const { language } = validate(UploadFields, req, 'body');
-    const staged = await service.stage(req.user!.id, { ...uploadedFile(req), language });
+    // and so is the wallet (`wallet` field or query, a team key's pool): kept with the upload for its confirmation
+    const spender = options.spender ? await options.spender(req) : undefined;
+    const staged = await service.stage(req.user!.id, { ...uploadedFile(req), language }, spender);
     res.status(201).location(`/api/tasks/uploads/${staged.upload.id}`).json({ upload: uploadJson(staged) });
   });
 
   apiRoute(api, { method: 'post', path: '/tasks/uploads/:id/confirm', summary: 'Confirm an upload: holds the estimate and queues the job; twice gives the same task', auth: 'user', request: { params: TaskParams }, responses: { 202: R.TaskResponse } }, requireAuth, async (req, res) => {
-    const { task, replayed } = await service.confirm(req.user!.id, taskIdOf(req));
+    const { task, replayed } = await service.confirm(req.user!.id, taskIdOf(req), req.apiKey);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
   });
@@ -237,7 +244,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
   });
 
   apiRoute(api, { method: 'post', path: '/tasks/:id/retry', summary: 'Retry a failed task with a new hold', auth: 'user', request: { params: TaskParams, idempotencyKey: true }, responses: { 202: R.TaskResponse } }, requireAuth, async (req, res) => {
-    const { task, replayed } = await service.retry(req.user!.id, taskIdOf(req), idempotencyKeyOf(req));
+    const { task, replayed } = await service.retry(req.user!.id, taskIdOf(req), idempotencyKeyOf(req), req.apiKey);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
   });

@@ -1,3 +1,4 @@
+import { assertActiveMember, assertKeyMaySpendFrom, attributeHold, checkSpendPolicies, spenderOf, teamOfHold, type Spender, type SpendingKey } from '../teams/spend-policy.ts';
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config.ts';
@@ -151,12 +152,17 @@ export function createTasksService(deps: TasksServiceDeps) {
     }
   }
 
-  async function reserveFor(userId: string, input: { holdId: string; taskId: string; millicredits: number; reason: string }, trx: Trx) {
+  /**
+   * Places the task's hold in `trx`: on the user's own wallet, or — with a `spender` (a team's
+   * pool, an API key) — on `spender.ownerId`'s account after its policies passed, recording who spent.
+   */
+  async function reserveFor(userId: string, input: { holdId: string; taskId: string; millicredits: number; reason: string }, trx: Trx, spender?: Spender) {
     try {
-      return await ledger.reserve(
+      if (spender) await checkSpendPolicies(trx, spender, input.millicredits, new Date());
+      const hold = await ledger.reserve(
         {
           holdId: input.holdId,
-          userId,
+          userId: spender?.ownerId ?? userId,
           millicredits: input.millicredits,
           timeoutMs: config.tasks.holdTimeoutMs,
           actor: `user:${userId}`,
@@ -165,6 +171,8 @@ export function createTasksService(deps: TasksServiceDeps) {
         },
         trx,
       );
+      if (spender) await attributeHold(trx, spender, hold);
+      return hold;
     } catch (err) {
       if (err instanceof InsufficientCreditsError) {
         throw new InsufficientCreditsError(err.requiredMillicredits, err.availableMillicredits, { topUpUrl });
@@ -328,7 +336,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      */
     afterHold,
 
-    async create(userId: string, file: UploadedFile, idempotencyKey?: string): Promise<TaskResult | DeletedTaskReplay> {
+    async create(userId: string, file: UploadedFile, idempotencyKey?: string, spender?: Spender): Promise<TaskResult | DeletedTaskReplay> {
       if (idempotencyKey) {
         const earlier = await service.replay(userId, idempotencyKey, file.bytes);
         if (earlier) return earlier;
@@ -336,7 +344,7 @@ export function createTasksService(deps: TasksServiceDeps) {
       const prepared = await service.prepare(userId, file, idempotencyKey);
       try {
         const task = await inTransaction(db, async (trx) => {
-          await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx);
+          await reserveFor(userId, { holdId: prepared.holdId, taskId: prepared.taskId, millicredits: prepared.millicredits, reason: prepared.reason }, trx, spender);
           return service.createHeld(trx, prepared);
         });
         await afterHold(userId, prepared);
@@ -352,9 +360,13 @@ export function createTasksService(deps: TasksServiceDeps) {
      * (400 {@link DocumentRejectedProblem}), stores it under a generated key with its OCR
      * `language` (already validated by the caller, e.g. with `UploadFields`; null: detected per
      * page) and prices it at today's price. Nothing is held. It waits {@link UPLOAD_TTL_MS}; expired uploads of anyone
-     * are removed here, a few at a time.
+     * are removed here, a few at a time. With a `spender` (src/teams/wallets.ts) the upload keeps its
+     * wallet (a team's pool: 403 `not_a_team_member` unless the user is a current member) and the
+     * API key that staged it, and {@link confirm} spends the same way.
      */
-    async stage(userId: string, file: UploadedFile): Promise<StagedUpload> {
+    async stage(userId: string, file: UploadedFile, spender?: Spender): Promise<StagedUpload> {
+      // A pool the user cannot spend from is refused before anything is kept (checked again at the hold).
+      if (spender?.teamId) await assertActiveMember(db, spender.teamId, userId);
       const info = await inspect(file.bytes);
       const { millicredits } = await ocrCost(pricing, info.pages);
       const storageKey = newStorageKey();
@@ -372,6 +384,8 @@ export function createTasksService(deps: TasksServiceDeps) {
           storageKey,
           pages: info.pages,
           language: file.language ?? null,
+          teamId: spender?.teamId ?? null,
+          apiKeyId: spender?.apiKeyId ?? null,
           expiresAt: new Date(Date.now() + UPLOAD_TTL_MS),
         });
       } catch (err) {
@@ -394,9 +408,13 @@ export function createTasksService(deps: TasksServiceDeps) {
      * transaction holds the estimate at today's price (402 {@link InsufficientCreditsError}; the
      * upload stays for a later try), inserts the task, deletes the upload and queues the job. Confirming the same upload
      * again returns its task (`replayed`).
+     * The hold goes on the wallet kept with the upload (a team's pool within the member's budgets),
+     * attributed to `key` — the confirming request's API key — or else to the key that staged it.
      * @throws {UploadNotFoundError} 404 when the upload is not the user's, or expired
+     * @throws 403 `member-budget-exceeded`, `key-credit-limit-exceeded`, `not_a_team_member`,
+     *   `wallet_not_allowed_for_key` (src/teams/spend-policy.ts); the upload stays
      */
-    async confirm(userId: string, uploadId: string): Promise<TaskResult> {
+    async confirm(userId: string, uploadId: string, key?: SpendingKey | null): Promise<TaskResult> {
       let fileName = '';
       const outcome = await inTransaction(db, async (trx): Promise<TaskResult> => {
         const [upload] = await uploads.findUploads(trx, userId, [uploadId], { lock: true });
@@ -408,7 +426,9 @@ export function createTasksService(deps: TasksServiceDeps) {
         fileName = upload.fileName;
         const { millicredits } = await ocrCost(pricing, upload.pages);
         const holdId = `task:${upload.id}`;
-        await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx);
+        assertKeyMaySpendFrom(key, upload.teamId);
+        const spender = spenderOf(userId, upload.teamId, key?.id ?? upload.apiKeyId);
+        await reserveFor(userId, { holdId, taskId: upload.id, millicredits, reason: `OCR of ${upload.fileName} (${upload.pages} page${upload.pages === 1 ? '' : 's'})` }, trx, spender);
         const task = await store.insertTask(trx, {
           id: upload.id,
           userId,
@@ -530,9 +550,11 @@ export function createTasksService(deps: TasksServiceDeps) {
     /**
      * Runs a failed task again under a new hold for its estimate at today's price (402 when short)
      * and a new job. With an `idempotencyKey`, repeating the request returns the same try.
+     * The new hold goes on the wallet the failed try spent from (a team's pool within the member's
+     * budgets, issue 16), attributed to the request's API `key` if any.
      * @throws {TaskStateError} 409 unless the task has failed
      */
-    async retry(userId: string, id: string, idempotencyKey?: string): Promise<TaskResult> {
+    async retry(userId: string, id: string, idempotencyKey?: string, key?: SpendingKey | null): Promise<TaskResult> {
       const holdId = idempotencyKey
         ? `task:${id}:retry:${keyHash(userId, idempotencyKey).slice(0, 32)}`
         : `task:${id}:retry:${crypto.randomUUID()}`;
@@ -542,7 +564,9 @@ export function createTasksService(deps: TasksServiceDeps) {
         if (t.holdId === holdId) return { task: t, replayed: true };
         if (t.status !== 'failed') throw new TaskStateError(t.status, `Only a failed task can be retried; this one is ${t.status}.`);
         const { millicredits } = await ocrCost(pricing, t.pages);
-        await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx);
+        const teamId = await teamOfHold(trx, t.holdId);
+        assertKeyMaySpendFrom(key, teamId);
+        await reserveFor(userId, { holdId, taskId: id, millicredits, reason: `OCR of ${t.fileName} (retry)` }, trx, spenderOf(userId, teamId, key?.id ?? null));
         return { task: await store.requeue(trx, id, holdId, crypto.randomUUID(), millicredits), replayed: false };
       });
       if (outcome.replayed) return outcome;

@@ -60,7 +60,7 @@ describe('GET /api/credits/transfers', () => {
   });
 
   it('refuses bad queries, listing each field', async () => {
-    const res = await agent.get('/api/credits/transfers').query({ kind: 'gift', from: 'yesterday', limit: 0, userId: 'x' });
+    const res = await agent.get('/api/credits/transfers').query({ kind: 'windfall', from: 'yesterday', limit: 0, userId: 'x' });
     expect(res.status).toBe(400);
     expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(expect.arrayContaining(['query.kind', 'query.from', 'query.limit', 'query.userId']));
     expect((await agent.get('/api/credits/transfers').query({ cursor: 'not-ours' })).status).toBe(400);

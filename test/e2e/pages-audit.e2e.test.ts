@@ -76,6 +76,19 @@ beforeAll(async () => {
   const staged = await json(
     await api.post(`${baseUrl}/api/tasks/uploads`, { multipart: { file: { name: 'a-scan-with-a-rather-long-file-name-2026.png', mimeType: 'image/png', buffer: fs.readFileSync(LINN) } } }),
   );
+  // Teams and keys (issue 16): a team funded by a contribution, a job paid by its pool (the usage
+  // chart and history), an upload waiting to be confirmed on the pool, and an API key.
+  const BLANK = fs.readFileSync(path.join(process.cwd(), 'test/fixtures/documents/trivial.pdf'));
+  const team = (await json(await api.post(`${baseUrl}/api/teams`, { data: { name: 'Audit Scanning' } }))).team;
+  expect((await api.post(`${baseUrl}/api/teams/${team.id}/contributions`, { data: { credits: 5 } })).status()).toBe(201);
+  const teamTask = await json(
+    await api.post(`${baseUrl}/api/tasks`, { multipart: { wallet: `team:${team.id}`, file: { name: 'team-scan.pdf', mimeType: 'application/pdf', buffer: BLANK } } }),
+  );
+  const teamStaged = await json(
+    await api.post(`${baseUrl}/api/tasks/uploads`, { multipart: { wallet: `team:${team.id}`, file: { name: 'team-next.pdf', mimeType: 'application/pdf', buffer: BLANK } } }),
+  );
+  expect((await api.post(`${baseUrl}/api/keys`, { data: { name: 'Nightly import', teamId: team.id, scopes: ['tasks:read', 'tasks:write'] } })).status()).toBe(201);
+  await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${teamTask.task.id}`))).task.status, 'completed', 60_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/payments/${expiring.paymentId}`))).payment.status, 'expired', 30_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${task.task.id}`))).task.status, 'completed', 120_000);
   states.user = await userContext.storageState();
@@ -122,6 +135,11 @@ beforeAll(async () => {
     { role: 'user', name: 'checkout-success', url: successUrl.replace(baseUrl, '') },
     { role: 'user', name: 'checkout-cancel', url: '/checkout/cancel' },
     { role: 'user', name: 'emulator-checkout', url: open.checkoutUrl },
+    { role: 'user', name: 'teams', url: '/teams' },
+    { role: 'user', name: 'team', url: `/teams/${team.id}` },
+    { role: 'user', name: 'tasks-confirm-team', url: `/tasks?uploads=${teamStaged.upload.id}` },
+    { role: 'user', name: 'api-keys', url: '/account/keys' },
+    { role: 'user', name: 'invitation', url: '/invitations/an-invitation-link-token' },
     { role: 'poor', name: 'tasks-confirm-short', url: `/tasks?uploads=${short.upload.id}` },
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
