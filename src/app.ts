@@ -23,7 +23,7 @@ import { createSubscriptionsFeature } from './subscriptions/subscriptions-featur
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createTeamsFeature } from './teams/teams-feature.ts';
-import { apiKeyAuth } from './api-keys/api-key-auth.ts';
+import { apiKeyAuth, scopeFor } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
@@ -125,7 +125,7 @@ export function createApp(services: Services): express.Express {
   // `Authorization: Bearer tly_live_…`: the key's owner, the key's scopes (no cookie, no CSRF).
   apiRouter.use(apiKeyAuth({ db, apiKeys: services.apiKeys, pgPool: services.pgPool, defaultRatePerMinute: config.apiKeyRatePerMinute }));
   apiRouter.use(originCheck(config.appUrl, twins));
-  apiRouter.use(createApiDocsRouter(() => app));
+  apiRouter.use(createApiDocsRouter(() => app, { keyScope: scopeFor }));
   for (const f of features) if (f.api) apiRouter.use(f.api);
   if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
   apiRouter.use(notFoundHandler);

@@ -31,7 +31,7 @@ const DOCS_PAGE = `<!doctype html>
  * `GET /api/openapi.json` (the OpenAPI 3.1 document, built on first request from the routes
  * mounted on `app()`) and `GET /api/docs` (Swagger UI, served offline). Mounted under `/api`.
  */
-export function createApiDocsRouter(app: () => Express): express.Router {
+export function createApiDocsRouter(app: () => Express, options: { keyScope?: (method: string, path: string) => string | undefined } = {}): express.Router {
   const router = express.Router();
   let document: OpenApiDocument | undefined;
   const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -47,7 +47,7 @@ export function createApiDocsRouter(app: () => Express): express.Router {
       responses: { 200: z.object({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) }).loose() },
     },
     (_req, res) => {
-      document ??= buildOpenApiDocument(app(), { version });
+      document ??= buildOpenApiDocument(app(), { version, keyScope: options.keyScope });
       res.set('Cache-Control', 'no-cache').json(document);
     },
   );

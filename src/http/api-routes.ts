@@ -153,15 +153,27 @@ function defaultParams(path: string): z.ZodObject | undefined {
  * The OpenAPI 3.1 document of every declared route mounted on `app`, generated with
  * `@asteasolutions/zod-to-openapi` from the routes' own zod schemas.
  */
-export function buildOpenApiDocument(app: Express, info: { version: string; serverUrl?: string }) {
+export function buildOpenApiDocument(
+  app: Express,
+  info: {
+    version: string;
+    serverUrl?: string;
+    /** The API-key scope a route accepts (`tasks:read`), by method and path under `/api`; none: sessions only. */
+    keyScope?: (method: string, path: string) => string | undefined;
+  },
+) {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'tally.sid', description: 'The session cookie set by sign-up or login.' });
+  registry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'An API key (`tly_live_…`), on the routes that name the scope it needs.' });
   registry.registerComponent('securitySchemes', 'stripeSignature', { type: 'apiKey', in: 'header', name: 'Stripe-Signature', description: "Stripe's signature of the raw body." });
   const IdempotencyKey = z.object({ 'Idempotency-Key': z.string().min(1).max(255).optional() });
   for (const { method, path, spec } of listMountedRoutes(app)) {
     if (!spec || !path.startsWith('/api/')) continue;
     const tag = path.split('/')[2] ?? 'api';
     const security: Array<Record<string, string[]>> = spec.auth === 'user' || spec.auth === 'admin' ? [{ session: [] }] : spec.auth === 'stripe' ? [{ stripeSignature: [] }] : spec.auth === 'optional' ? [{}, { session: [] }] : [];
+    // A route an API key may call: the key (with its scope) works as well as the session.
+    const scope = spec.auth === 'user' ? info.keyScope?.(method.toUpperCase(), path.replace(/^\/api/, '').replace(/:(\w+)/g, 'x')) : undefined;
+    if (scope) security.push({ apiKey: [scope] });
     const body = spec.request?.body
       ? { content: { 'application/json': { schema: spec.request.body } }, required: true }
       : spec.request?.multipart

@@ -59,6 +59,10 @@ describe('the OpenAPI document (/api/openapi.json)', () => {
     // Path parameters use OpenAPI's syntax; errors are problem+json.
     expect(doc.paths['/api/tasks/{id}']?.get?.responses).toHaveProperty('default');
     expect(doc.paths['/api/payments/webhook']?.post).toBeTruthy();
+    // Routes an API key may call say so, with the scope; the others are for sessions only.
+    expect((doc.paths['/api/tasks']?.post as { security?: unknown }).security).toEqual([{ session: [] }, { apiKey: ['tasks:write'] }]);
+    expect((doc.paths['/api/credits/balance']?.get as { security?: unknown }).security).toEqual([{ session: [] }, { apiKey: ['credits:read'] }]);
+    expect((doc.paths['/api/keys']?.post as { security?: unknown }).security).toEqual([{ session: [] }]);
   });
 
   it('is served with /api/docs, a Swagger UI page that works offline under the CSP', async () => {
