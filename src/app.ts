@@ -28,6 +28,7 @@ import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
 import { createApiDocsRouter } from './http/api-docs-router.ts';
+import { createPrivacyFeature } from './privacy/privacy-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -105,6 +106,7 @@ export function createApp(services: Services): express.Express {
     createSpendFeature(services),
     createAdminFeature(services),
     createTeamsFeature(services),
+    createPrivacyFeature(services),
     createHomeFeature(),
   ];
 

@@ -29,6 +29,8 @@ import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/t
 import { createTasksService } from './tasks/tasks-service.ts';
 import { createApiKeys } from './api-keys/api-keys-service.ts';
 import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
+import { withRefusalAudit } from './privacy/refusal-audit.ts';
+import { createPrivacyService } from './privacy/privacy-service.ts';
 
 export type { Infrastructure, Services } from './services.ts';
 
@@ -42,7 +44,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   // One metrics registry per app (never prom-client's global one): tests build several apps.
   const metrics = createMetrics({ db, processMetrics: config.env !== 'test' });
   const { storage, ledger, pricing, notificationCore } = createWorkerServices(config, db, { ...infra, metrics });
-  const audit = createAuditLog(db);
+  const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
   const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, metrics, ...infra.notify });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
@@ -92,6 +94,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   };
   const teams = createTeams({ db, ledger, audit, mailer: invitationMailer, appUrl: config.appUrl });
   const apiKeys = createApiKeys({ db, audit });
+  const privacy = createPrivacyService({ db, ledger, audit, storage, outbox: notificationCore.outbox, stripe: infra.stripe, config, logger, ...(infra.notify?.clock ? { clock: infra.notify.clock } : {}) });
   return {
     ...infra,
     notify: infra.notify ?? {},
@@ -116,6 +119,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     notifications,
     spend,
     autoRecharge,
+    privacy,
   };
 }
 
@@ -143,7 +147,8 @@ export function createWorkerServices(
     db,
     metrics,
     logger: infra.logger,
-    ledger: notificationCore.ledger,
+    // refusals at the hold are audited (issue 19), whichever process places the hold
+    ledger: withRefusalAudit(notificationCore.ledger, { audit: createAuditLog(db, { logger: infra.logger }), logger: infra.logger }),
     notificationCore,
     pricing: createPricing(db),
     storage: infra.storage ?? createLocalFileStorage(uploadsDir(config)),

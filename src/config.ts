@@ -80,6 +80,11 @@ const EnvSchema = z.object({
 
   // Operators: Prometheus metrics (issue 18).
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional()),
+  // Privacy and retention (issue 19)
+  RETENTION_UPLOAD_DAYS: int(1, 36_500).default(30),
+  RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
+  RETENTION_SESSION_DAYS: int(1, 36_500).default(30),
+  RETENTION_AUDIT_DAYS: int(365, 36_500).default(2555),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -165,6 +170,8 @@ export interface Config {
   benchRoutes: boolean;
   /** Bearer token of `GET /metrics` (Prometheus); undefined: the route is off (404). */
   metricsToken: string | undefined;
+  /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
+  retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -279,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     },
     benchRoutes: e.BENCH_ROUTES === 'on',
     metricsToken: e.METRICS_TOKEN,
+    retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
   };
   return deepFreeze(config);
 }

@@ -21,6 +21,7 @@ import type { NotificationServices, NotificationTestHooks } from './notification
 import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
+import type { PrivacyService } from './privacy/privacy-service.ts';
 
 /**
  * What the composition root gets from outside: connections and clients that are opened, started
@@ -76,4 +77,6 @@ export interface Services extends Required<Infrastructure> {
   spend: SpendControls;
   /** Auto-recharge: saved card, threshold, guardrails; fulfilled by the Stripe webhook. */
   autoRecharge: AutoRecharge;
+  /** Data export, erasure and retention (GDPR; issue 19). */
+  privacy: PrivacyService;
 }

@@ -83,6 +83,9 @@ export async function startTally(config: Readonly<Config>, logger: Logger): Prom
     // Email and webhook senders and the notification sweep (expiring credits, finished tasks).
     services.notifications.start();
     stops.push(() => services.notifications.stop());
+    // Data exports, due erasures, retention and audit-chain sealing (issue 19).
+    services.privacy.start();
+    stops.push(() => services.privacy.stop());
 
     const sweeper = setInterval(() => {
       void (async () => {

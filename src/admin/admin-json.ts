@@ -47,6 +47,11 @@ export function auditJson(r: AuditRecord) {
   };
 }
 
+/** One line of the auditor's JSONL export: the entry with its place in the hash chain. */
+export function auditExportJson(r: AuditRecord) {
+  return { ...auditJson(r), seq: r.seq, prevHash: r.prevHash, hash: r.hash };
+}
+
 /** JSON of a Stripe webhook delivery that could not be used (admins). */
 export function webhookProblemJson(p: WebhookProblem) {
   return {

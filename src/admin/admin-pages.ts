@@ -104,6 +104,8 @@ export function createAdminPages(deps: {
 
   pages.get('/admin/users/:id', async (req, res) => {
     await renderUser(req, res, String(req.params.id), 200);
+    // GDPR accountability: reading a person's data is recorded as well as changing it
+    await audit.record({ actor: `admin:${req.user!.id}`, actorUserId: req.user!.id, action: 'admin.user_viewed', target: { type: 'user', id: String(req.params.id) }, ...requestContext(req), details: { via: 'page' } });
   });
 
   /** Handles one admin form: validate, call the service, redirect; or re-render with errors. */
@@ -142,15 +144,19 @@ export function createAdminPages(deps: {
 
   pages.get('/admin/audit', async (req, res) => {
     const { value: q, error } = queryOrEmpty(() => validate(AuditQuery, req, 'query'));
-    const page = await audit.list({ actor: q.actor, action: q.action }, { limit: 50, cursor: q.cursor });
+    const page = await audit.list({ actor: q.actor, action: q.action, targetQuery: q.target, from: q.from, to: q.to }, { limit: 50, cursor: q.cursor });
     const params = new URLSearchParams();
-    if (q.actor) params.set('actor', q.actor);
-    if (q.action) params.set('action', q.action);
+    for (const k of ['actor', 'action', 'target', 'from', 'to'] as const) {
+      const v = req.query[k];
+      if (typeof v === 'string' && v !== '' && !error) params.set(k, v);
+    }
+    const exportParams = new URLSearchParams([...params].filter(([k]) => k !== 'cursor'));
     const firstHref = `/admin/audit${params.size ? `?${params}` : ''}`;
     if (page.nextCursor) params.set('cursor', page.nextCursor);
     res.status(error ? 400 : 200).render('admin/audit', {
       title: 'Audit log · Admin',
-      filters: { actor: typeof req.query.actor === 'string' ? req.query.actor : '', action: typeof req.query.action === 'string' ? req.query.action : '' },
+      filters: Object.fromEntries((['actor', 'action', 'target', 'from', 'to'] as const).map((k) => [k, typeof req.query[k] === 'string' ? req.query[k] : ''])),
+      exportHref: `/api/admin/audit/export${exportParams.size ? `?${exportParams}` : ''}`,
       filterError: error,
       entries: page.items,
       isFirstPage: !q.cursor,

@@ -9,9 +9,9 @@ import { apiRoute } from '../http/api-routes.ts';
 import * as R from './admin-responses.ts';
 import { checkBooks } from '../ledger/ledger-check-store.ts';
 import type { Payments } from '../payments/payments-service.ts';
-import { AdjustmentBody, AuditQuery, GrantBody, UserDetailQuery, UserParams, UsersQuery, WebhookProblemsQuery } from './admin-schemas.ts';
+import { AdjustmentBody, AuditExportQuery, AuditQuery, GrantBody, UserDetailQuery, UserParams, UsersQuery, WebhookProblemsQuery } from './admin-schemas.ts';
 import type { AdminService } from './admin-service.ts';
-import { adminTransferJson, auditJson, profileJson, webhookProblemJson } from './admin-json.ts';
+import { adminTransferJson, auditExportJson, auditJson, profileJson, webhookProblemJson } from './admin-json.ts';
 
 /**
  * `/api/admin/*`, admins only (401 without a session, 403 for other users, on every path below
@@ -39,6 +39,8 @@ export function createAdminRouter(deps: {
     const { id } = validate(UserParams, req, 'params');
     const q = validate(UserDetailQuery, req, 'query');
     const { user, balance, transfers } = await admin.getUser(id, q);
+    // GDPR accountability: reading a person's data is recorded as well as changing it
+    await audit.record({ actor: `admin:${req.user!.id}`, actorUserId: req.user!.id, action: 'admin.user_viewed', target: { type: 'user', id: user.id }, ...requestContext(req), details: { via: 'api' } });
     res.json({
       user: profileJson(user),
       balance: balanceJson(balance),
@@ -67,9 +69,44 @@ export function createAdminRouter(deps: {
 
   apiRoute(api, { method: 'get', path: '/admin/audit', summary: 'The audit log, newest first', auth: 'admin', request: { query: AuditQuery }, responses: { 200: R.AuditPage } }, async (req, res) => {
     const q = validate(AuditQuery, req, 'query');
-    const page = await audit.list({ actor: q.actor, action: q.action }, { limit: q.limit, cursor: q.cursor });
+    const page = await audit.list({ actor: q.actor, action: q.action, targetQuery: q.target, from: q.from, to: q.to }, { limit: q.limit, cursor: q.cursor });
     res.json({ entries: page.items.map(auditJson), nextCursor: page.nextCursor });
   });
+
+  /**
+   * The audit log for an auditor: JSON Lines (one entry a line, oldest first, with `seq`,
+   * `prevHash` and `hash`, so the chain can be checked line by line), streamed in pages.
+   */
+  apiRoute(
+    api,
+    {
+      method: 'get',
+      path: '/admin/audit/export',
+      summary: 'The audit log as JSON Lines for an auditor, oldest first, with the hash chain',
+      auth: 'admin',
+      request: { query: AuditExportQuery },
+      responses: { 200: { description: 'One audit entry per line (`seq`, `prevHash`, `hash`, …).', contentType: 'application/x-ndjson' } },
+    },
+    async (req, res) => {
+    const q = validate(AuditExportQuery, req, 'query');
+    await audit.record({
+      actor: `admin:${req.user!.id}`,
+      actorUserId: req.user!.id,
+      action: 'admin.audit_exported',
+      ...requestContext(req),
+      details: { from: q.from?.toISOString() ?? null, to: q.to?.toISOString() ?? null },
+    });
+    await audit.seal();
+    const stamp = new Date().toISOString().slice(0, 10);
+    res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="tally-audit-${stamp}.jsonl"`);
+    res.setHeader('Cache-Control', 'no-store');
+    for await (const entry of audit.iterate({ actor: q.actor, action: q.action, targetQuery: q.target, from: q.from, to: q.to })) {
+      if (!res.write(`${JSON.stringify(auditExportJson(entry))}\n`)) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+    },
+  );
 
   apiRoute(api, { method: 'get', path: '/admin/webhook-problems', summary: 'Stripe webhook deliveries that could not be used', auth: 'admin', request: { query: WebhookProblemsQuery }, responses: { 200: R.WebhookProblemsPage } }, async (req, res) => {
     const q = validate(WebhookProblemsQuery, req, 'query');

@@ -87,15 +87,43 @@ export const UserDetailQuery = z
   })
   .strict();
 
-/** `GET /api/admin/audit?actor=&action=&cursor=&limit=`. */
+/**
+ * A date (`2026-11-30`, the whole day in UTC) or an instant (ISO 8601 with a zone) bounding the
+ * audit log; `end` makes a date mean the end of that day.
+ */
+function AuditInstant(end: boolean) {
+  return z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .max(40)
+      .refine((v) => /^\d{4}-\d{2}-\d{2}$/.test(v) || /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(v), 'must be a date (YYYY-MM-DD) or an ISO 8601 time with a zone')
+      .transform((v, ctx) => {
+        const d = /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(`${v}T00:00:00Z`) : new Date(v);
+        if (Number.isNaN(d.getTime())) {
+          ctx.addIssue({ code: 'custom', message: 'is not a valid date' });
+          return z.NEVER;
+        }
+        return end && /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(d.getTime() + 86_400_000) : d;
+      })
+      .optional(),
+  );
+}
+
+/** `GET /api/admin/audit?actor=&action=&target=&from=&to=&cursor=&limit=` (`to` a date: through that day). */
 export const AuditQuery = z
   .object({
     actor: z.preprocess(blankToUndefined, z.string().max(254).optional()),
     action: z.preprocess(blankToUndefined, z.string().max(100).optional()),
+    target: z.preprocess(blankToUndefined, z.string().max(254).optional()),
+    from: AuditInstant(false),
+    to: AuditInstant(true),
     cursor: z.preprocess(blankToUndefined, schemas.cursor.optional()),
     limit: z.preprocess(blankToUndefined, schemas.limit.optional()),
   })
   .strict();
+/** `GET /api/admin/audit/export?from=&to=` (JSONL; both optional; `to` a date: through that day). */
+export const AuditExportQuery = z.object({ from: AuditInstant(false), to: AuditInstant(true), actor: AuditQuery.shape.actor, action: AuditQuery.shape.action, target: AuditQuery.shape.target }).strict();
 export type AuditQuery = z.infer<typeof AuditQuery>;
 
 /** `GET /api/admin/webhook-problems?cursor=&limit=`. */

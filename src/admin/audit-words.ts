@@ -69,6 +69,39 @@ export function actionLabel(entry: AuditLike): string {
     }
     case 'admin.payment_refunded':
       return 'Refunded a payment';
+    // issue 19: recorded by the database and the privacy feature
+    case 'ledger.transfer':
+      return `Credits moved (${str(d.kind).replace(/_/g, ' ')})`;
+    case 'job.attempt':
+      return `Job started (attempt ${str(d.attempt)})`;
+    case 'job.succeeded':
+      return 'Job finished';
+    case 'job.failed':
+      return 'Job failed';
+    case 'credits.refused':
+      return 'Refused: not enough credits';
+    case 'admin.user_viewed':
+      return "Viewed a user's data";
+    case 'admin.audit_exported':
+      return 'Exported the audit log';
+    case 'privacy.export_requested':
+      return 'Asked for a data export';
+    case 'privacy.export_ready':
+      return 'Data export ready';
+    case 'privacy.export_downloaded':
+      return 'Downloaded a data export';
+    case 'privacy.deletion_requested':
+      return 'Asked for the account to be deleted';
+    case 'privacy.deletion_cancelled':
+      return 'Cancelled the account deletion';
+    case 'privacy.erasure_step':
+      return `Erasure: ${str(d.step).replace(/_/g, ' ')}`;
+    case 'privacy.erased':
+      return 'Account erased';
+    case 'retention.swept':
+      return 'Old data deleted (retention)';
+    case 'retention.audit_pruned':
+      return 'Old audit entries deleted (retention)';
     default: {
       const [area, verb = area] = entry.action.split('.');
       const words = (verb ?? '').replace(/_/g, ' ');
@@ -103,6 +136,25 @@ export function detailLines(entry: AuditLike, currency = 'usd'): string[] {
       if (email) lines.push(`For: ${email}`);
       if (d.reason) lines.push(`Reason: ${str(d.reason)}`);
       if (d.expiresAt) lines.push(`Expires: ${viewHelpers.date(str(d.expiresAt))}`);
+      break;
+    case 'ledger.transfer': {
+      const amount = num(d.amount);
+      if (amount !== undefined) lines.push(`Amount: ${formatCredits(amount)} credits`);
+      lines.push(`From: ${str(d.debitAccount) === 'user' ? 'the user' : str(d.debitAccount)} · To: ${str(d.creditAccount) === 'user' ? 'the user' : str(d.creditAccount)}`);
+      break;
+    }
+    case 'credits.refused': {
+      const required = num(d.requiredMillicredits);
+      const available = num(d.availableMillicredits);
+      if (required !== undefined) lines.push(`Needed: ${formatCredits(required)} credits`);
+      if (available !== undefined) lines.push(`Available: ${formatCredits(available)} credits`);
+      if (d.path) lines.push(`Where: ${str(d.method)} ${str(d.path)}`);
+      break;
+    }
+    case 'privacy.erased':
+    case 'privacy.deletion_requested':
+      if (d.reason) lines.push(`Reason: ${str(d.reason)}`);
+      if (d.scheduledFor) lines.push(`Scheduled for: ${viewHelpers.date(str(d.scheduledFor))}`);
       break;
     case 'admin.payment_refunded': {
       const cents = num(d.amountCents);

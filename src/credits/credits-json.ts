@@ -1,5 +1,5 @@
 import { millicreditsToCredits } from '../ledger/credits.ts';
-import type { Balance, GrantKind, Hold, Lot, Reference, StatementEntry, TransferKind } from '../ledger/ledger-types.ts';
+import type { Balance, Hold, Lot, Reference, StatementEntry, TransferKind } from '../ledger/ledger-types.ts';
 
 /**
  * The JSON shapes of credits at the API's edge. The ledger counts integer millicredits; everything
@@ -8,7 +8,7 @@ import type { Balance, GrantKind, Hold, Lot, Reference, StatementEntry, Transfer
 
 export interface LotJson {
   id: string;
-  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment; contribution, gift (purchased credits moved from another account). */
+  /** How the credits came in: purchase, signup_bonus, bonus, subscription_grant, adjustment, rollover; contribution, gift (purchased credits moved from another account). */
   source: Lot['source'];
   amount: number;
   /** Not yet spent or expired (includes what holds reserve). */

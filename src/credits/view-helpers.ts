@@ -10,6 +10,7 @@ const KIND_LABELS: Record<TransferKind, string> = {
   signup_bonus: 'Sign-up bonus',
   bonus: 'Bonus',
   subscription_grant: 'Subscription',
+  rollover: 'Rollover',
   adjustment: 'Adjustment',
   usage: 'Usage',
   refund_clawback: 'Refund',

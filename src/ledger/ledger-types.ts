@@ -1,14 +1,16 @@
 /** Domain types of the credit ledger. Every amount is integer millicredits (1 credit = 1000). */
 
 /** Kinds that bring credits into a user account as a new lot. */
-export type GrantKind = 'purchase' | 'signup_bonus' | 'bonus' | 'subscription_grant' | 'adjustment';
+export type GrantKind = 'purchase' | 'signup_bonus' | 'bonus' | 'subscription_grant' | 'adjustment'
+  // Rolled-over subscription credits (issue 15; migrations/20261130165000_add_rollover_kind.ts).
+  | 'rollover';
 /** Kinds of direct spend (`debit`). */
 export type DebitKind = 'usage' | 'adjustment';
 /** Kinds of a move of purchased credits between two owned accounts (`transferPurchased`): no system account in between. */
 export type OwnedTransferKind = 'contribution' | 'gift';
 export type TransferKind = GrantKind | 'usage' | 'refund_clawback' | 'expiry' | OwnedTransferKind;
 
-export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment'];
+export const GRANT_KINDS: readonly GrantKind[] = ['purchase', 'signup_bonus', 'bonus', 'subscription_grant', 'adjustment', 'rollover'];
 export const TRANSFER_KINDS: readonly TransferKind[] = [...GRANT_KINDS, 'usage', 'refund_clawback', 'expiry', 'contribution', 'gift'];
 
 /** The system account on the other side of each kind of transfer (mirrored by `ledger_counterparty` in SQL). */
@@ -17,6 +19,7 @@ export const COUNTERPARTY: Record<Exclude<TransferKind, OwnedTransferKind>, stri
   signup_bonus: 'promotions',
   bonus: 'promotions',
   subscription_grant: 'subscriptions',
+  rollover: 'subscriptions',
   adjustment: 'adjustments',
   usage: 'usage',
   refund_clawback: 'refunds',

@@ -27,6 +27,7 @@ export interface EmailData {
   auto_recharge: { name: string; subject: string; body: string; link: string | null; linkText: string | null; settingsUrl: string };
   subscription_renewal: { name: string; planName: string; amount: string; credits: string; rolloverCredits: string | null; periodEnd: string; invoiceNumber: string; accountUrl: string };
   subscription_payment_failed: { name: string; planName: string; amount: string; nextAttempt: string | null; fixCardUrl: string };
+  account_export_ready: { name: string; downloadUrl: string; expiresAt: string };
 }
 
 export type EmailType = keyof EmailData;
@@ -50,6 +51,8 @@ export const EMAIL_TYPES: { [T in EmailType]: { category: EmailCategory; subject
   subscription_renewal: { category: 'receipts', subject: (d) => `Your Tally ${d.planName} renewal: ${d.amount}` },
   // A failed payment stops the user's credits: it always goes, like security messages.
   subscription_payment_failed: { category: 'security', subject: (d) => `Your ${d.planName} payment failed: update your card` },
+  // The user asked for it (GDPR Art. 15): it always goes.
+  account_export_ready: { category: 'security', subject: () => 'Your Tally data export is ready' },
 };
 
 export interface RenderedEmail {

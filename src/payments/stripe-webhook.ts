@@ -102,6 +102,8 @@ export interface StripeWebhookDeps {
 export interface MoreHandler {
   prefetch?: (event: Stripe.Event) => Promise<unknown>;
   handle: (event: Stripe.Event, trx: Trx, prefetched: unknown) => Promise<string | null>;
+  /** Runs after the event's transaction committed (calls to Stripe that follow from it); errors are logged. */
+  after?: (event: Stripe.Event, outcome: string, prefetched: unknown) => Promise<void>;
 }
 
 /** What an off-session handler reads of a PaymentIntent event. */
@@ -193,7 +195,7 @@ export function createStripeWebhook(deps: StripeWebhookDeps) {
         if (event.type === 'charge.refunded') prefetched.set(event, await ops.refundTarget(objectOf(ChargeObject, event)));
         const more = deps.more && Object.hasOwn(deps.more, event.type) ? deps.more[event.type] : undefined;
         const morePrefetched = more?.prefetch ? await more.prefetch(event as unknown as Stripe.Event) : undefined;
-        return await inTransaction(db, async (trx) => {
+        const result = await inTransaction(db, async (trx) => {
           const fresh = await store.recordWebhookEvent(trx, { id: event.id, type: event.type, created: event.created, outcome: 'processing' });
           if (!fresh) return { eventId: event.id, duplicate: true, outcome: 'duplicate' };
           const problem = (kind: store.WebhookProblemKind, detail: string) =>
@@ -213,6 +215,10 @@ export function createStripeWebhook(deps: StripeWebhookDeps) {
           logger.info({ eventId: event.id, type: event.type, outcome }, 'stripe webhook handled');
           return { eventId: event.id, duplicate: false, outcome };
         });
+        if (more?.after && !result.duplicate) {
+          await more.after(event as unknown as Stripe.Event, result.outcome, morePrefetched).catch((err: unknown) => logger.error({ err, eventId: event.id }, 'stripe webhook: follow-up failed'));
+        }
+        return result;
       } catch (err) {
         if (err instanceof MalformedEventError) {
           await ops.recordProblem(db, {

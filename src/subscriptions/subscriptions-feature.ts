@@ -118,8 +118,13 @@ export function createSubscriptionsFeature(services: Services): Feature {
   );
   pages.get('/subscriptions/success', requireAuth, async (req, res) => {
     const q = validate(SuccessQuery, req, 'query');
-    const { paid } = await subscriptions.confirmCheckout(q.session_id, req.user!.id);
+    const { paid, duplicate } = await subscriptions.confirmCheckout(q.session_id, req.user!.id);
     const s = await subscriptions.summary(req.user!.id);
+    if (duplicate) {
+      setFlash(req, { type: 'error', message: 'You already have a subscription, so this second one was cancelled; its unused time is credited to your next invoice. To get more credits each month, change your plan here.' });
+      res.redirect(303, '/account#subscription');
+      return;
+    }
     setFlash(req, paid && s ? { type: 'success', message: `Welcome to ${s.plan.name}: your credits for this period are in your balance.` } : { type: 'error', message: 'The payment is not confirmed yet; refresh in a moment.' });
     res.redirect(303, '/account#subscription');
   });

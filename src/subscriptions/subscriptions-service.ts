@@ -51,6 +51,8 @@ export interface SubscriptionSummary {
 }
 
 const fromUnix = (s: number) => new Date(s * 1000);
+/** The outcome of syncing a user's second live subscription. */
+const DUPLICATE = 'duplicate_subscription';
 const idOf = (v: string | { id: string } | null | undefined): string | null => (v == null ? null : typeof v === 'string' ? v : v.id);
 
 /** `date` + `n` calendar months in UTC, clamped to the month's end (as Stripe's billing anchors). */
@@ -230,7 +232,7 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
         const expiresAt = endingPlan.rolloverPeriods === 1 ? end : addMonths(start, endingPlan.rolloverPeriods);
         const transferId = `subscription_rollover:${sub.id}:${start.toISOString()}`;
         await ledger.grant(
-          { transferId, userId: sub.userId, millicredits: rollover, kind: 'subscription_grant', actor: 'system', reason: `Rolled over from the ${endingPlan.name} period`, reference, expiresAt },
+          { transferId, userId: sub.userId, millicredits: rollover, kind: 'rollover', actor: 'system', reason: `Rolled over from the ${endingPlan.name} period`, reference, expiresAt },
           trx,
         );
         await store.setRollover(trx, claimed.id, rollover, transferId, expiresAt);
@@ -408,6 +410,9 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
     return inTransaction(trx ?? db, async (t) => {
       const sub = await mirror(t, fetched.subscription);
       if (!sub) return 'ignored:unknown_customer';
+      // A second live subscription (two checkouts paid at once): no credits; cancelled at Stripe
+      // once this transaction committed (cancelDuplicate).
+      if (sub.duplicateOf) return DUPLICATE;
       const outcomes = [];
       for (const inv of fetched.invoices) outcomes.push(await applyInvoice(t, sub, inv, fetched.prices));
       return outcomes.length > 0 ? outcomes.join(',') : 'synced';
@@ -415,6 +420,20 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
   }
 
   const syncFromStripe = async (stripeSubscriptionId: string, invoiceId: string | null) => applyFetched(await fetchFromStripe(stripeSubscriptionId, invoiceId));
+
+  /**
+   * Cancels a duplicate subscription at Stripe now (idempotent), crediting its unused time to the
+   * customer's Stripe balance (`prorate` + `invoice_now`: Stripe applies that credit to the next
+   * invoice of the subscription they keep), then mirrors it as cancelled.
+   */
+  async function cancelDuplicate(stripeSubscriptionId: string): Promise<void> {
+    const s = await stripe.subscriptions.retrieve(stripeSubscriptionId);
+    if (s.status !== 'canceled') {
+      await stripe.subscriptions.cancel(stripeSubscriptionId, { prorate: true, invoice_now: true });
+      logger.warn({ stripeSubscriptionId }, 'a second live subscription of one user was cancelled at Stripe');
+    }
+    await syncFromStripe(stripeSubscriptionId, null);
+  }
 
   const subscriptionOfInvoice = (inv: Stripe.Invoice): string | null => idOf(inv.parent?.subscription_details?.subscription ?? null);
 
@@ -473,6 +492,9 @@ export function createSubscriptions(deps: SubscriptionsDeps) {
     handle: async (event, trx, fetched) => {
       if (!fetched) return event.type.startsWith('checkout.session.') ? null : 'ignored:not_a_subscription';
       return applyFetched(fetched as Fetched, trx);
+    },
+    after: async (_event, outcome, fetched) => {
+      if (outcome === DUPLICATE) await cancelDuplicate((fetched as Fetched).subscription.id);
     },
   };
 
@@ -569,16 +591,21 @@ async function summary(userId: string): Promise<SubscriptionSummary | undefined>
       return { sessionId: session.id, checkoutUrl: session.url };
     },
 
-    /** The success page's side: reads the session back and credits the first period if paid. 404 unless it is the user's. */
-    async confirmCheckout(sessionId: string, userId: string): Promise<{ paid: boolean }> {
+    /**
+     * The success page's side: reads the session back and credits the first period if paid. 404
+     * unless it is the user's. `duplicate`: the user already had a live subscription (two
+     * checkouts paid at once), so this one was cancelled at Stripe and credits nothing.
+     */
+    async confirmCheckout(sessionId: string, userId: string): Promise<{ paid: boolean; duplicate: boolean }> {
       const session = await stripe.checkout.sessions.retrieve(sessionId).catch((err: unknown) => {
         if ((err as { statusCode?: number }).statusCode === 404) throw new NotFoundError('checkout session');
         throw err;
       });
       if (session.client_reference_id !== userId || session.mode !== 'subscription') throw new NotFoundError('checkout session');
       const subId = idOf(session.subscription);
-      if (subId) await syncFromStripe(subId, idOf(session.invoice));
-      return { paid: session.payment_status === 'paid' };
+      const outcome = subId ? await syncFromStripe(subId, idOf(session.invoice)) : null;
+      if (subId && outcome === DUPLICATE) await cancelDuplicate(subId);
+      return { paid: session.payment_status === 'paid', duplicate: outcome === DUPLICATE };
     },
 
     /** The user's subscription as /account shows it; undefined when they never subscribed. */

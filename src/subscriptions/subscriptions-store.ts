@@ -1,4 +1,4 @@
-import type { Db, Trx } from '../db/database.ts';
+import { isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 
 /** All SQL of subscriptions: plans, subscriptions, their invoices and credited periods. */
 
@@ -31,6 +31,12 @@ export interface Subscription {
   canceledAt: Date | null;
   endedAt: Date | null;
   testClockId: string | null;
+  /**
+   * A second live subscription of the user (two checkouts paid at once): the first one's id. The
+   * database allows one live subscription per user (`subscriptions_one_live_per_user`); a
+   * duplicate is never credited and is cancelled at Stripe.
+   */
+  duplicateOf: string | null;
   createdAt: Date;
 }
 
@@ -69,90 +75,61 @@ export interface SubscriptionInvoice {
   prorationTransferId: string | null;
 }
 
-interface DbPlanRow {
-  id: string;
-  name: string;
-  credits_millicredits: number;
-  interval: PlanInterval;
-  amount_cents: number;
-  currency: string;
-  rollover_cap_millicredits: number;
-  rollover_periods: number;
-  sort_order: number;
-}
-
-const mapPlan = (r: DbPlanRow): Plan => ({
-  id: r.id,
-  name: r.name,
-  creditsMillicredits: Number(r.credits_millicredits),
-  interval: r.interval,
-  amountCents: Number(r.amount_cents),
-  currency: r.currency,
-  rolloverCapMillicredits: Number(r.rollover_cap_millicredits),
-  rolloverPeriods: r.rollover_periods,
-  sortOrder: r.sort_order,
-});
-
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Row = Record<string, any>;
 
-const mapSubscription = (r: Row): Subscription => ({
-  id: r.id,
-  userId: r.user_id,
-  stripeSubscriptionId: r.stripe_subscription_id,
-  stripeCustomerId: r.stripe_customer_id,
-  planId: r.plan_id,
-  status: r.status,
-  currentPeriodStart: r.current_period_start,
-  currentPeriodEnd: r.current_period_end,
-  cancelAtPeriodEnd: r.cancel_at_period_end,
-  canceledAt: r.canceled_at,
-  endedAt: r.ended_at,
-  testClockId: r.test_clock_id,
-  createdAt: r.created_at,
-});
+const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-const mapPeriod = (r: Row): SubscriptionPeriod => ({
-  id: r.id,
-  subscriptionId: r.subscription_id,
-  periodStart: r.period_start,
-  periodEnd: r.period_end,
-  planId: r.plan_id,
-  grantedMillicredits: Number(r.granted_millicredits),
-  grantTransferId: r.grant_transfer_id,
-  rolloverMillicredits: Number(r.rollover_millicredits),
-  rolloverTransferId: r.rollover_transfer_id,
-  rolloverExpiresAt: r.rollover_expires_at,
-  source: r.source,
-  stripeInvoiceId: r.stripe_invoice_id,
-});
+/**
+ * Maps rows to domain objects and back, by one list of fields: each field's column is its name in
+ * snake_case; `1` marks a bigint column (read back as a string by pg), turned into a number.
+ * `satisfies Record<keyof T, 0 | 1>` at each call keeps the list complete.
+ */
+function rowMapper<T>(fields: Record<keyof T & string, 0 | 1>) {
+  const entries = Object.entries(fields) as Array<[keyof T & string, 0 | 1]>;
+  return {
+    fromRow: (r: Row): T =>
+      Object.fromEntries(entries.map(([f, big]) => {
+        const v = r[snake(f)];
+        return [f, big && v != null ? Number(v) : (v ?? null)];
+      })) as T,
+    toRow: (o: Partial<T>): Row => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [snake(k), v])),
+  };
+}
 
-const mapInvoice = (r: Row): SubscriptionInvoice => ({
-  stripeInvoiceId: r.stripe_invoice_id,
-  subscriptionId: r.subscription_id,
-  number: r.number,
-  status: r.status,
-  billingReason: r.billing_reason,
-  amountDue: Number(r.amount_due),
-  amountPaid: Number(r.amount_paid),
-  currency: r.currency,
-  periodStart: r.period_start,
-  periodEnd: r.period_end,
-  attemptCount: r.attempt_count,
-  nextPaymentAttempt: r.next_payment_attempt,
-  hostedInvoiceUrl: r.hosted_invoice_url,
-  created: r.created,
-  paidAt: r.paid_at,
-  prorationMillicredits: r.proration_millicredits == null ? null : Number(r.proration_millicredits),
-  prorationTransferId: r.proration_transfer_id,
-});
+const plans = rowMapper<Plan>({
+  id: 0, name: 0, creditsMillicredits: 1, interval: 0, amountCents: 1, currency: 0, rolloverCapMillicredits: 1, rolloverPeriods: 0, sortOrder: 0,
+} satisfies Record<keyof Plan, 0 | 1>);
+
+const subscriptions = rowMapper<Subscription>({
+  id: 0, userId: 0, stripeSubscriptionId: 0, stripeCustomerId: 0, planId: 0, status: 0, currentPeriodStart: 0, currentPeriodEnd: 0,
+  cancelAtPeriodEnd: 0, canceledAt: 0, endedAt: 0, testClockId: 0, duplicateOf: 0, createdAt: 0,
+} satisfies Record<keyof Subscription, 0 | 1>);
+
+const periods = rowMapper<SubscriptionPeriod & { grantedBy: string | null; reason: string | null }>({
+  id: 0, subscriptionId: 0, periodStart: 0, periodEnd: 0, planId: 0, grantedMillicredits: 1, grantTransferId: 0, rolloverMillicredits: 1,
+  rolloverTransferId: 0, rolloverExpiresAt: 0, source: 0, stripeInvoiceId: 0, grantedBy: 0, reason: 0,
+} satisfies Record<keyof SubscriptionPeriod | 'grantedBy' | 'reason', 0 | 1>);
+
+const invoices = rowMapper<SubscriptionInvoice>({
+  stripeInvoiceId: 0, subscriptionId: 0, number: 0, status: 0, billingReason: 0, amountDue: 1, amountPaid: 1, currency: 0, periodStart: 0,
+  periodEnd: 0, attemptCount: 0, nextPaymentAttempt: 0, hostedInvoiceUrl: 0, created: 0, paidAt: 0, prorationMillicredits: 1, prorationTransferId: 0,
+} satisfies Record<keyof SubscriptionInvoice, 0 | 1>);
+
+const mapPlan = plans.fromRow;
+const mapSubscription = subscriptions.fromRow;
+const mapInvoice = invoices.fromRow;
+const mapPeriod = (r: Row): SubscriptionPeriod => {
+  const { grantedBy: _by, reason: _reason, ...period } = periods.fromRow(r);
+  return period;
+};
 
 export async function listPlans(q: Q): Promise<Plan[]> {
-  return ((await q('plans').where('active', true).orderBy('sort_order')) as DbPlanRow[]).map(mapPlan);
+  return (await q('plans').where('active', true).orderBy('sort_order')).map(mapPlan);
 }
 
 export async function findPlan(q: Q, id: string): Promise<Plan | undefined> {
-  const row = (await q('plans').where('id', id).first()) as DbPlanRow | undefined;
+  const row = await q('plans').where('id', id).first();
   return row ? mapPlan(row) : undefined;
 }
 
@@ -167,39 +144,37 @@ export async function userOfCustomer(q: Q, customerId: string): Promise<string |
   return row?.user_id as string | undefined;
 }
 
-export interface SubscriptionUpsert {
-  userId: string;
-  stripeSubscriptionId: string;
-  stripeCustomerId: string;
-  planId: string;
-  status: string;
-  currentPeriodStart: Date;
-  currentPeriodEnd: Date;
-  cancelAtPeriodEnd: boolean;
-  canceledAt: Date | null;
-  endedAt: Date | null;
-  testClockId: string | null;
-}
+/** What mirroring a Stripe subscription writes (the rest is the database's). */
+export type SubscriptionUpsert = Omit<Subscription, 'id' | 'duplicateOf' | 'createdAt'>;
 
-/** Inserts or refreshes the mirror of a Stripe subscription; returns it locked (FOR UPDATE). */
+/**
+ * Inserts or refreshes the mirror of a Stripe subscription; returns it locked (FOR UPDATE). When
+ * the user already has another live subscription, the partial unique index
+ * `subscriptions_one_live_per_user` refuses this one as live (a concurrent insert waits for the
+ * other transaction, then is refused too): it is then recorded with `duplicate_of` naming the live
+ * one, and stays a duplicate on every later refresh.
+ */
 export async function upsertSubscription(trx: Trx, s: SubscriptionUpsert): Promise<Subscription> {
-  const row = {
-    user_id: s.userId,
-    stripe_subscription_id: s.stripeSubscriptionId,
-    stripe_customer_id: s.stripeCustomerId,
-    plan_id: s.planId,
-    status: s.status,
-    current_period_start: s.currentPeriodStart,
-    current_period_end: s.currentPeriodEnd,
-    cancel_at_period_end: s.cancelAtPeriodEnd,
-    canceled_at: s.canceledAt,
-    ended_at: s.endedAt,
-    test_clock_id: s.testClockId,
-  };
-  await trx('subscriptions')
-    .insert(row)
-    .onConflict('stripe_subscription_id')
-    .merge({ ...row, updated_at: trx.fn.now() });
+  const row = subscriptions.toRow(s);
+  const upsert = (q: Trx, extra: { duplicate_of?: string }) =>
+    q('subscriptions')
+      .insert({ ...row, ...extra })
+      .onConflict('stripe_subscription_id')
+      .merge({ ...row, ...extra, updated_at: q.fn.now() });
+  try {
+    // A savepoint: the refusal below must leave the caller's transaction usable.
+    await trx.transaction((sp) => upsert(sp, {}));
+  } catch (err) {
+    if (!isUniqueViolation(err, 'subscriptions_one_live_per_user')) throw err;
+    const live = await trx('subscriptions')
+      .where({ user_id: s.userId })
+      .whereIn('status', ONE_LIVE_STATUSES)
+      .whereNull('duplicate_of')
+      .whereNot({ stripe_subscription_id: s.stripeSubscriptionId })
+      .first('id');
+    if (!live) throw err;
+    await upsert(trx, { duplicate_of: live.id as string });
+  }
   return mapSubscription(await trx('subscriptions').where({ stripe_subscription_id: s.stripeSubscriptionId }).forUpdate().first());
 }
 
@@ -211,11 +186,14 @@ export async function findSubscriptionByStripeId(q: Q, stripeId: string): Promis
 /** Statuses in which a user "has" a subscription (a second checkout is refused). */
 export const LIVE_STATUSES = ['active', 'past_due', 'trialing', 'incomplete', 'unpaid', 'paused'];
 
-/** The user's current subscription: the live one, else the most recent. */
+/** Statuses of which the database allows one per user (index `subscriptions_one_live_per_user`). */
+export const ONE_LIVE_STATUSES = ['active', 'trialing', 'past_due', 'unpaid', 'paused'];
+
+/** The user's current subscription: the live one (never a duplicate), else the most recent. */
 export async function currentSubscription(q: Q, userId: string): Promise<Subscription | undefined> {
   const row = await q('subscriptions')
     .where({ user_id: userId })
-    .orderByRaw(`(status = ANY(?)) DESC, created_at DESC`, [LIVE_STATUSES])
+    .orderByRaw(`(duplicate_of IS NULL) DESC, (status = ANY(?)) DESC, created_at DESC`, [LIVE_STATUSES])
     .first();
   return row ? mapSubscription(row) : undefined;
 }
@@ -225,6 +203,7 @@ export async function listLiveYearly(q: Q): Promise<Subscription[]> {
     .join('plans as p', 'p.id', 's.plan_id')
     .where('p.interval', 'year')
     .whereIn('s.status', ['active', 'trialing'])
+    .whereNull('s.duplicate_of')
     .select('s.*');
   return rows.map(mapSubscription);
 }
@@ -235,18 +214,7 @@ export async function listLiveYearly(q: Q): Promise<Subscription[]> {
  */
 export async function claimPeriod(trx: Trx, p: Omit<SubscriptionPeriod, 'id' | 'rolloverMillicredits' | 'rolloverTransferId' | 'rolloverExpiresAt'> & { grantedBy?: string | null; reason?: string | null }): Promise<SubscriptionPeriod | undefined> {
   const rows = await trx('subscription_periods')
-    .insert({
-      subscription_id: p.subscriptionId,
-      period_start: p.periodStart,
-      period_end: p.periodEnd,
-      plan_id: p.planId,
-      granted_millicredits: p.grantedMillicredits,
-      grant_transfer_id: p.grantTransferId,
-      source: p.source,
-      stripe_invoice_id: p.stripeInvoiceId,
-      granted_by: p.grantedBy ?? null,
-      reason: p.reason ?? null,
-    })
+    .insert(periods.toRow({ ...p, grantedBy: p.grantedBy ?? null, reason: p.reason ?? null }))
     .onConflict(['subscription_id', 'period_start'])
     .ignore()
     .returning('*');
@@ -271,23 +239,8 @@ export async function periodAt(q: Q, subscriptionId: string, at: Date): Promise<
   return row ? mapPeriod(row) : undefined;
 }
 
-export interface InvoiceUpsert {
-  stripeInvoiceId: string;
-  subscriptionId: string;
-  number: string | null;
-  status: string;
-  billingReason: string | null;
-  amountDue: number;
-  amountPaid: number;
-  currency: string;
-  periodStart: Date;
-  periodEnd: Date;
-  attemptCount: number;
-  nextPaymentAttempt: Date | null;
-  hostedInvoiceUrl: string | null;
-  created: Date;
-  paidAt: Date | null;
-}
+/** What mirroring a Stripe invoice writes (the proration credit is set apart, by setProration). */
+export type InvoiceUpsert = Omit<SubscriptionInvoice, 'prorationMillicredits' | 'prorationTransferId'>;
 
 export async function findInvoice(q: Q, stripeInvoiceId: string): Promise<SubscriptionInvoice | undefined> {
   const row = await q('subscription_invoices').where({ stripe_invoice_id: stripeInvoiceId }).first();
@@ -296,23 +249,7 @@ export async function findInvoice(q: Q, stripeInvoiceId: string): Promise<Subscr
 
 /** Inserts or refreshes an invoice; returns it locked. */
 export async function upsertInvoice(trx: Trx, i: InvoiceUpsert): Promise<SubscriptionInvoice> {
-  const row = {
-    stripe_invoice_id: i.stripeInvoiceId,
-    subscription_id: i.subscriptionId,
-    number: i.number,
-    status: i.status,
-    billing_reason: i.billingReason,
-    amount_due: i.amountDue,
-    amount_paid: i.amountPaid,
-    currency: i.currency,
-    period_start: i.periodStart,
-    period_end: i.periodEnd,
-    attempt_count: i.attemptCount,
-    next_payment_attempt: i.nextPaymentAttempt,
-    hosted_invoice_url: i.hostedInvoiceUrl,
-    created: i.created,
-    paid_at: i.paidAt,
-  };
+  const row = invoices.toRow(i);
   await trx('subscription_invoices').insert(row).onConflict('stripe_invoice_id').merge();
   return mapInvoice(await trx('subscription_invoices').where({ stripe_invoice_id: i.stripeInvoiceId }).forUpdate().first());
 }

@@ -4,6 +4,7 @@ import { ensureAdmin } from '../../src/auth/ensure-admin.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
 import { GOOD_PASSWORD, signedInAdmin, signedInUser, type Agent, uniqueEmail } from '../auth/auth-helpers.ts';
+import { auditLog } from '../helpers/audit.ts';
 
 let t: TestApp;
 let admin: Agent;
@@ -49,7 +50,7 @@ describe('grants', () => {
     const history = await userAgent.get('/api/credits/transfers');
     expect(history.body.transfers[0]).toMatchObject({ kind: 'bonus', amount: 25, balanceAfter: 35, reason: 'Thanks for the bug report' });
 
-    const [entry] = await t.t.db('audit_log').where({ action: 'admin.credits_granted', target_id: user.id });
+    const [entry] = await auditLog(t.t.db).where({ action: 'admin.credits_granted', target_id: user.id });
     expect(entry).toMatchObject({ actor: `admin:${adminId}`, actor_user_id: adminId, target_type: 'user', user_agent: 'admin-console/1.0' });
     expect(entry.ip).toBeTruthy();
     expect(entry.details).toMatchObject({ credits: 25, reason: 'Thanks for the bug report', transferId: res.body.transfer.id });

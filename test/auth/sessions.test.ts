@@ -2,6 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { browser, csrfFrom, GOOD_PASSWORD, sessionCookie, signedInUser, uniqueEmail } from './auth-helpers.ts';
+import { auditLog } from '../helpers/audit.ts';
 
 let t: TestApp;
 let email: string;
@@ -35,7 +36,7 @@ describe('POST /api/auth/login', () => {
     expect(unknownEmail.status).toBe(401);
     expect(wrongPassword.body.detail).toBe(unknownEmail.body.detail);
     expect(wrongPassword.body.code).toBe(unknownEmail.body.code);
-    const failures = await t.t.db('audit_log').where({ action: 'auth.login_failed' });
+    const failures = await auditLog(t.t.db).where({ action: 'auth.login_failed' });
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(failures)).not.toContain('not-the-password-1');
   });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalEmail } from '../../src/auth/signup-bonus-store.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { GOOD_PASSWORD } from './auth-helpers.ts';
+import { auditLog } from '../helpers/audit.ts';
 
 // Issue 9, defect 11: plus-addressed sign-ups each collected the free credits.
 let t: TestApp;
@@ -28,7 +29,7 @@ describe('the sign-up bonus, once per mailbox', () => {
     }
     // another mailbox still gets its bonus
     expect((await signup(`${base()}@example.test`)).body.balance.available).toBe(10);
-    const audit = await t.t.db('audit_log').where({ action: 'auth.signup' }).whereRaw(`details->>'email' like ?`, [`${local}%`]);
+    const audit = await auditLog(t.t.db).where({ action: 'auth.signup' }).whereRaw(`details->>'email' like ?`, [`${local}%`]);
     expect(audit.map((a: { details: { signupBonusMillicredits: number } }) => a.details.signupBonusMillicredits).sort()).toEqual([0, 0, 0, 10_000]);
   });
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
 import { GOOD_PASSWORD, signupApi, uniqueEmail } from './auth-helpers.ts';
+import { auditLog } from '../helpers/audit.ts';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -34,7 +35,7 @@ describe('POST /api/auth/signup', () => {
     const transfers = await t.t.db('transfers').where({ kind: 'signup_bonus', reference_id: res.body.user.id });
     expect(transfers).toHaveLength(1);
     expect(transfers[0].id).toBe(`signup_bonus:${res.body.user.id}`);
-    const audit = await t.t.db('audit_log').where({ action: 'auth.signup', actor_user_id: res.body.user.id });
+    const audit = await auditLog(t.t.db).where({ action: 'auth.signup', actor_user_id: res.body.user.id });
     expect(audit).toHaveLength(1);
     expect(audit[0].ip).toBeTruthy();
     expect(await booksViolations(t.t.db)).toEqual([]);

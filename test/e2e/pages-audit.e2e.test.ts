@@ -91,6 +91,9 @@ beforeAll(async () => {
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${teamTask.task.id}`))).task.status, 'completed', 60_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/payments/${expiring.paymentId}`))).payment.status, 'expired', 30_000);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/tasks/${task.task.id}`))).task.status, 'completed', 120_000);
+  // An export on /account/privacy (issue 19): asked for, then ready.
+  expect((await api.post(`${baseUrl}/api/account/exports`)).status()).toBe(202);
+  await waitFor(async () => (await json(await api.get(`${baseUrl}/api/account/exports`))).exports[0].status, 'ready', 60_000);
   states.user = await userContext.storageState();
   const me = await json(await api.get(`${baseUrl}/api/auth/me`));
   await userContext.close();
@@ -105,6 +108,8 @@ beforeAll(async () => {
     }),
   );
   const poorMe = await json(await poorContext.request.get(`${baseUrl}/api/auth/me`));
+  // /account/privacy with an erasure scheduled (issue 19)
+  expect((await poorContext.request.post(`${baseUrl}/api/account/deletion`, { data: { password: poor.password } })).status()).toBe(202);
   states.poor = await poorContext.storageState();
   await poorContext.close();
 
@@ -140,10 +145,13 @@ beforeAll(async () => {
     { role: 'user', name: 'tasks-confirm-team', url: `/tasks?uploads=${teamStaged.upload.id}` },
     { role: 'user', name: 'api-keys', url: '/account/keys' },
     { role: 'user', name: 'invitation', url: '/invitations/an-invitation-link-token' },
+    { role: 'user', name: 'account-privacy', url: '/account/privacy' },
     { role: 'poor', name: 'tasks-confirm-short', url: `/tasks?uploads=${short.upload.id}` },
+    { role: 'poor', name: 'account-privacy-deletion-scheduled', url: '/account/privacy' },
     { role: 'admin', name: 'admin', url: '/admin' },
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
     { role: 'admin', name: 'admin-audit', url: '/admin/audit' },
+    { role: 'admin', name: 'admin-audit-filtered', url: `/admin/audit?target=${encodeURIComponent(me.user.email)}&from=2026-01-01&to=2099-12-31` },
     { role: 'admin', name: 'admin-refund-confirm', url: `/admin/payments/${paid.paymentId}/refund?amount=` },
   );
 }, 240_000);

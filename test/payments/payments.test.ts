@@ -1,72 +1,22 @@
 import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { booksViolations } from '../helpers/factories.ts';
+import { describe, expect, it } from 'vitest';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { TestApp } from '../helpers/app.ts';
+import { availableCredits, payOnCheckoutPage as payOnCheckoutPageAs, signupAgent, useStripeTestApp, WEBHOOK_SECRET } from '../helpers/stripe-app.ts';
 import { BROWSER_ACCEPT, csrfFrom } from '../auth/auth-helpers.ts';
 
-const SECRET = 'whsec_test_secret';
+const SECRET = WEBHOOK_SECRET;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
 let appUrl: string;
 let stripe: Stripe;
+useStripeTestApp((app) => ({ ta, emulator, appUrl, stripe } = app));
 
-beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      stripe = createStripeClient(config, emulator.url);
-      return { stripe };
-    },
-  });
-  server.on('request', ta.app);
-});
-afterEach(async () => {
-  expect(await booksViolations(ta.t.db)).toEqual([]);
-});
-afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
-});
-
-async function signup() {
-  const agent = request.agent(ta.app);
-  const email = `buyer-${crypto.randomBytes(4).toString('hex')}@example.test`;
-  const res = await agent.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Buyer' }).expect(201);
-  return { agent, user: res.body.user as { id: string; email: string } };
-}
-
-async function available(agent: request.Agent): Promise<number> {
-  return (await agent.get('/api/credits/balance').expect(200)).body.available;
-}
-
-/** Pays a checkout session on the emulator's hosted page with a test card; returns the response. */
-function payOnCheckoutPage(sessionId: string, card: string) {
-  return request(emulator.emulator.app)
-    .post(`/c/pay/${sessionId}`)
-    .type('form')
-    .send({ email: 'buyer@example.test', cardNumber: card, cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' });
-}
+const signup = () => signupAgent(ta.app, 'Buyer');
+const available = availableCredits;
+const payOnCheckoutPage = (sessionId: string, card: string) => payOnCheckoutPageAs(emulator, sessionId, card, 'Buyer');
 
 async function buy(agent: request.Agent, packageId = 'starter') {
   const checkout = await agent.post('/api/payments/checkout').send({ packageId }).expect(201);

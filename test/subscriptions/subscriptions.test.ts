@@ -1,15 +1,10 @@
-import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
+import { describe, expect, it } from 'vitest';
 import { prorate } from '../../src/subscriptions/subscriptions-service.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { booksViolations } from '../helpers/factories.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { TestApp } from '../helpers/app.ts';
+import { availableCredits, payOnCheckoutPage as payOnCheckoutPageAs, signupAgent, useStripeTestApp, WEBHOOK_SECRET } from '../helpers/stripe-app.ts';
 
 /**
  * Subscriptions end to end through the HTTP API, on the Stripe emulator with its default test
@@ -17,65 +12,19 @@ import { booksViolations } from '../helpers/factories.ts';
  * through the Stripe SDK, as on real Stripe; webhooks are delivered by `deliverDue()`.
  */
 
-const SECRET = 'whsec_test_secret';
+const SECRET = WEBHOOK_SECRET;
 const DAY = 86_400;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
-let appUrl: string;
 let stripe: Stripe;
+useStripeTestApp((app) => ({ ta, emulator, stripe } = app));
 
-beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      stripe = createStripeClient(config, emulator.url);
-      return { stripe };
-    },
-  });
-  server.on('request', ta.app);
-});
-afterEach(async () => {
-  expect(await booksViolations(ta.t.db)).toEqual([]);
-});
-afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
-});
-
-async function signup() {
-  const agent = request.agent(ta.app);
-  const email = `subscriber-${crypto.randomBytes(4).toString('hex')}@example.test`;
-  const res = await agent.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Subscriber' }).expect(201);
-  return { agent, user: res.body.user as { id: string; email: string } };
-}
-
-async function available(agent: request.Agent): Promise<number> {
-  return (await agent.get('/api/credits/balance').expect(200)).body.available;
-}
+const signup = () => signupAgent(ta.app, 'Subscriber');
+const available = availableCredits;
+const payOnCheckoutPage = (sessionId: string, card: string) => payOnCheckoutPageAs(emulator, sessionId, card, 'Subscriber');
 
 async function current(agent: request.Agent) {
   return (await agent.get('/api/subscriptions/current').expect(200)).body.subscription;
-}
-
-function payOnCheckoutPage(sessionId: string, card: string) {
-  return request(emulator.emulator.app)
-    .post(`/c/pay/${sessionId}`)
-    .type('form')
-    .send({ email: 'subscriber@example.test', cardNumber: card, cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Subscriber' });
 }
 
 async function subscribe(agent: request.Agent, planId = 'pro', card = '4242 4242 4242 4242') {
@@ -102,8 +51,9 @@ async function advanceTo(unixSeconds: number) {
 
 const unix = (iso: string) => Math.floor(new Date(iso).getTime() / 1000);
 
+/** The user's subscription lots: period grants and rolled-over credits, oldest first. */
 async function lotsOf(userId: string) {
-  return ta.t.db('lots as l').join('transfers as t', 't.id', 'l.transfer_id').join('accounts as a', 'a.id', 'l.account_id').where('a.user_id', userId).where('l.source', 'subscription_grant').select('t.id', 'l.amount', 'l.expires_at');
+  return ta.t.db('lots as l').join('transfers as t', 't.id', 'l.transfer_id').join('accounts as a', 'a.id', 'l.account_id').where('a.user_id', userId).whereIn('l.source', ['subscription_grant', 'rollover']).orderBy('l.created_at').select('t.id', 'l.source', 'l.amount', 'l.expires_at');
 }
 
 async function portalAction(agent: request.Agent, action: string, form: Record<string, string> = {}) {
@@ -130,6 +80,51 @@ describe('plans', () => {
     await emulator.emulator.deliverDue();
     const again = await agent.post('/api/subscriptions/checkout').send({ planId: 'pro_plus' }).expect(409);
     expect(again.body.changePlanUrl).toContain('/account#subscription');
+  });
+});
+
+describe('one live subscription per user', () => {
+  it('two checkouts paid at once: the database keeps one live subscription, the other is cancelled at Stripe and credits nothing', async () => {
+    const { agent, user } = await signup();
+    // Two tabs: both sessions are opened before either is paid, so neither sees a subscription.
+    const [a, b] = [
+      (await agent.post('/api/subscriptions/checkout').send({ planId: 'pro' }).expect(201)).body.sessionId as string,
+      (await agent.post('/api/subscriptions/checkout').send({ planId: 'pro_plus' }).expect(201)).body.sessionId as string,
+    ];
+    const paid = await Promise.all([a, b].map((id) => payOnCheckoutPage(id, '4242 4242 4242 4242').expect(303)));
+    // Both success pages and every webhook at once.
+    const pages = paid.map((p) => agent.get(new URL(p.headers.location as string).pathname + new URL(p.headers.location as string).search).set('Accept', 'text/html'));
+    const results = await Promise.all([...pages, emulator.emulator.deliverDue()]);
+    for (const r of results.slice(0, 2)) expect((r as request.Response).status).toBe(303);
+    await emulator.emulator.deliverDue(); // the cancellation's own events
+
+    const rows = await ta.t.db('subscriptions').where({ user_id: user.id }).orderBy('created_at');
+    expect(rows).toHaveLength(2);
+    const kept = rows.filter((r) => r.duplicate_of === null);
+    const dropped = rows.filter((r) => r.duplicate_of !== null);
+    expect(kept.map((r) => r.status)).toEqual(['active']);
+    expect(dropped.map((r) => [r.status, r.duplicate_of])).toEqual([['canceled', kept[0].id]]);
+    expect((await stripe.subscriptions.retrieve(dropped[0].stripe_subscription_id)).status).toBe('canceled');
+    expect((await stripe.subscriptions.retrieve(kept[0].stripe_subscription_id)).status).toBe('active');
+    // Credits of the kept plan's period only, once.
+    const plan = kept[0].plan_id === 'pro' ? 1000 : 3000;
+    expect(await available(agent)).toBe(10 + plan);
+    expect((await lotsOf(user.id)).length).toBe(1);
+    expect((await current(agent)).plan.id).toBe(kept[0].plan_id);
+    // The success page of the dropped one says so and points to the plan change.
+    const flash = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(flash.text).toContain('this second one was cancelled');
+    // A third checkout is refused with the link to change plan.
+    const again = await agent.post('/api/subscriptions/checkout').send({ planId: 'pro' }).expect(409);
+    expect(again.body.changePlanUrl).toContain('/account#subscription');
+  });
+
+  it('the database refuses a second live subscription row for one user', async () => {
+    const { user } = await signup();
+    const row = (id: string) => ({ user_id: user.id, stripe_subscription_id: id, stripe_customer_id: 'cus_x', plan_id: 'pro', status: 'active', current_period_start: new Date('2026-11-01'), current_period_end: new Date('2026-12-01') });
+    await ta.t.db('subscriptions').insert(row('sub_one'));
+    await expect(ta.t.db('subscriptions').insert(row('sub_two'))).rejects.toMatchObject({ code: '23505', constraint: 'subscriptions_one_live_per_user' });
+    await ta.t.db('subscriptions').insert({ ...row('sub_three'), status: 'canceled' });
   });
 });
 
@@ -163,6 +158,13 @@ describe('the lifecycle on a test clock', () => {
     const firstGrant = (await ta.t.db('subscription_periods').join('subscriptions', 'subscriptions.id', 'subscription_periods.subscription_id').where('subscriptions.user_id', user.id).orderBy('period_start').first('grant_transfer_id')).grant_transfer_id;
     const expired = await ta.t.db('transfers').where({ kind: 'expiry' }).whereIn('reference_id', ta.t.db('lots').select(ta.t.db.raw('id::text')).where({ transfer_id: firstGrant })).sum({ n: 'amount' }).first();
     expect(Number(expired!.n)).toBe(grantUnspent);
+    // The rolled-over credits are a lot of their own, source `rollover`, and history says so.
+    const rolled = (await lotsOf(user.id)).filter((l) => l.source === 'rollover');
+    expect(rolled.map((l) => [Number(l.amount), new Date(l.expires_at).toISOString()])).toEqual([[500_000, sub.periodEnd]]);
+    const statement = (await agent.get('/api/credits/transfers').query({ kind: 'rollover' }).expect(200)).body;
+    expect(statement.transfers.map((t: { kind: string; amount: number }) => [t.kind, t.amount])).toEqual([['rollover', 500]]);
+    const account = await agent.get('/account').set('Accept', 'text/html').expect(200);
+    expect(account.text).toMatch(/<td[^>]*>Rollover<\/td>/);
 
     // Upgrade to Pro Plus (3,000 credits) ten days into the period: prorated difference, rounded down.
     const periodStart = unix(sub.periodStart);
@@ -311,13 +313,17 @@ describe('exactly once per (subscription, period)', () => {
   });
 });
 
+/** A new user made admin, signed in. */
+async function signInAdmin() {
+  const { agent, user } = await signupAgent(ta.app, 'Admin');
+  await ta.t.db('users').where({ id: user.id }).update({ role: 'admin' });
+  return agent;
+}
+
 describe('admin', () => {
   it("grants the current period's credits by hand once per (user, period), and shows the subscription with its invoices", async () => {
     const { agent, user } = await signup();
-    const admin = request.agent(ta.app);
-    const email = `admin-${crypto.randomBytes(4).toString('hex')}@example.test`;
-    await admin.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Admin' }).expect(201);
-    await ta.t.db('users').where({ email }).update({ role: 'admin' });
+    const admin = await signInAdmin();
 
     // Paid, but the webhook never came (an outage): the admin grants the period.
     await subscribe(agent);
@@ -339,10 +345,7 @@ describe('admin', () => {
 
   it('a hand grant before the invoice webhook arrives is the period\'s one grant', async () => {
     const { agent, user } = await signup();
-    const admin = request.agent(ta.app);
-    const email = `admin-${crypto.randomBytes(4).toString('hex')}@example.test`;
-    await admin.post('/api/auth/signup').send({ email, password: 'correct horse battery staple', name: 'Admin' }).expect(201);
-    await ta.t.db('users').where({ email }).update({ role: 'admin' });
+    const admin = await signInAdmin();
     await subscribe(agent);
     // Mirror the subscription without crediting (as if only customer.subscription.created had come).
     const customer = (await ta.t.db('stripe_customers').where({ user_id: user.id }).first()).customer_id;

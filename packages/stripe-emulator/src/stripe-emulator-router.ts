@@ -234,6 +234,10 @@ export function createStripeApiRouter(deps: StripeApiRouterDeps): express.Router
   post('/v1/customers', CreateCustomerParams, (q, ctx, p) => service.createCustomer(q, ctx, p));
   get('/v1/customers', ListCustomersParams, (q, p) => service.listCustomers(q, p));
   get('/v1/customers/:id', ExpandOnlyParams, (q, p, req) => service.retrieveCustomer(q, id(req), p.expand));
+  router.delete('/v1/customers/:id', async (req, res) => {
+    const requestId = res.locals.requestId as string;
+    sendJson(res, 200, await inTransaction(db, (trx) => service.deleteCustomer(trx, { requestId, idempotencyKey: req.get('idempotency-key') ?? null }, id(req))));
+  });
 
   post('/v1/checkout/sessions', CreateCheckoutSessionParams, (q, ctx, p) => service.createSession(q, ctx, p));
   get('/v1/checkout/sessions', ListCheckoutSessionsParams, (q, p) => service.listSessions(q, p));

@@ -236,7 +236,29 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
   async function retrieveCustomer(q: Q, id: string, paths?: string[]): Promise<Stripe.Customer> {
     const row = await store.findCustomer(q, id);
     if (!row) throw resourceMissing('customer', id, 'id');
+    // Stripe answers a deleted customer with this stub (https://docs.stripe.com/api/customers/delete)
+    if (row.deleted_at) return { id, object: 'customer', deleted: true } as unknown as Stripe.Customer;
     return expand(q, customerObject(row), paths);
+  }
+
+  /**
+   * `DELETE /v1/customers/:id`: cancels the customer's subscriptions at once (as Stripe does),
+   * clears its personal fields, sends `customer.deleted`, and returns `{id, object, deleted: true}`.
+   * Deleting it again is a 404 `resource_missing`, like Stripe.
+   */
+  async function deleteCustomer(q: Trx, ctx: RequestContext, id: string): Promise<Stripe.DeletedCustomer> {
+    const row = await store.findCustomer(q, id);
+    if (!row || row.deleted_at) throw resourceMissing('customer', id, 'id');
+    for (;;) {
+      const subs = await billing.list(q, 'subscription', { customer_id: id }, 100);
+      const open = subs.data.filter((s) => s.status !== 'canceled');
+      for (const s of open) await billing.cancelSubscription(q, ctx, String(s.id));
+      if (!subs.has_more || open.length === 0) break;
+    }
+    const obj = customerObject(row);
+    await store.markCustomerDeleted(q, id, clock());
+    await recordEvent(q, ctx, 'customer.deleted', obj);
+    return { id, object: 'customer', deleted: true };
   }
 
   async function listCustomers(q: Q, p: ListCustomersParams): Promise<ListObject<Stripe.Customer>> {
@@ -596,6 +618,7 @@ export function createStripeEmulatorService(deps: StripeEmulatorServiceDeps) {
     sweepExpiredSessions,
     createCustomer,
     retrieveCustomer,
+    deleteCustomer,
     listCustomers,
     createSession,
     retrieveSession,

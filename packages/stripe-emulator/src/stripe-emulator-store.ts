@@ -36,6 +36,8 @@ export interface DbCustomerRow {
   test_clock_id?: string | null;
   /** The saved card subscriptions charge (billing-service.ts `SavedCard`). */
   default_payment_method?: { id: string } | null;
+  /** Set when the customer was deleted (`DELETE /v1/customers/:id`). */
+  deleted_at?: Date | null;
 }
 
 export interface PaymentIntentData {
@@ -351,9 +353,19 @@ export function findCustomer(q: Q, id: string): Promise<DbCustomerRow | undefine
   return findOne(q, TABLES.customers, id, false);
 }
 
-/** One page of customers, newest first, optionally by exact `email` and `created` range. */
+/**
+ * Marks a customer deleted and clears what identifies a person (email, name, phone, description,
+ * metadata), as Stripe keeps only the id of a deleted customer. Returns false when there was none.
+ */
+export async function markCustomerDeleted(q: Q, id: string, at: Date): Promise<boolean> {
+  const n = await q(TABLES.customers).where({ id }).update({ deleted_at: at, email: null, name: null, phone: null, description: null, metadata: JSON.stringify({}) });
+  return n > 0;
+}
+
+/** One page of customers, newest first, optionally by exact `email` and `created` range. Deleted customers are left out. */
 export function listCustomers(q: Q, filter: { email?: string | undefined; created?: TimeRange | undefined }, page: PageRequest): Promise<Page<DbCustomerRow>> {
   return paginate(q, TABLES.customers, 'customer', (qb) => {
+    qb.whereNull('deleted_at');
     if (filter.email !== undefined) qb.where({ email: filter.email });
     applyTimeRange(qb, 'created', filter.created);
   }, page);

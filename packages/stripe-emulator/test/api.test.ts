@@ -348,6 +348,20 @@ describe('customers', () => {
     expect(list.data.map((x) => x.id)).toEqual([c.id]);
   });
 
+  it('deletes a customer as Stripe does: {deleted: true}, personal fields cleared, gone from lists, customer.deleted; twice is a 404', async () => {
+    const c = await stripe.customers.create({ email: 'erase-me@example.com', name: 'Erase Me', phone: '+4930123456' });
+    const deleted = await stripe.customers.del(c.id);
+    expect(deleted).toEqual({ id: c.id, object: 'customer', deleted: true });
+    expect(await stripe.customers.retrieve(c.id)).toEqual({ id: c.id, object: 'customer', deleted: true });
+    expect((await stripe.customers.list({ email: 'erase-me@example.com' })).data).toEqual([]);
+    const row = await t.db('stripe_emulator.customers').where({ id: c.id }).first();
+    expect(row).toMatchObject({ email: null, name: null, phone: null });
+    expect(row.deleted_at).toBeInstanceOf(Date);
+    const events = await stripe.events.list({ type: 'customer.deleted' });
+    expect(events.data.map((e) => (e.data.object as { id: string }).id)).toContain(c.id);
+    expect(await stripe.customers.del(c.id).catch((e: unknown) => e)).toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+
   it('404s unknown payment intents and charges', async () => {
     expect(await stripe.paymentIntents.retrieve('pi_nope').catch((e: unknown) => e)).toMatchObject({ statusCode: 404, code: 'resource_missing' });
     expect(await stripe.charges.retrieve('ch_nope').catch((e: unknown) => e)).toMatchObject({ statusCode: 404, code: 'resource_missing' });
