@@ -13,7 +13,7 @@ import { closedLoop, interleaved, printFigure, type Figure } from './ledger-benc
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONNECTIONS = 8;
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -25,20 +25,20 @@ async function freePort(): Promise<number> {
 }
 
 /** `npm start` as package.json spells it (so the bench follows the entry point), with `env`. */
-function startApp(env: Record<string, string>) {
+export function startApp(env: Record<string, string>) {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
   const [cmd, ...args] = pkg.scripts.start.split(/\s+/);
   const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return child;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   body: string;
   cookie?: string;
 }
 
-function request(agent: http.Agent, port: number, method: string, url: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
+export function request(agent: http.Agent, port: number, method: string, url: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path: url, agent, headers: body ? { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : headers }, (res) => {
       let data = '';

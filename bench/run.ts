@@ -12,7 +12,8 @@ import { benchLedger } from './ledger-bench.ts';
  * with the absolute rates beside it (see README, "Scaling out"):
  *   reserve@8, post@8, reserve-hot@8, post-hot@8, reserve-hot@32, post-hot@32 (ledger vs a plain
  *   single-row UPDATE transaction), priced-http@8 and auth-http@8 (vs the same app's /healthz).
- * BENCH_SECONDS (default 3) per measurement. BENCH_ONLY=ledger|http|tasks runs one part; the OCR
+ * BENCH_SECONDS (default 3) per measurement. BENCH_ONLY=ledger|http|insight|tasks runs one part (insight: p50/p95
+ * of the usage, stats, statement and admin revenue endpoints over 1,000,000 seeded transfers); the OCR
  * comparison (tasks: Tally vs the Tesseract command line, a few minutes on 2 cores) runs last,
  * unless BENCH_TASKS=off.
  */
@@ -41,6 +42,11 @@ async function main() {
     if (!only || only === 'http') {
       console.log('\nHTTP, 8 keep-alive connections, one app process (npm start, BENCH_ROUTES=on) vs its own /healthz');
       await benchHttp(db, url, { seconds });
+    }
+    if (!only || only === 'insight') {
+      const { benchInsight } = await import('./insight-bench.ts');
+      console.log('\nInsight: usage, stats and statements of a heavy user and the admin revenue report, over 1,000,000 seeded transfers (target: user endpoints p95 < 100 ms)');
+      await benchInsight(db, url);
     }
     // The OCR comparison takes a few minutes of both cores: BENCH_TASKS=off leaves it out.
     if (only === 'tasks' || (!only && process.env.BENCH_TASKS !== 'off')) {

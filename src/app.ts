@@ -29,6 +29,7 @@ import { createNotificationsFeature } from './notifications/notifications-featur
 import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
 import { createApiDocsRouter } from './http/api-docs-router.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
+import { createInsightFeature } from './insight/insight-feature.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -105,6 +106,7 @@ export function createApp(services: Services): express.Express {
     createTasksFeature(services),
     createSpendFeature(services),
     createAdminFeature(services),
+    createInsightFeature(services),
     createTeamsFeature(services),
     createPrivacyFeature(services),
     createHomeFeature(),

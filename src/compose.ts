@@ -27,6 +27,8 @@ import { createLocalFileStorage, uploadsDir } from './tasks/file-storage.ts';
 import { attemptTimeoutSeconds, type TaskQueue } from './tasks/task-queue.ts';
 import { startTaskWorker, type OwnedProcessor, type TaskWorker } from './tasks/task-worker.ts';
 import { createTasksService } from './tasks/tasks-service.ts';
+import { createInsight } from './insight/insight-service.ts';
+import { withReceiptNumbers } from './insight/receipts-service.ts';
 import { createApiKeys } from './api-keys/api-keys-service.ts';
 import { createTeams, type InvitationMailer } from './teams/teams-service.ts';
 import { withRefusalAudit } from './privacy/refusal-audit.ts';
@@ -57,7 +59,12 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     notify: createSubscriptionEmails({ outbox: notificationCore.outbox, appUrl: config.appUrl }),
   });
-  const payments = withPaymentMetrics(createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: notifications.paymentHooks }), metrics);
+  // Receipts read payments through the payments service, which numbers receipts as it fulfills.
+  const insight = createInsight({ db, ledger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
+  const payments = withPaymentMetrics(
+    createPayments({ db, ledger, stripe: infra.stripe, config, logger, customers, events: withReceiptNumbers(insight.receipts, notifications.paymentHooks) }),
+    metrics,
+  );
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger });
   const stripeWebhook = withWebhookMetrics(createStripeWebhook({
@@ -120,6 +127,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     spend,
     autoRecharge,
     privacy,
+    insight,
   };
 }
 

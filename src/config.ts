@@ -85,6 +85,10 @@ const EnvSchema = z.object({
   RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
   RETENTION_SESSION_DAYS: int(1, 36_500).default(30),
   RETENTION_AUDIT_DAYS: int(365, 36_500).default(2555),
+  // Receipts (issue 18): the seller printed on HTML and PDF receipts.
+  SELLER_NAME: optionalString.pipe(z.string().max(200).optional()),
+  SELLER_ADDRESS: optionalString.pipe(z.string().max(500).optional()),
+  SELLER_TAX_ID: optionalString.pipe(z.string().max(100).optional()),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -172,6 +176,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
   retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
+  /** The seller on receipts: name, address lines (`SELLER_ADDRESS` split at `;`), tax id. */
+  seller: { name: string; address: string[]; taxId: string | undefined };
 }
 
 /** Raised when the environment is invalid; `problems` has one line per bad variable. */
@@ -287,6 +293,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     benchRoutes: e.BENCH_ROUTES === 'on',
     metricsToken: e.METRICS_TOKEN,
     retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
+    seller: {
+      name: e.SELLER_NAME ?? 'Tally',
+      address: (e.SELLER_ADDRESS ?? '').split(';').map((l) => l.trim()).filter(Boolean),
+      taxId: e.SELLER_TAX_ID,
+    },
   };
   return deepFreeze(config);
 }

@@ -22,6 +22,7 @@ import type { StripeWebhook } from './payments/stripe-webhook.ts';
 import type { FileStorage } from './tasks/file-storage.ts';
 import type { JobSender, TasksService } from './tasks/tasks-service.ts';
 import type { PrivacyService } from './privacy/privacy-service.ts';
+import type { Insight } from './insight/insight-service.ts';
 
 /**
  * What the composition root gets from outside: connections and clients that are opened, started
@@ -79,4 +80,6 @@ export interface Services extends Required<Infrastructure> {
   autoRecharge: AutoRecharge;
   /** Data export, erasure and retention (GDPR; issue 19). */
   privacy: PrivacyService;
+  /** Usage, stats and statements of users, receipts, and the admin reports (issue 18). */
+  insight: Insight;
 }

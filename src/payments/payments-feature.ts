@@ -136,7 +136,9 @@ export function createPaymentsFeature(services: Services): Feature {
     const { payment, refunds } = await payments.getPayment(id, req.user!.id);
     // Only a paid purchase has a receipt (an open or abandoned checkout is not one).
     if (!payment.paidAt) throw new NotFoundError('receipt: this purchase was not paid');
-    res.render('payments/receipt', { title: 'Receipt', payment: paymentView(payment, refunds), fmt: viewHelpers });
+    // The same fields as the PDF receipt (number, seller, card): src/insight/receipts-service.ts.
+    const receipt = await services.insight.receipts.view(id, req.user!.id);
+    res.render('payments/receipt', { title: 'Receipt', payment: paymentView(payment, refunds), receipt, fmt: viewHelpers });
   });
   pages.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');

@@ -24,6 +24,7 @@ interface Target {
 let browser: Browser;
 const states: Partial<Record<Role, Awaited<ReturnType<BrowserContext['storageState']>>>> = {};
 const targets: Target[] = [];
+let receiptPaymentId = '';
 
 /** Polls `read` until it returns `want` (beforeAll cannot use expect.poll). */
 async function waitFor<T>(read: () => Promise<T>, want: T, timeoutMs: number): Promise<void> {
@@ -95,6 +96,7 @@ beforeAll(async () => {
   expect((await api.post(`${baseUrl}/api/account/exports`)).status()).toBe(202);
   await waitFor(async () => (await json(await api.get(`${baseUrl}/api/account/exports`))).exports[0].status, 'ready', 60_000);
   states.user = await userContext.storageState();
+  receiptPaymentId = paid.paymentId;
   const me = await json(await api.get(`${baseUrl}/api/auth/me`));
   await userContext.close();
 
@@ -137,6 +139,10 @@ beforeAll(async () => {
     { role: 'user', name: 'task', url: `/tasks/${task.task.id}` },
     { role: 'user', name: 'account', url: '/account' },
     { role: 'user', name: 'receipt', url: `/account/payments/${paid.paymentId}` },
+    { role: 'user', name: 'usage', url: '/account/usage' },
+    { role: 'user', name: 'usage-by-week', url: '/account/usage?granularity=week' },
+    { role: 'user', name: 'statements', url: '/account/statements' },
+    { role: 'user', name: 'statement', url: `/account/statements/${new Date().toISOString().slice(0, 7)}` },
     { role: 'user', name: 'checkout-success', url: successUrl.replace(baseUrl, '') },
     { role: 'user', name: 'checkout-cancel', url: '/checkout/cancel' },
     { role: 'user', name: 'emulator-checkout', url: open.checkoutUrl },
@@ -152,6 +158,7 @@ beforeAll(async () => {
     { role: 'admin', name: 'admin-user', url: `/admin/users/${me.user.id}` },
     { role: 'admin', name: 'admin-audit', url: '/admin/audit' },
     { role: 'admin', name: 'admin-audit-filtered', url: `/admin/audit?target=${encodeURIComponent(me.user.email)}&from=2026-01-01&to=2099-12-31` },
+    { role: 'admin', name: 'admin-reports', url: '/admin/reports' },
     { role: 'admin', name: 'admin-refund-confirm', url: `/admin/payments/${paid.paymentId}/refund?amount=` },
   );
 }, 240_000);
@@ -202,6 +209,31 @@ describe('the collapsed menu at 390 px', () => {
     expect(box!.height).toBeLessThan(48); // one line
     await tabTo(page, '.site-menu nav a[href="/tasks"]');
     await Promise.all([page.waitForURL(/\/tasks$/), page.keyboard.press('Enter')]);
+    await context.close();
+  });
+});
+
+describe('insight as the user meets it (issue 18)', () => {
+  it('/account/usage draws the bars and says the runway; the month statement balances; the receipt downloads as a PDF', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: states.user });
+    const page = await context.newPage();
+    await page.goto(`${baseUrl}/account`);
+    await Promise.all([page.waitForURL(/\/account\/usage$/), page.getByRole('link', { name: 'Usage and runway' }).click()]);
+    await expect.poll(() => page.evaluate(() => {
+      const chart = (window as unknown as { Chart?: { getChart(c: HTMLCanvasElement): { data: { datasets: Array<{ data: number[] }> } } | undefined } }).Chart;
+      const canvas = document.getElementById('usage-chart') as HTMLCanvasElement | null;
+      const c = canvas && chart?.getChart(canvas);
+      return c ? c.data.datasets.flatMap((d) => d.data).reduce((s, x) => s + x, 0) : 0;
+    })).toBeGreaterThan(0);
+    expect(await page.getByTestId('runway').innerText()).toMatch(/At your last-30-day rate your credits last until \d{1,2} [A-Z][a-z]{2} \d{4}/);
+    await page.goto(`${baseUrl}/account/statements/${new Date().toISOString().slice(0, 7)}`);
+    const closing = Number(await page.getByTestId('closing').innerText());
+    const balance = await json(await context.request.get(`${baseUrl}/api/credits/balance`));
+    expect(closing).toBeCloseTo(balance.available + balance.held, 3); // posted = lots − debt = available + held
+    const pdf = await context.request.get(`${baseUrl}/api/payments/${receiptPaymentId}/receipt.pdf?download`);
+    expect(pdf.status()).toBe(200);
+    expect(pdf.headers()['content-type']).toBe('application/pdf');
+    expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
     await context.close();
   });
 });
