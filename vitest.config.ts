@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
     exclude: ['test/e2e/**', 'node_modules/**'],
     globalSetup: ['test/global-setup.ts'],
+    // API responses are checked against the OpenAPI document (test/helpers/openapi-responses.ts).
+    setupFiles: ['test/helpers/openapi-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -23,10 +23,12 @@ import { createSubscriptionsFeature } from './subscriptions/subscriptions-featur
 import { createTasksFeature } from './tasks/tasks-feature.ts';
 import { createHomeFeature } from './pages/home-feature.ts';
 import { createTeamsFeature } from './teams/teams-feature.ts';
-import { apiKeyAuth } from './api-keys/api-key-auth.ts';
+import { apiKeyAuth, scopeFor } from './api-keys/api-key-auth.ts';
 import { createSpendFeature } from './spend/spend-feature.ts';
 import { createNotificationsFeature } from './notifications/notifications-feature.ts';
 import { createGrowthFeature } from './growth/growth-feature.ts';
+import { createMetricsRouter, httpMetrics } from './metrics/metrics-router.ts';
+import { createApiDocsRouter } from './http/api-docs-router.ts';
 import { createPrivacyFeature } from './privacy/privacy-feature.ts';
 import { auditPolicyRefusals } from './privacy/refusal-audit.ts';
 import { createInsightFeature } from './insight/insight-feature.ts';
@@ -49,6 +51,7 @@ export function createApp(services: Services): express.Express {
   app.set('view engine', 'ejs');
   app.set('views', path.join(ROOT, 'views'));
   app.disable('x-powered-by');
+  app.use(httpMetrics(services.metrics));
 
   app.use(
     pinoHttp({
@@ -59,7 +62,7 @@ export function createApp(services: Services): express.Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || (req.url ?? '').startsWith('/static/') },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' || (req.url ?? '').startsWith('/static/') },
       serializers: { req: (req) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }), res: (res) => ({ statusCode: res.statusCode }) },
     }),
   );
@@ -86,6 +89,8 @@ export function createApp(services: Services): express.Express {
     const ready = await isReady(db);
     res.status(ready.ok ? 200 : 503).json({ status: ready.ok ? 'ready' : 'not ready', ...ready });
   });
+  // Prometheus: a bearer token of its own (METRICS_TOKEN), no session; off (404) without one.
+  app.use(createMetricsRouter(services.metrics, config.metricsToken));
 
   app.use('/static/pico', express.static(path.join(ROOT, 'node_modules/@picocss/pico/css'), { maxAge: '1d' }));
   // Chart.js (usage and team charts) and Swagger UI (/api/docs), served from node_modules: no CDN.
@@ -129,6 +134,7 @@ export function createApp(services: Services): express.Express {
   // `Authorization: Bearer tly_live_…`: the key's owner, the key's scopes (no cookie, no CSRF).
   apiRouter.use(apiKeyAuth({ db, apiKeys: services.apiKeys, pgPool: services.pgPool, defaultRatePerMinute: config.apiKeyRatePerMinute }));
   apiRouter.use(originCheck(config.appUrl, twins));
+  apiRouter.use(createApiDocsRouter(() => app, { keyScope: scopeFor }));
   for (const f of features) if (f.api) apiRouter.use(f.api);
   if (config.benchRoutes) apiRouter.use(createBenchRouter({ ledger: services.ledger, config }));
   apiRouter.use(notFoundHandler);

@@ -10,6 +10,9 @@ import { createPricing } from './credits/pricing-service.ts';
 import { createIdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import { createLedger } from './ledger/ledger-service.ts';
 import { createPayments, type PaymentEvents } from './payments/payments-service.ts';
+import { withLedgerMetrics } from './ledger/ledger-metrics.ts';
+import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { withPaymentMetrics, withWebhookMetrics } from './payments/payments-metrics.ts';
 import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
@@ -43,10 +46,12 @@ export type { Infrastructure, Services } from './services.ts';
  */
 export function createServices(config: Readonly<Config>, db: Db, infra: Infrastructure): Services {
   const { logger } = infra;
-  const { storage, ledger: grantingLedger, pricing, notificationCore } = createWorkerServices(config, db, infra);
+  // One metrics registry per app (never prom-client's global one): tests build several apps.
+  const metrics = createMetrics({ db, processMetrics: config.env !== 'test' });
+  const { storage, ledger: grantingLedger, pricing, notificationCore } = createWorkerServices(config, db, { ...infra, metrics });
   const audit = createAuditLog(db, { logger });
   const sessions = createSessionsService({ db, audit });
-  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, ...infra.notify });
+  const notifications = createNotificationServices({ core: notificationCore, config, db, pgPool: infra.pgPool, logger, stripe: infra.stripe, sessions, audit, metrics, ...infra.notify });
   const idempotency = createIdempotencyKeys(db);
   const growth = createGrowth({ db, ledger: grantingLedger, audit, pgPool: infra.pgPool, config, secret: infra.sessionSecret, stripe: infra.stripe, logger, outbox: notificationCore.outbox, idempotency });
   const customers = createStripeCustomers({ db, stripe: infra.stripe, useEmulator: config.stripe.useEmulator });
@@ -61,22 +66,25 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
   });
   // Receipts read payments through the payments service, which numbers receipts as it fulfills.
   const insight = createInsight({ db, ledger: grantingLedger, stripe: infra.stripe, config, logger, clock: infra.notify?.clock, payments: { getPayment: (id, userId) => payments.getPayment(id, userId) } });
-  const payments = createPayments({
-    db,
-    ledger: grantingLedger,
-    stripe: infra.stripe,
-    config,
-    logger,
-    customers,
-    events: bothPaymentEvents(withReceiptNumbers(insight.receipts, notifications.paymentHooks), growth.paymentHooks),
-    giftPacks: growth.giftPacks,
-  });
+  const payments = withPaymentMetrics(
+    createPayments({
+      db,
+      ledger: grantingLedger,
+      stripe: infra.stripe,
+      config,
+      logger,
+      customers,
+      events: bothPaymentEvents(withReceiptNumbers(insight.receipts, notifications.paymentHooks), growth.paymentHooks),
+      giftPacks: growth.giftPacks,
+    }),
+    metrics,
+  );
   // Auto-recharge gets the user's Stripe customer through payments.ensureCustomer, i.e. `customers` above.
   const autoRecharge = createAutoRecharge({ db, ledger: grantingLedger, stripe: infra.stripe, payments, notifier: createRechargeNotices(db, notifications.notifier), logger, appUrl: config.appUrl });
   // Every spend through this ledger (reserve, debit, one-commit debits, posts by the worker in
   // this process) checks auto-recharge after it commits (issue 14).
   const ledger = withAutoRecharge(grantingLedger, { check: autoRecharge.afterSpend, ownerOfAccount: (id) => ownerOfAccount(db, id), checks: autoRecharge.checks });
-  const stripeWebhook = createStripeWebhook({
+  const stripeWebhook = withWebhookMetrics(createStripeWebhook({
     db,
     stripe: infra.stripe,
     webhookSecret: infra.stripeWebhookSecret,
@@ -85,7 +93,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     offSession: autoRecharge,
     // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
     more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers },
-  });
+  }), metrics);
   const auth = createAuthService({
     db,
     ledger,
@@ -119,6 +127,7 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     storage,
     config,
     db,
+    metrics,
     ledger,
     audit,
     pricing,
@@ -159,18 +168,25 @@ function bothPaymentEvents(first: PaymentEvents, second: PaymentEvents): Payment
  * What a job worker needs: the ledger (with its notifications: low-balance alerts fire whichever
  * process spends), pricing and file storage on the database.
  */
-export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'ledger' | 'pricing' | 'storage'>;
+export type WorkerServices = Pick<Services, 'config' | 'db' | 'logger' | 'metrics' | 'ledger' | 'pricing' | 'storage'>;
 
 /**
  * The services of a process that only works jobs (`npm run worker`): a subset of
  * {@link createServices}, which builds its own through this function, so both agree.
  */
-export function createWorkerServices(config: Readonly<Config>, db: Db, infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'>): WorkerServices & { notificationCore: NotificationCore } {
+export function createWorkerServices(
+  config: Readonly<Config>,
+  db: Db,
+  infra: Pick<Infrastructure, 'logger' | 'storage' | 'notify'> & { metrics?: Metrics },
+): WorkerServices & { notificationCore: NotificationCore } {
   const clock = infra.notify?.clock;
-  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger: createLedger(db, clock ? { clock } : {}), ...infra.notify });
+  const metrics = infra.metrics ?? createMetrics({ db, processMetrics: config.env !== 'test' });
+  const ledger = withLedgerMetrics(createLedger(db, clock ? { clock } : {}), metrics);
+  const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger, ...infra.notify });
   return {
     config,
     db,
+    metrics,
     logger: infra.logger,
     // refusals at the hold are audited (issue 19), whichever process places the hold
     ledger: withRefusalAudit(notificationCore.ledger, { audit: createAuditLog(db, { logger: infra.logger }), logger: infra.logger }),
@@ -206,6 +222,7 @@ export async function createWorker(services: WorkerServices, options: WorkerOpti
       pricing: services.pricing,
       storage: services.storage,
       logger,
+      metrics: services.metrics,
       queue: options.queue,
       concurrency: config.tasks.workerConcurrency,
       createProcessor: options.createProcessor ?? (() => createOcrProcessor({ ...limits, pool: sharedPool(), logger })),

@@ -99,6 +99,8 @@ const EnvSchema = z.object({
   LEAD_TRIAL_DAYS: int(1, 365).default(7),
   LEAD_MAX_PER_IP_PER_DAY: int(1, 100_000).default(3),
   GIFT_CLAIM_DAYS: int(1, 365).default(30),
+  // Operators: Prometheus metrics (issue 18).
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional()),
   // Privacy and retention (issue 19)
   RETENTION_UPLOAD_DAYS: int(1, 36_500).default(30),
   RETENTION_RESULT_DAYS: int(1, 36_500).default(90),
@@ -200,6 +202,8 @@ export interface Config {
     /** Days an unclaimed gift waits before it returns to its sender. */
     giftClaimDays: number;
   };
+  /** Bearer token of `GET /metrics` (Prometheus); undefined: the route is off (404). */
+  metricsToken: string | undefined;
   /** How long data is kept, days (GDPR Art. 5(1)(e)); the privacy sweeper deletes what is older. */
   retention: { uploadDays: number; resultDays: number; sessionDays: number; auditDays: number };
   /** The seller on receipts: name, address lines (`SELLER_ADDRESS` split at `;`), tax id. */
@@ -328,6 +332,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       lead: { trialMillicredits: e.LEAD_TRIAL_CREDITS, trialDays: e.LEAD_TRIAL_DAYS, maxPerIpPerDay: e.LEAD_MAX_PER_IP_PER_DAY },
       giftClaimDays: e.GIFT_CLAIM_DAYS,
     },
+    metricsToken: e.METRICS_TOKEN,
     retention: { uploadDays: e.RETENTION_UPLOAD_DAYS, resultDays: e.RETENTION_RESULT_DAYS, sessionDays: e.RETENTION_SESSION_DAYS, auditDays: e.RETENTION_AUDIT_DAYS },
     seller: {
       name: e.SELLER_NAME ?? 'Tally',

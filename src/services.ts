@@ -12,6 +12,7 @@ import type { Db } from './db/database.ts';
 import type { IdempotencyKeys } from './idempotency/idempotency-keys.ts';
 import type { Ledger } from './ledger/ledger-service.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics/metrics.ts';
 import type { Payments } from './payments/payments-service.ts';
 import type { SpendControls } from './spend/spend-service.ts';
 import type { AutoRecharge } from './recharge/auto-recharge-service.ts';
@@ -54,6 +55,8 @@ export interface Infrastructure {
 export interface Services extends Required<Infrastructure> {
   config: Readonly<Config>;
   db: Db;
+  /** Prometheus metrics of this process on their own registry (`GET /metrics`). */
+  metrics: Metrics;
   ledger: Ledger;
   audit: AuditLog;
   pricing: Pricing;

@@ -5,6 +5,8 @@ import type { Config } from '../config.ts';
 import { balanceJson, lotJson, transferJson } from '../credits/credits-json.ts';
 import type { Db } from '../db/database.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import * as R from './admin-responses.ts';
 import { checkBooks } from '../ledger/ledger-check-store.ts';
 import type { Payments } from '../payments/payments-service.ts';
 import { AdjustmentBody, AuditExportQuery, AuditQuery, GrantBody, UserDetailQuery, UserParams, UsersQuery, WebhookProblemsQuery } from './admin-schemas.ts';
@@ -27,13 +29,13 @@ export function createAdminRouter(deps: {
   const api = express.Router();
   api.use('/admin', requireAdmin);
 
-  api.get('/admin/users', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/users', summary: 'Users, searched by email or name', auth: 'admin', request: { query: UsersQuery }, responses: { 200: R.UsersPage } }, async (req, res) => {
     const q = validate(UsersQuery, req, 'query');
     const page = await admin.listUsers(q);
     res.json({ users: page.items.map(profileJson), nextCursor: page.nextCursor });
   });
 
-  api.get('/admin/users/:id', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/users/:id', summary: 'A user, their balance and their ledger (pages of transfers)', auth: 'admin', request: { params: UserParams, query: UserDetailQuery }, responses: { 200: R.UserDetailResponse } }, async (req, res) => {
     const { id } = validate(UserParams, req, 'params');
     const q = validate(UserDetailQuery, req, 'query');
     const { user, balance, transfers } = await admin.getUser(id, q);
@@ -47,7 +49,7 @@ export function createAdminRouter(deps: {
     });
   });
 
-  api.post('/admin/users/:id/grants', async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/admin/users/:id/grants', summary: 'Grant credits (a lot, optionally expiring), with a reason; audited', auth: 'admin', request: { params: UserParams, body: GrantBody, idempotencyKey: true }, responses: { 201: R.GrantResponse } }, async (req, res) => {
     const { id } = validate(UserParams, req, 'params');
     const body = validate(GrantBody, req);
     const key = idempotencyKeyOf(req);
@@ -56,7 +58,7 @@ export function createAdminRouter(deps: {
     res.status(201).json({ transfer: adminTransferJson(r.transfer), lot: lotJson(r.lot), balance: balanceJson(r.balance) });
   });
 
-  api.post('/admin/users/:id/adjustments', async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/admin/users/:id/adjustments', summary: 'Adjust credits up or down (never below zero available), with a reason; audited', auth: 'admin', request: { params: UserParams, body: AdjustmentBody, idempotencyKey: true }, responses: { 201: R.AdjustmentResponse } }, async (req, res) => {
     const { id } = validate(UserParams, req, 'params');
     const body = validate(AdjustmentBody, req);
     const key = idempotencyKeyOf(req);
@@ -65,7 +67,7 @@ export function createAdminRouter(deps: {
     res.status(201).json({ transfer: adminTransferJson(r.transfer), balance: balanceJson(r.balance) });
   });
 
-  api.get('/admin/audit', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/audit', summary: 'The audit log, newest first', auth: 'admin', request: { query: AuditQuery }, responses: { 200: R.AuditPage } }, async (req, res) => {
     const q = validate(AuditQuery, req, 'query');
     const page = await audit.list({ actor: q.actor, action: q.action, targetQuery: q.target, from: q.from, to: q.to }, { limit: q.limit, cursor: q.cursor });
     res.json({ entries: page.items.map(auditJson), nextCursor: page.nextCursor });
@@ -75,7 +77,17 @@ export function createAdminRouter(deps: {
    * The audit log for an auditor: JSON Lines (one entry a line, oldest first, with `seq`,
    * `prevHash` and `hash`, so the chain can be checked line by line), streamed in pages.
    */
-  api.get('/admin/audit/export', async (req, res) => {
+  apiRoute(
+    api,
+    {
+      method: 'get',
+      path: '/admin/audit/export',
+      summary: 'The audit log as JSON Lines for an auditor, oldest first, with the hash chain',
+      auth: 'admin',
+      request: { query: AuditExportQuery },
+      responses: { 200: { description: 'One audit entry per line (`seq`, `prevHash`, `hash`, …).', contentType: 'application/x-ndjson' } },
+    },
+    async (req, res) => {
     const q = validate(AuditExportQuery, req, 'query');
     await audit.record({
       actor: `admin:${req.user!.id}`,
@@ -93,15 +105,16 @@ export function createAdminRouter(deps: {
       if (!res.write(`${JSON.stringify(auditExportJson(entry))}\n`)) await new Promise((r) => res.once('drain', r));
     }
     res.end();
-  });
+    },
+  );
 
-  api.get('/admin/webhook-problems', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/webhook-problems', summary: 'Stripe webhook deliveries that could not be used', auth: 'admin', request: { query: WebhookProblemsQuery }, responses: { 200: R.WebhookProblemsPage } }, async (req, res) => {
     const q = validate(WebhookProblemsQuery, req, 'query');
     const page = await payments.listWebhookProblems({ limit: q.limit, cursor: q.cursor });
     res.json({ problems: page.items.map(webhookProblemJson), nextCursor: page.nextCursor });
   });
 
-  api.get('/admin/ledger/check', async (_req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/ledger/check', summary: 'Check every ledger invariant against the database', auth: 'admin', responses: { 200: R.LedgerCheckResponse } }, async (_req, res) => {
     const violations = await checkBooks(db, { sweepIntervalMs: config.sweepIntervalMs });
     res.json({ ok: violations.length === 0, violations });
   });

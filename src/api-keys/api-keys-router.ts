@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { requestContext } from '../auth/audit-log.ts';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { ApiKeyCreatedResponse, ApiKeysResponse } from '../teams/teams-responses.ts';
 import { creditsToMillicredits, millicreditsToCredits } from '../ledger/credits.ts';
 import { CreateApiKeyBody, type ApiKey, type ApiKeys } from './api-keys-service.ts';
 
@@ -29,7 +31,7 @@ export function apiKeyJson(k: ApiKey) {
  */
 export function createApiKeysRouter(deps: { apiKeys: ApiKeys }): express.Router {
   const api = express.Router();
-  api.post('/keys', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/keys', summary: 'Create an API key (its secret is shown only here)', tags: ['keys'], auth: 'user', request: { body: CreateApiKeyBody }, responses: { 201: ApiKeyCreatedResponse } }, requireAuth, async (req, res) => {
     const body = validate(CreateApiKeyBody, req);
     const { key, secret } = await deps.apiKeys.create(
       req.user!.id,
@@ -38,10 +40,10 @@ export function createApiKeysRouter(deps: { apiKeys: ApiKeys }): express.Router 
     );
     res.status(201).json({ key: apiKeyJson(key), secret });
   });
-  api.get('/keys', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/keys', summary: 'Your API keys (never their secrets)', tags: ['keys'], auth: 'user', responses: { 200: ApiKeysResponse } }, requireAuth, async (req, res) => {
     res.json({ keys: (await deps.apiKeys.list(req.user!.id)).map(apiKeyJson) });
   });
-  api.delete('/keys/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'delete', path: '/keys/:id', summary: 'Revoke an API key', tags: ['keys'], auth: 'user', request: { params: z.object({ id: z.uuid() }) }, responses: { 204: { description: 'Revoked.' } } }, requireAuth, async (req, res) => {
     const { id } = validate(z.object({ id: z.uuid() }).strict(), req, 'params');
     await deps.apiKeys.revoke(req.user!.id, id, requestContext(req));
     res.status(204).end();

@@ -2,7 +2,10 @@ import express from 'express';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
+import { apiRoute } from '../http/api-routes.ts';
 import { validate } from '../http/validate.ts';
+import { BalanceJson, TransferJson, TransfersPage } from './credits-responses.ts';
+import { z } from 'zod';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { balanceJson, transferJson } from './credits-json.ts';
 import { streamTransfersCsv } from './transfers-csv.ts';
@@ -26,11 +29,22 @@ export function createBalanceRouter(deps: {
   const { db, ledger } = deps;
   const api = express.Router();
 
-  api.get('/credits/balance', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/balance', summary: 'Your balance (or, with a team API key, the team pool): available, held, debt, lots and holds, read in one snapshot', auth: 'user', responses: { 200: BalanceJson } }, requireAuth, async (req, res) => {
     res.json(balanceJson(await ledger.getBalance(req.apiKey?.teamId ?? req.user!.id)));
   });
 
-  api.get('/credits/transfers', requireAuth, async (req, res) => {
+  apiRoute(
+    api,
+    {
+      method: 'get',
+      path: '/credits/transfers',
+      summary: 'Your history, newest first, with the balance after each entry; `format=csv` downloads all of it',
+      auth: 'user',
+      request: { query: TransfersQuery },
+      responses: { 200: { description: 'A page of transfers (JSON), or every matching transfer as CSV.', schema: TransfersPage } },
+    },
+    requireAuth,
+    async (req, res) => {
     const q = validate(TransfersQuery, req, 'query');
     const filters = { kind: q.kind, from: q.from, to: q.to };
     if (q.format === 'csv') {
@@ -44,9 +58,10 @@ export function createBalanceRouter(deps: {
       transfers: page.items.map((e) => ({ ...transferJson(e), apiKey: (e.holdId && keys.get(e.holdId)) || null })),
       nextCursor: page.nextCursor,
     });
-  });
+    },
+  );
 
-  api.get('/credits/transfers/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/transfers/:id', summary: 'One entry of your history', auth: 'user', request: { params: TransferIdParams }, responses: { 200: z.object({ transfer: TransferJson }) } }, requireAuth, async (req, res) => {
     const { id } = validate(TransferIdParams, req, 'params');
     const entry = await findStatementEntry(db, req.user!.id, id);
     if (!entry) throw new NotFoundError('transfer');

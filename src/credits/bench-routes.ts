@@ -4,6 +4,8 @@ import type { Config } from '../config.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { requireCredits } from './require-credits.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { z } from 'zod';
 
 /** What the bench's priced route costs: 1 credit, in millicredits. */
 export const BENCH_PRICE_MILLICREDITS = 1000;
@@ -17,11 +19,12 @@ export const BENCH_PRICE_MILLICREDITS = 1000;
  */
 export function createBenchRouter(deps: { ledger: Ledger; config: Pick<Config, 'appUrl'> }): express.Router {
   const router = express.Router();
-  router.get('/bench/noop', requireAuth, (_req, res) => {
+  apiRoute(router, { method: 'get', path: '/bench/noop', summary: 'Bench only (BENCH_ROUTES=on): an authenticated request that does nothing', auth: 'user', responses: { 204: { description: 'Nothing.' } } }, requireAuth, (_req, res) => {
     res.status(204).end();
   });
-  router.post(
-    '/bench/priced',
+  apiRoute(
+    router,
+    { method: 'post', path: '/bench/priced', summary: 'Bench only (BENCH_ROUTES=on): a priced route charging 1 credit', auth: 'user', responses: { 200: z.object({ charged: z.number() }) } },
     requireAuth,
     requireCredits(() => BENCH_PRICE_MILLICREDITS, { ledger: deps.ledger, topUpUrl: `${deps.config.appUrl}/pricing`, settle: 'one-commit', reason: 'bench' }),
     (_req, res) => {

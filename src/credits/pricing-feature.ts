@@ -2,7 +2,9 @@ import express, { type RequestHandler } from 'express';
 import { z } from 'zod';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import type { Feature } from '../feature.ts';
+import { apiRoute } from '../http/api-routes.ts';
 import { validate } from '../http/validate.ts';
+import { EstimateResponse, PricesResponse } from './credits-responses.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Services } from '../services.ts';
 import { uploadDocument, uploadedFile } from '../tasks/task-upload.ts';
@@ -42,7 +44,7 @@ function forMultipart(middleware: RequestHandler): RequestHandler {
 export function createPricingFeature(services: Services): Feature {
   const { pricing, tasks, config } = services;
   const api = express.Router();
-  api.get('/credits/prices', async (_req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/prices', summary: 'Operation prices, with what each kind of unit costs', auth: 'none', responses: { 200: PricesResponse } }, async (_req, res) => {
     const components = await pricing.components();
     res.json({
       prices: (await pricing.list()).map((p) => ({
@@ -56,7 +58,19 @@ export function createPricingFeature(services: Services): Feature {
     });
   });
   const upload = uploadDocument(config.tasks.maxUploadBytes);
-  api.post('/credits/estimate', forMultipart(requireAuth), forMultipart(upload), async (req, res) => {
+  apiRoute(
+    api,
+    {
+      method: 'post',
+      path: '/credits/estimate',
+      summary: 'What a job will hold: JSON `{operation, pages}` (public), or, signed in, a multipart `file` whose pages are counted',
+      auth: 'optional',
+      request: { body: EstimateBody },
+      responses: { 200: EstimateResponse },
+    },
+    forMultipart(requireAuth),
+    forMultipart(upload),
+    async (req, res) => {
     if (req.is('multipart/form-data')) {
       const estimate = await tasks.estimate(uploadedFile(req).bytes);
       res.json({
@@ -71,6 +85,7 @@ export function createPricingFeature(services: Services): Feature {
     const body = validate(EstimateBody, req);
     const { millicredits } = await pricing.estimate(body.operation, body.pages);
     res.json({ operation: body.operation, credits: millicreditsToCredits(millicredits), pages: body.pages });
-  });
+    },
+  );
   return { api };
 }

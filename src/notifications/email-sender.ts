@@ -2,6 +2,7 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { claimDueEmails, failStaleSending, markEmailFailed, markEmailSent } from './email-outbox-store.ts';
 
 /** Attempts per message before it is `failed` for good. */
@@ -29,6 +30,8 @@ export interface EmailSenderDeps {
   /** Default: an SMTP transport for `config.mail.smtpUrl`. */
   transport?: Transporter;
   clock?: () => Date;
+  /** Counts each attempt in `tally_email_deliveries_total{outcome}`. */
+  metrics?: Pick<Metrics, 'emailDeliveries'>;
 }
 
 export type EmailSender = ReturnType<typeof createEmailSender>;
@@ -59,12 +62,14 @@ export function createEmailSender(deps: EmailSenderDeps) {
       try {
         const info = await transport.sendMail({ from: config.mail.from, to: email.to, subject: email.subject, text: email.text, html: email.html, headers: { 'X-Tally-Email-Type': email.type } });
         await markEmailSent(db, email.id, info.messageId ?? null);
+        deps.metrics?.emailDeliveries.inc({ outcome: 'sent' });
         sent++;
       } catch (err) {
         const e = err as Error & { responseCode?: number };
         const permanent = typeof e.responseCode === 'number' && e.responseCode >= 500;
         const retryAt = permanent || email.attempts >= EMAIL_MAX_ATTEMPTS ? null : new Date(clock().getTime() + emailRetryDelayMs(email.attempts));
         await markEmailFailed(db, email.id, `${e.responseCode ? `${e.responseCode} ` : ''}${e.message}`.slice(0, 500), retryAt);
+        deps.metrics?.emailDeliveries.inc({ outcome: retryAt ? 'retrying' : 'failed' });
         logger.warn({ emailId: email.id, attempts: email.attempts, retryAt, code: e.responseCode }, 'email not sent');
       }
     }

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { requireAdmin, requireAuth } from '../auth/auth-middleware.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import * as R from './notifications-responses.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { EmailOutbox } from './email-outbox.ts';
 import type { OutboxEmail } from './email-outbox-store.ts';
@@ -45,7 +47,7 @@ export function createNotificationsRouter(deps: { notifications: NotificationsSe
   const { notifications, outbox } = deps;
   const api = express.Router();
 
-  api.get('/notifications', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/notifications', summary: 'Your notification centre, newest first', auth: 'user', request: { query: NotificationsQuery }, responses: { 200: R.NotificationsPage } }, requireAuth, async (req, res) => {
     const q = validate(NotificationsQuery, req, 'query');
     const userId = req.user!.id;
     const page = await notifications.list(userId, { unread: q.unread, limit: q.limit, before: decodeCursor(q.cursor) });
@@ -57,28 +59,28 @@ export function createNotificationsRouter(deps: { notifications: NotificationsSe
     });
   });
 
-  api.post('/notifications/read-all', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/notifications/read-all', summary: 'Mark all your notifications read', auth: 'user', request: { body: EmptyBody }, responses: { 200: R.MarkedResponse } }, requireAuth, async (req, res) => {
     validate(EmptyBody, req);
     res.json({ marked: await notifications.markAllRead(req.user!.id), unreadCount: 0 });
   });
 
-  api.post('/notifications/:id/read', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/notifications/:id/read', summary: 'Mark one notification read', auth: 'user', request: { params: UuidParams, body: EmptyBody }, responses: { 200: R.NotificationReadResponse } }, requireAuth, async (req, res) => {
     validate(EmptyBody, req);
     const { id } = validate(UuidParams, req, 'params');
     const n = await notifications.markRead(req.user!.id, id);
     res.json({ notification: notificationJson(n), unreadCount: await notifications.unreadCount(req.user!.id) });
   });
 
-  api.get('/account/notification-settings', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/account/notification-settings', summary: 'Your notification preferences', tags: ['notifications'], auth: 'user', responses: { 200: R.SettingsResponse } }, requireAuth, async (req, res) => {
     res.json({ settings: settingsJson(await notifications.getSettings(req.user!.id)) });
   });
 
-  api.put('/account/notification-settings', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'put', path: '/account/notification-settings', summary: 'Change notification preferences (fields left out stay)', tags: ['notifications'], auth: 'user', request: { body: SettingsBody }, responses: { 200: R.SettingsResponse } }, requireAuth, async (req, res) => {
     const body = validate(SettingsBody, req);
     res.json({ settings: settingsJson(await notifications.updateSettings(req.user!.id, body)) });
   });
 
-  api.get('/admin/emails', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/emails', summary: 'The email outbox, newest first', auth: 'admin', request: { query: EmailsQuery }, responses: { 200: R.EmailsPage } }, requireAdmin, async (req, res) => {
     const q = validate(EmailsQuery, req, 'query');
     const limit = q.limit ?? 50;
     const items = await outbox.list({ to: q.to || undefined, type: q.type }, limit + 1, decodeCursor(q.cursor));
@@ -88,7 +90,7 @@ export function createNotificationsRouter(deps: { notifications: NotificationsSe
     res.json({ emails: items.map((e) => emailJson(e)), nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null });
   });
 
-  api.get('/admin/emails/:id', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/emails/:id', summary: 'One email of the outbox, with its HTML', auth: 'admin', request: { params: UuidParams }, responses: { 200: R.EmailResponse } }, requireAdmin, async (req, res) => {
     const { id } = validate(UuidParams, req, 'params');
     const email = await outbox.find(id);
     if (!email) throw new NotFoundError('email');

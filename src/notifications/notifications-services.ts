@@ -3,6 +3,7 @@ import type Stripe from 'stripe';
 import type { Transporter } from 'nodemailer';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Logger } from '../logger.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { AuditLog } from '../auth/audit-log.ts';
@@ -76,6 +77,8 @@ export interface NotificationServicesDeps extends NotificationTestHooks {
   stripe: Stripe;
   sessions: SessionsService;
   audit: AuditLog;
+  /** Email and outbound webhook deliveries by outcome (`/metrics`). */
+  metrics?: Pick<Metrics, 'emailDeliveries' | 'webhookDeliveries'>;
 }
 
 /**
@@ -87,7 +90,7 @@ export function createNotificationServices(deps: NotificationServicesDeps): Noti
   const { config, db, logger, core } = deps;
   const { outbox, notifier } = core;
   const production = config.isProduction;
-  const emailSender = createEmailSender({ db, config, logger, transport: deps.transport, clock: deps.clock });
+  const emailSender = createEmailSender({ db, config, logger, transport: deps.transport, clock: deps.clock, metrics: deps.metrics });
   const webhookSender = createWebhookSender({
     db,
     logger,
@@ -95,6 +98,7 @@ export function createNotificationServices(deps: NotificationServicesDeps): Noti
     pollMs: config.outboxPollMs,
     resolve: deps.resolve,
     clock: deps.clock,
+    metrics: deps.metrics,
     async onEndpointDisabled(trx, endpoint) {
       const owner = await findRecipient(trx, endpoint.userId);
       if (!owner) return;

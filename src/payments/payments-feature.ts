@@ -10,6 +10,8 @@ import { findUsersByIds } from '../auth/users-store.ts';
 import { viewHelpers } from '../credits/view-helpers.ts';
 import { createRefundPages } from './refund-pages.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { CheckoutResponse, PackagesResponse, PaymentResponse, PaymentsPage, RefundResponse, StripeEventBody, WebhookReceipt } from './payments-responses.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import { paginate, timeKeyCursor } from '../pagination.ts';
 import { formatMoney, parseMoney } from '@tally/money';
@@ -53,36 +55,50 @@ export function createPaymentsFeature(services: Services): Feature {
   }
 
   const raw = express.Router();
-  raw.post('/api/payments/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
+  apiRoute(
+    raw,
+    {
+      method: 'post',
+      path: '/api/payments/webhook',
+      summary: "Stripe's events, verified by signature; each event id is handled once",
+      description: 'Signed but malformed → 400 `invalid_event`; unknown event types → 200 `ignored`; both recorded for admins. A bad signature → 400, nothing stored.',
+      tags: ['payments'],
+      auth: 'stripe',
+      request: { body: StripeEventBody },
+      responses: { 200: WebhookReceipt },
+    },
+    express.raw({ type: () => true, limit: '1mb' }),
+    async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const result = await stripeWebhook.handle(body, req.get('Stripe-Signature'));
     res.json({ received: true, duplicate: result.duplicate, outcome: result.outcome });
-  });
+    },
+  );
 
   const api = express.Router();
-  api.get('/credits/packages', async (_req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/packages', summary: 'Credit packs for sale', auth: 'none', responses: { 200: PackagesResponse } }, async (_req, res) => {
     res.json({ packages: (await payments.listPackages()).map(packageJson) });
   });
-  api.post('/payments/checkout', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/payments/checkout', summary: 'Start buying a pack: a Stripe Checkout Session', auth: 'user', request: { body: CheckoutBody, idempotencyKey: true }, responses: { 201: CheckoutResponse } }, requireAuth, async (req, res) => {
     const body = validate(CheckoutBody, req);
     // Owners and admins buy for their team (404 for a team they are not in, 403 for a member).
     if (body.teamId) await services.teams.assertCanBuy(body.teamId, req.user!.id);
     const result = await payments.createCheckout(req.user!, body.packageId, idempotencyKeyOf(req), body.teamId, { saveCard: body.saveCard === true });
     res.status(201).json({ paymentId: result.payment.id, sessionId: result.sessionId, checkoutUrl: result.checkoutUrl });
   });
-  api.get('/payments', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/payments', summary: 'Your payments, newest first', auth: 'user', request: { query: ListQuery }, responses: { 200: PaymentsPage } }, requireAuth, async (req, res) => {
     const q = validate(ListQuery, req, 'query');
     const page = await paginate({ limit: q.limit, max: 100, cursor: q.cursor, codec: timeKeyCursor }, (n, after) =>
       payments.listPayments(req.user!.id, n, after),
     );
     res.json({ payments: page.items.map((p) => paymentJson(p)), nextCursor: page.nextCursor });
   });
-  api.get('/payments/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/payments/:id', summary: 'One of your payments, with its refunds', auth: 'user', request: { params: IdParams }, responses: { 200: PaymentResponse } }, requireAuth, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const { payment, refunds } = await payments.getPayment(id, req.user!.id);
     res.json({ payment: paymentJson(payment, refunds) });
   });
-  api.post('/admin/payments/:id/refunds', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/admin/payments/:id/refunds', summary: 'Refund a payment through Stripe (all that is left, or `amountCents`)', auth: 'admin', request: { params: IdParams, body: RefundBody, idempotencyKey: true }, responses: { 201: RefundResponse } }, requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const body = validate(RefundBody, req);
     const refund = await refundAsAdmin(req, id, body.amountCents, idempotencyKeyOf(req));

@@ -9,6 +9,8 @@ import type { Feature } from '../feature.ts';
 import { contentDisposition } from '../http/content-disposition.ts';
 import { AppError } from '../http/errors.ts';
 import { parseOrThrow, validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import * as R from './privacy-responses.ts';
 import type { Services } from '../services.ts';
 import type { AccountExport } from './privacy-service.ts';
 
@@ -54,32 +56,32 @@ export function createPrivacyFeature(services: Services): Feature {
     d.stream.pipe(res);
   }
 
-  api.post('/account/exports', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/account/exports', summary: 'Ask for an export of all your data (a ZIP, made in the background)', tags: ['privacy'], auth: 'user', responses: { 202: R.ExportResponse } }, requireAuth, async (req, res) => {
     const e = await privacy.requestExport(req.user!, requestContext(req));
     res.status(202).setHeader('Location', `/api/account/exports/${e.id}`).json({ export: exportJson(e) });
   });
-  api.get('/account/exports', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/account/exports', summary: 'Your data exports', tags: ['privacy'], auth: 'user', responses: { 200: R.ExportsResponse } }, requireAuth, async (req, res) => {
     res.json({ exports: (await privacy.listExports(req.user!.id)).map(exportJson) });
   });
-  api.get('/account/exports/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/account/exports/:id', summary: 'One data export', tags: ['privacy'], auth: 'user', request: { params: IdParams }, responses: { 200: R.ExportResponse } }, requireAuth, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     res.json({ export: exportJson(await privacy.getExport(req.user!, id)) });
   });
-  api.get('/account/exports/:id/download', requireAuth, sendDownload);
+  apiRoute(api, { method: 'get', path: '/account/exports/:id/download', summary: 'Download a ready export (ZIP)', tags: ['privacy'], auth: 'user', request: { params: IdParams }, responses: { 200: { description: 'The ZIP.', contentType: 'application/zip', schema: z.string().meta({ format: 'binary' }) } } }, requireAuth, sendDownload);
 
-  api.get('/account/deletion', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/account/deletion', summary: 'Your account deletion request, if any', tags: ['privacy'], auth: 'user', responses: { 200: R.DeletionResponse } }, requireAuth, async (req, res) => {
     res.json({ deletion: deletionJson(await privacy.deletionStatus(req.user!.id)) });
   });
-  api.post('/account/deletion', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/account/deletion', summary: 'Ask for your account to be erased (in 7 days; your password confirms it)', tags: ['privacy'], auth: 'user', request: { body: DeletionBody }, responses: { 202: R.DeletionResponse } }, requireAuth, async (req, res) => {
     const body = validate(DeletionBody, req);
     res.status(202).json({ deletion: deletionJson(await privacy.requestDeletion(req.user!, body.password, requestContext(req))) });
   });
-  api.delete('/account/deletion', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'delete', path: '/account/deletion', summary: 'Cancel your deletion request', tags: ['privacy'], auth: 'user', responses: { 204: { description: 'Cancelled.' } } }, requireAuth, async (req, res) => {
     await privacy.cancelDeletion(req.user!, requestContext(req));
     res.status(204).end();
   });
 
-  api.post('/admin/users/:id/erasure', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/admin/users/:id/erasure', summary: "Erase a user's personal data now, with a reason; audited", tags: ['admin'], auth: 'admin', request: { params: IdParams, body: EraseBody }, responses: { 200: R.ErasureResponse } }, requireAdmin, async (req, res) => {
     const { id } = validate(IdParams, req, 'params');
     const body = validate(EraseBody, req);
     const r = await privacy.eraseNow(req.user!, id, body.reason, requestContext(req));

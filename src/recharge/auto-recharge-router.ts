@@ -2,6 +2,8 @@ import express from 'express';
 import { z } from 'zod';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { schemas, validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { AutoRechargeJson } from './auto-recharge-responses.ts';
 import { creditsToMillicredits, millicreditsToCredits } from '../ledger/credits.ts';
 import type { AutoRecharge } from './auto-recharge-service.ts';
 
@@ -71,15 +73,15 @@ export function autoRechargeJson(o: Awaited<ReturnType<AutoRecharge['overview']>
 export function createAutoRechargeRouter(deps: { autoRecharge: AutoRecharge }): express.Router {
   const { autoRecharge } = deps;
   const api = express.Router();
-  api.get('/credits/auto-recharge', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/auto-recharge', summary: 'Your auto-recharge settings, saved card and recent recharges', auth: 'user', responses: { 200: AutoRechargeJson } }, requireAuth, async (req, res) => {
     res.json(autoRechargeJson(await autoRecharge.overview(req.user!.id)));
   });
-  api.put('/credits/auto-recharge', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'put', path: '/credits/auto-recharge', summary: 'Turn on auto-recharge: a saved card, a threshold in credits, the pack, and guardrails', auth: 'user', request: { body: AutoRechargeBody }, responses: { 200: AutoRechargeJson } }, requireAuth, async (req, res) => {
     const body = validate(AutoRechargeBody, req);
     await autoRecharge.enable(req.user!, { ...body, thresholdMillicredits: body.threshold });
     res.json(autoRechargeJson(await autoRecharge.overview(req.user!.id)));
   });
-  api.delete('/credits/auto-recharge/card', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'delete', path: '/credits/auto-recharge/card', summary: 'Remove the saved card (turns auto-recharge off)', auth: 'user', responses: { 200: AutoRechargeJson } }, requireAuth, async (req, res) => {
     await autoRecharge.removeCard(req.user!.id);
     res.json(autoRechargeJson(await autoRecharge.overview(req.user!.id)));
   });

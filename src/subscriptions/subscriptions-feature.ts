@@ -7,6 +7,8 @@ import { requestContext } from '../auth/audit-log.ts';
 import { setFlash } from '../auth/session.ts';
 import { AppError } from '../http/errors.ts';
 import { validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import * as R from './subscriptions-responses.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { invoiceJson, planJson, subscriptionJson } from './subscriptions-json.ts';
 
@@ -49,44 +51,44 @@ export function createSubscriptionsFeature(services: Services): Feature {
   }
 
   const api = express.Router();
-  api.get('/subscriptions/plans', async (_req, res) => {
+  apiRoute(api, { method: 'get', path: '/subscriptions/plans', summary: 'Subscription plans', auth: 'none', responses: { 200: R.PlansResponse } }, async (_req, res) => {
     res.json({ plans: (await subscriptions.listPlans()).map(planJson) });
   });
-  api.post('/subscriptions/checkout', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/subscriptions/checkout', summary: 'Subscribe: a Stripe Checkout Session in subscription mode (409 `already_subscribed` when you have one)', auth: 'user', request: { body: PlanBody }, responses: { 201: R.SubscriptionCheckoutResponse } }, requireAuth, async (req, res) => {
     const body = validate(PlanBody, req);
     res.status(201).json(await subscriptions.createCheckout(req.user!, body.planId));
   });
-  api.get('/subscriptions/current', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/subscriptions/current', summary: 'Your subscription (404 if you never subscribed)', auth: 'user', responses: { 200: R.SubscriptionResponse } }, requireAuth, async (req, res) => {
     res.json({ subscription: subscriptionJson(await current(req.user!.id)) });
   });
-  api.get('/subscriptions/current/invoices', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/subscriptions/current/invoices', summary: "Your subscription's invoices", auth: 'user', responses: { 200: R.InvoicesResponse } }, requireAuth, async (req, res) => {
     const s = await current(req.user!.id);
     res.json({ invoices: (await subscriptions.listInvoices(s.subscription.id)).map(invoiceJson) });
   });
-  api.post('/subscriptions/current/cancel', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/subscriptions/current/cancel', summary: 'Cancel at the end of the period', auth: 'user', request: { body: EmptyBody }, responses: { 200: R.SubscriptionResponse } }, requireAuth, async (req, res) => {
     validate(EmptyBody, req);
     await subscriptions.setCancelAtPeriodEnd(req.user!.id, true);
     res.json({ subscription: subscriptionJson(await current(req.user!.id)) });
   });
-  api.post('/subscriptions/current/resume', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/subscriptions/current/resume', summary: 'Undo a cancel before the period ends', auth: 'user', request: { body: EmptyBody }, responses: { 200: R.SubscriptionResponse } }, requireAuth, async (req, res) => {
     validate(EmptyBody, req);
     await subscriptions.setCancelAtPeriodEnd(req.user!.id, false);
     res.json({ subscription: subscriptionJson(await current(req.user!.id)) });
   });
-  api.post('/subscriptions/current/plan', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/subscriptions/current/plan', summary: 'Change plan: more credits now (prorated), or fewer from the next renewal', auth: 'user', request: { body: PlanBody }, responses: { 200: R.PlanChangeResponse } }, requireAuth, async (req, res) => {
     const body = validate(PlanBody, req);
     const change = await subscriptions.changePlan(req.user!.id, body.planId);
     res.json({ change, subscription: subscriptionJson(await current(req.user!.id)) });
   });
-  api.post('/billing/portal', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/billing/portal', summary: 'A Stripe customer portal session (plan, cancel, card, invoices)', auth: 'user', responses: { 200: R.PortalResponse } }, requireAuth, async (req, res) => {
     res.json({ url: await subscriptions.portalUrl(req.user!) });
   });
-  api.get('/admin/users/:id/subscription', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/users/:id/subscription', summary: "A user's subscription and invoices", auth: 'admin', request: { params: UserParams }, responses: { 200: R.AdminSubscriptionResponse } }, requireAdmin, async (req, res) => {
     const { id } = validate(UserParams, req, 'params');
     const s = await current(id);
     res.json({ subscription: subscriptionJson(s), invoices: (await subscriptions.listInvoices(s.subscription.id)).map(invoiceJson) });
   });
-  api.post('/admin/users/:id/subscription-grants', requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/admin/users/:id/subscription-grants', summary: "Grant the current period's plan credits by hand (once per period)", auth: 'admin', request: { params: UserParams, body: GrantBody }, responses: { 200: R.SubscriptionGrantResponse, 201: R.SubscriptionGrantResponse } }, requireAdmin, async (req, res) => {
     const { id } = validate(UserParams, req, 'params');
     const body = validate(GrantBody, req);
     const r = await adminGrant(req, id, body.reason);

@@ -5,6 +5,7 @@ import { HoldStateError } from '../ledger/ledger-errors.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Hold } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { OcrProcessor, OcrResult } from './ocr-processor.ts';
 import { newStorageKey, StoredFileMissingError, type FileStorage } from './file-storage.ts';
 import { isOcrLanguage, OCR_LANGUAGES } from './ocr-languages.ts';
@@ -112,6 +113,8 @@ export interface TaskRunnerDeps {
   pricing: Pricing;
   storage: FileStorage;
   logger: Logger;
+  /** Job durations and pages per second (`tally_job_*`); none counted without it. */
+  metrics?: Pick<Metrics, 'jobDuration' | 'jobPages' | 'jobPagesPerSecond'>;
 }
 
 /** A task locked for settlement, with its hold. */
@@ -302,6 +305,10 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
         throw new AttemptFailedError(error, false, { cause: err });
       }
       const outcome = await settleSuccess(job, task, result);
+      if (outcome === 'completed' && deps.metrics) {
+        deps.metrics.jobPages.inc(result.pageCount);
+        if (result.durationMs > 0) deps.metrics.jobPagesPerSecond.observe(result.pageCount / (result.durationMs / 1000));
+      }
       log.info({ outcome, pages: result.pageCount, durationMs: result.durationMs }, 'task settled');
       return outcome;
     },
@@ -339,6 +346,22 @@ export function createTaskRunner(deps: TaskRunnerDeps) {
       return count;
     },
   };
+  const metrics = deps.metrics;
+  if (metrics) {
+    // Each attempt timed by how it ended: completed, failed, skipped, superseded, retrying, error.
+    const run = runner.run;
+    runner.run = async (job, processor, options) => {
+      const end = metrics.jobDuration.startTimer();
+      try {
+        const outcome = await run(job, processor, options);
+        end({ outcome });
+        return outcome;
+      } catch (err) {
+        end({ outcome: err instanceof AttemptFailedError ? (err.final ? 'failed' : 'retrying') : 'error' });
+        throw err;
+      }
+    };
+  }
   return runner;
 }
 

@@ -6,12 +6,18 @@ import type { Db } from '../db/database.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
 import { contentDisposition } from '../http/content-disposition.ts';
 import { idempotencyKeyOf, validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { z } from 'zod';
+import * as R from './tasks-responses.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Logger } from '../logger.ts';
 import { TaskNotFoundError } from './task-problems.ts';
 import { uploadDocument, uploadedFile } from './task-upload.ts';
 import { taskJson, taskPageJson, uploadJson } from './tasks-json.ts';
 import { ResultQuery, TaskId, TasksQuery, UploadFields } from './tasks-schemas.ts';
+
+const TaskParams = z.object({ id: z.uuid() });
+const OCTET = z.string().meta({ format: 'binary' });
 import { createTaskEventsHub, streamTaskEvents } from './task-events.ts';
 import type { DeletedTaskReplay, PreparedUpload, TaskResult, TasksService } from './tasks-service.ts';
 import type { TaskStatus } from './tasks-store.ts';
@@ -128,8 +134,16 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     service.afterHold(req.user!.id, req.taskUpload, err).then(() => next(err), next);
   };
 
-  api.post(
-    '/tasks',
+  apiRoute(
+    api,
+    {
+      method: 'post',
+      path: '/tasks',
+      summary: 'Upload a document for OCR: holds the estimate and queues the job (402 when credits are short, 403 over a spend cap)',
+      auth: 'user',
+      request: { multipart: R.UploadForm, idempotencyKey: true },
+      responses: { 202: R.TaskResponse },
+    },
     requireAuth,
     upload,
     replayIdempotentUpload,
@@ -149,7 +163,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     auditRefusedHold,
   );
 
-  api.post('/tasks/uploads', requireAuth, upload, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/tasks/uploads', summary: 'Upload a document to see its price first: inspected, priced and kept for an hour; nothing held', auth: 'user', request: { multipart: R.UploadForm }, responses: { 201: R.UploadResponse } }, requireAuth, upload, async (req, res) => {
     // the language is checked before anything is stored: a bad one is a 400 naming the field
     const { language } = validate(UploadFields, req, 'body');
     // and so is the wallet (`wallet` field or query, a team key's pool): kept with the upload for its confirmation
@@ -158,26 +172,37 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     res.status(201).location(`/api/tasks/uploads/${staged.upload.id}`).json({ upload: uploadJson(staged) });
   });
 
-  api.post('/tasks/uploads/:id/confirm', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/tasks/uploads/:id/confirm', summary: 'Confirm an upload: holds the estimate and queues the job; twice gives the same task', auth: 'user', request: { params: TaskParams }, responses: { 202: R.TaskResponse } }, requireAuth, async (req, res) => {
     const { task, replayed } = await service.confirm(req.user!.id, taskIdOf(req), req.apiKey);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
   });
 
-  api.get('/tasks', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/tasks', summary: 'Your tasks, newest first', auth: 'user', request: { query: TasksQuery }, responses: { 200: R.TasksPage } }, requireAuth, async (req, res) => {
     const q = validate(TasksQuery, req, 'query');
     const page = await service.list(req.user!.id, { status: q.status as TaskStatus | undefined, cursor: q.cursor, limit: q.limit });
     res.json({ tasks: page.items.map(taskJson), nextCursor: page.nextCursor });
   });
 
-  api.get('/tasks/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/tasks/:id', summary: 'One task and its per-page statistics', auth: 'user', request: { params: TaskParams }, responses: { 200: R.TaskDetailResponse } }, requireAuth, async (req, res) => {
     const id = taskIdOf(req);
     const task = await service.get(req.user!.id, id);
     const pages = await service.pages(req.user!.id, id);
     res.json({ task: taskJson(task), pageStats: pages.map(taskPageJson) });
   });
 
-  api.get('/tasks/:id/result', requireAuth, async (req, res) => {
+  apiRoute(
+    api,
+    {
+      method: 'get',
+      path: '/tasks/:id/result',
+      summary: 'The result: the text (`txt`), pages, lines and words with boxes (`json`), or the searchable PDF (`pdf`)',
+      auth: 'user',
+      request: { params: TaskParams, query: ResultQuery },
+      responses: { 200: { description: 'The result in the format asked for.', content: { 'text/plain': z.string(), 'application/json': R.OcrResultJson, 'application/pdf': OCTET } } },
+    },
+    requireAuth,
+    async (req, res) => {
     const { format, download } = validate(ResultQuery, req, 'query');
     const disposition = download !== undefined ? 'attachment' : 'inline';
     if (format === 'txt') {
@@ -196,9 +221,10 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     });
     res.on('close', () => stream.destroy());
     stream.pipe(res);
-  });
+    },
+  );
 
-  api.get('/tasks/:id/download', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/tasks/:id/download', summary: 'The original file', auth: 'user', request: { params: TaskParams }, responses: { 200: { description: 'The uploaded file, as its detected type.', contentType: 'application/octet-stream', schema: OCTET } } }, requireAuth, async (req, res) => {
     const { task, stream } = await service.original(req.user!.id, taskIdOf(req));
     res.setHeader('Content-Type', task.mimeType);
     res.setHeader('Content-Length', String(task.sizeBytes));
@@ -212,18 +238,18 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     stream.pipe(res);
   });
 
-  api.delete('/tasks/:id', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'delete', path: '/tasks/:id', summary: "Delete the task's files (the ledger history stays)", auth: 'user', request: { params: TaskParams }, responses: { 204: { description: 'Deleted.' } } }, requireAuth, async (req, res) => {
     await service.remove(req.user!.id, taskIdOf(req));
     res.status(204).end();
   });
 
-  api.post('/tasks/:id/retry', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/tasks/:id/retry', summary: 'Retry a failed task with a new hold', auth: 'user', request: { params: TaskParams, idempotencyKey: true }, responses: { 202: R.TaskResponse } }, requireAuth, async (req, res) => {
     const { task, replayed } = await service.retry(req.user!.id, taskIdOf(req), idempotencyKeyOf(req), req.apiKey);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/tasks/${task.id}`).json({ task: taskJson(task) });
   });
 
-  api.get('/tasks/:id/events', requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/tasks/:id/events', summary: 'Server-sent events: `task` events with status and progress until a final status', auth: 'user', request: { params: TaskParams }, responses: { 200: { description: 'An event stream.', contentType: 'text/event-stream' } } }, requireAuth, async (req, res) => {
     const userId = req.user!.id;
     const first = await service.get(userId, taskIdOf(req));
     const release = events.acquire(userId); // 429 beyond the per-user cap

@@ -4,6 +4,7 @@ import type { LookupFunction } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { inTransaction, type Db, type Trx } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { checkUrlShape, resolveAllowedAddress, UnsafeUrlError, type Resolver } from './url-guard.ts';
 import * as store from './webhook-store.ts';
 
@@ -31,6 +32,8 @@ export interface WebhookSenderDeps {
   clock?: () => Date;
   /** Called in the transaction that disables an endpoint (emails its owner). */
   onEndpointDisabled?: (trx: Trx, endpoint: { id: string; userId: string; url: string; failingSince: Date }) => Promise<void>;
+  /** Counts each attempt in `tally_webhook_deliveries_total{outcome}`. */
+  metrics?: Pick<Metrics, 'webhookDeliveries'>;
 }
 
 interface PostResult {
@@ -94,12 +97,12 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
       result = { ok: false, status: null, error: err instanceof UnsafeUrlError ? `refused: ${err.reason}` : (err as Error).message, durationMs: 0 };
     }
     const now = clock();
-    await inTransaction(db, async (trx) => {
+    const outcome = await inTransaction(db, async (trx): Promise<'succeeded' | 'retrying' | 'failed'> => {
       await store.recordAttempt(trx, d.id, { status: result.ok ? 'succeeded' : 'failed', responseCode: result.status, durationMs: result.durationMs, error: result.error?.slice(0, 500) ?? null });
       if (result.ok) {
         await store.finishDelivery(trx, d.id, { status: 'succeeded', responseCode: result.status, error: null });
         await store.setEndpointFailing(trx, d.endpointId, null);
-        return;
+        return 'succeeded';
       }
       // The last attempt is made when the 3 days are up; after it the delivery has failed for good.
       const windowEnd = d.createdAt.getTime() + RETRY_WINDOW_MS;
@@ -116,7 +119,9 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
           await deps.onEndpointDisabled?.(trx, { id: d.endpointId, userId: d.userId, url: d.url, failingSince });
         }
       }
+      return giveUp ? 'failed' : 'retrying';
     });
+    deps.metrics?.webhookDeliveries.inc({ outcome });
     return result.ok;
   }
 

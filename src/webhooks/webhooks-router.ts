@@ -2,6 +2,8 @@ import express from 'express';
 import { z } from 'zod';
 import { requireAuth } from '../auth/auth-middleware.ts';
 import { validate } from '../http/validate.ts';
+import { apiRoute } from '../http/api-routes.ts';
+import { DeliveryJson, EndpointJson } from '../notifications/notifications-responses.ts';
 import { decodeCursor, encodeCursor } from '../notifications/notifications-schemas.ts';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events.ts';
 import { endpointJson, type WebhookService } from './webhook-service.ts';
@@ -29,32 +31,32 @@ export function createWebhooksRouter(deps: { webhooks: WebhookService }): expres
   const api = express.Router();
   api.use('/webhook-endpoints', requireAuth);
 
-  api.get('/webhook-endpoints/event-types', (_req, res) => {
+  apiRoute(api, { method: 'get', path: '/webhook-endpoints/event-types', summary: 'The event types an endpoint can listen for', tags: ['webhook-endpoints'], auth: 'user', responses: { 200: z.object({ eventTypes: z.array(z.string()) }) } }, (_req, res) => {
     res.json({ eventTypes: WEBHOOK_EVENT_TYPES });
   });
 
-  api.post('/webhook-endpoints', async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/webhook-endpoints', summary: 'Register an endpoint; its signing secret is shown only here', tags: ['webhook-endpoints'], auth: 'user', request: { body: EndpointBody }, responses: { 201: z.object({ endpoint: EndpointJson, secret: z.string() }) } }, async (req, res) => {
     const body = validate(EndpointBody, req);
     const { endpoint, secret } = await webhooks.createEndpoint(req.user!.id, body);
     res.status(201).location(`/api/webhook-endpoints/${endpoint.id}`).json({ endpoint: endpointJson(endpoint), secret });
   });
 
-  api.get('/webhook-endpoints', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/webhook-endpoints', summary: 'Your endpoints', tags: ['webhook-endpoints'], auth: 'user', responses: { 200: z.object({ endpoints: z.array(EndpointJson) }) } }, async (req, res) => {
     res.json({ endpoints: (await webhooks.listEndpoints(req.user!.id)).map(endpointJson) });
   });
 
-  api.get('/webhook-endpoints/:id', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/webhook-endpoints/:id', summary: 'One endpoint', tags: ['webhook-endpoints'], auth: 'user', request: { params: EndpointParams }, responses: { 200: z.object({ endpoint: EndpointJson }) } }, async (req, res) => {
     const { id } = validate(EndpointParams, req, 'params');
     res.json({ endpoint: endpointJson(await webhooks.getEndpoint(req.user!.id, id)) });
   });
 
-  api.delete('/webhook-endpoints/:id', async (req, res) => {
+  apiRoute(api, { method: 'delete', path: '/webhook-endpoints/:id', summary: 'Delete an endpoint and its delivery log', tags: ['webhook-endpoints'], auth: 'user', request: { params: EndpointParams }, responses: { 204: { description: 'Deleted.' } } }, async (req, res) => {
     const { id } = validate(EndpointParams, req, 'params');
     await webhooks.deleteEndpoint(req.user!.id, id);
     res.status(204).end();
   });
 
-  api.get('/webhook-endpoints/:id/deliveries', async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/webhook-endpoints/:id/deliveries', summary: 'Deliveries newest first, each with its attempts', tags: ['webhook-endpoints'], auth: 'user', request: { params: EndpointParams, query: DeliveriesQuery }, responses: { 200: z.object({ deliveries: z.array(DeliveryJson), nextCursor: z.string().nullable() }) } }, async (req, res) => {
     const { id } = validate(EndpointParams, req, 'params');
     const q = validate(DeliveriesQuery, req, 'query');
     const limit = q.limit ?? 50;
@@ -81,7 +83,7 @@ export function createWebhooksRouter(deps: { webhooks: WebhookService }): expres
     });
   });
 
-  api.post('/webhook-endpoints/:id/deliveries/:deliveryId/retry', async (req, res) => {
+  apiRoute(api, { method: 'post', path: '/webhook-endpoints/:id/deliveries/:deliveryId/retry', summary: 'Send a delivery again (same webhook-id)', tags: ['webhook-endpoints'], auth: 'user', request: { params: DeliveryParams, body: EmptyBody }, responses: { 202: z.object({ delivery: z.object({ id: z.uuid(), status: z.string(), nextAttemptAt: z.iso.datetime({ offset: true }) }) }) } }, async (req, res) => {
     validate(EmptyBody, req);
     const { id, deliveryId } = validate(DeliveryParams, req, 'params');
     const d = await webhooks.retryDelivery(req.user!.id, id, deliveryId);

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import type { NotificationTestHooks } from '../../src/notifications/notifications-services.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
+import { checkResponsesAgainstOpenApi } from './openapi-responses.ts';
 
 export interface TestApp {
   app: express.Express;
@@ -52,7 +53,8 @@ export async function buildTestApp(options: { env?: Record<string, string>; over
     ...(options.notify ? { notify: options.notify } : {}),
     ...overrides,
   });
-  const app = createApp(deps);
+  // Every JSON response of a documented route is checked against /api/openapi.json (openapi-setup.ts).
+  const app = checkResponsesAgainstOpenApi(createApp(deps));
   return {
     app,
     deps,
