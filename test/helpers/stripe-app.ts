@@ -5,9 +5,13 @@ import type Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { Infrastructure } from '../../src/compose.ts';
+import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
+import type { NotificationTestHooks } from '../../src/notifications/notifications-services.ts';
 import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { buildTestApp, type TestApp } from './app.ts';
+import type { TestDatabase } from './db.ts';
 import { booksViolations } from './factories.ts';
 
 /** The webhook signing secret shared by the app and the emulator in these tests. */
@@ -23,19 +27,33 @@ export interface StripeTestApp {
   close(): Promise<void>;
 }
 
+/** What a file may add to {@link startStripeTestApp}'s app. */
+export interface StripeTestAppOptions {
+  /** More environment variables (e.g. SMTP_URL, METRICS_TOKEN); APP_URL and STRIPE_WEBHOOK_SECRET are set already. */
+  env?: Record<string, string>;
+  /** Notification test hooks (e.g. a manual clock), passed to `buildTestApp`. */
+  notify?: NotificationTestHooks;
+  /** More infrastructure overrides (a mailer, a started queue), built after the emulator and the Stripe client. */
+  overrides?: (t: TestDatabase, config: Readonly<Config>) => Partial<Infrastructure> | Promise<Partial<Infrastructure>>;
+  /** The emulator's webhook retry schedule; default fast (`{ baseMs: 10, maxAttempts: 5 }`); `'default'` keeps the emulator's own. */
+  retry?: { baseMs: number; maxAttempts: number } | 'default';
+}
+
 /**
  * The app on a real local port (so the emulator can deliver signed webhooks to it) with the
  * built-in Stripe emulator on the app's database; webhooks are delivered when a test calls
- * `emulator.emulator.deliverDue()`, retried fast.
+ * `emulator.emulator.deliverDue()`, retried fast unless `options.retry` says otherwise.
  */
-export async function startStripeTestApp(): Promise<StripeTestApp> {
+export async function startStripeTestApp(options: StripeTestAppOptions = {}): Promise<StripeTestApp> {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let emulator!: StripeEmulatorServer;
   let stripe!: Stripe;
+  const retry = options.retry === 'default' ? undefined : (options.retry ?? { baseMs: 10, maxAttempts: 5 });
   const ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET },
+    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, ...options.env },
+    ...(options.notify ? { notify: options.notify } : {}),
     overrides: async (t, config) => {
       emulator = await startStripeEmulatorServer({
         db: t.db,
@@ -43,10 +61,10 @@ export async function startStripeTestApp(): Promise<StripeTestApp> {
         port: 0,
         webhook: { url: `${appUrl}/api/payments/webhook`, secret: WEBHOOK_SECRET },
         deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
+        ...(retry ? { retry } : {}),
       });
       stripe = createStripeClient(config, emulator.url);
-      return { stripe };
+      return { stripe, ...(await options.overrides?.(t, config)) };
     },
   });
   server.on('request', ta.app);

@@ -1,53 +1,29 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { verifyAuditChain } from '../../src/auth/audit-store.ts';
-import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createPrivacyService, ERASURE_GRACE_MS } from '../../src/privacy/privacy-service.ts';
 import { StoredFileMissingError } from '../../src/tasks/file-storage.ts';
 import { signedInAdmin, signedInUser, type Agent } from '../auth/auth-helpers.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type Stripe from 'stripe';
+import type { TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
+import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { finishedTask, readZip } from './helpers.ts';
 
-const SECRET = 'whsec_test_secret';
+let app: StripeTestApp;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
 let stripe: Stripe;
 let admin: Agent;
 
 beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      stripe = createStripeClient(config, emulator.url);
-      return { stripe };
-    },
-  });
-  server.on('request', ta.app);
+  app = await startStripeTestApp();
+  ({ ta, emulator, stripe } = app);
   admin = (await signedInAdmin(ta.app, ta.t.db)).agent;
 });
 afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
+  await app.close();
 });
 
 /** Buffers a binary response (supertest). */
