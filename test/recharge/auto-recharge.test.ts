@@ -1,48 +1,28 @@
 import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { createLedger } from '../../src/ledger/ledger-service.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import { createAutoRecharge, type AutoRecharge, type RechargeNotice } from '../../src/recharge/auto-recharge-service.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { TestApp } from '../helpers/app.ts';
+import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 
 // Auto-recharge against the Stripe emulator, its webhooks delivered to the app.
-const SECRET = 'whsec_test_secret';
 const C = 1000;
+let app: StripeTestApp;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
 let stripe: Stripe;
 let recharge: AutoRecharge;
 const notices: Array<{ userId: string; notice: RechargeNotice }> = [];
 let now = new Date('2026-11-30T10:00:00Z');
 
 beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      stripe = createStripeClient(config, emulator.url);
-      return { stripe };
-    },
-  });
-  server.on('request', ta.app);
+  app = await startStripeTestApp();
+  ({ ta, emulator, stripe } = app);
   recharge = createAutoRecharge({
     db: ta.t.db,
     ledger: ta.deps.ledger,
@@ -55,10 +35,7 @@ beforeAll(async () => {
 });
 afterEach(async () => expect(await booksViolations(ta.t.db)).toEqual([]));
 afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
+  await app.close();
 });
 
 /** A signed-up user (10 credits) with auto-recharge on the test card `number`, threshold 20 credits, the Starter pack. */

@@ -1,51 +1,26 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
-import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { booksViolations, fundAccount } from '../helpers/factories.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import type { TestApp } from '../helpers/app.ts';
+import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { expectProblem, signup, tinyPng } from '../tasks/tasks-helpers.ts';
 import { csrfFrom } from '../auth/auth-helpers.ts';
 
-const SECRET = 'whsec_test_secret';
+let app: StripeTestApp;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
-let appUrl: string;
 const mail: Array<{ to: string; acceptUrl: string; teamName: string }> = [];
 
 beforeAll(async () => {
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
-      return {
-        stripe: createStripeClient(config, emulator.url),
-        invitationMailer: { async sendInvitation(msg) { mail.push(msg); } },
-      };
-    },
+  app = await startStripeTestApp({
+    overrides: () => ({ invitationMailer: { async sendInvitation(msg) { mail.push(msg); } } }),
   });
-  server.on('request', ta.app);
+  ({ ta, emulator } = app);
 });
 afterEach(async () => expect(await booksViolations(ta.t.db)).toEqual([]));
 afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
+  await app.close();
 });
 
 type Agent = request.Agent;
