@@ -1,19 +1,16 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { createWorker } from '../../src/compose.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
 import type { TaskQueue } from '../../src/tasks/task-queue.ts';
 import type { TaskWorker } from '../../src/tasks/task-worker.ts';
 import { startQueue } from '../../src/tasks/tasks-runtime.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { startReceiver, startSmtp, type TestReceiver, type TestSmtp } from '../notifications/helpers.ts';
 import { signup, stubProcessor, tinyPng, upload, waitForTask } from '../tasks/tasks-helpers.ts';
 
-const SECRET = 'whsec_test_secret';
 const TOKEN = 'metrics-token-for-tests-0123456789';
 
 /** Sample values of a Prometheus text exposition: `name{a="b",…}` → value. */
@@ -27,9 +24,9 @@ function parse(text: string): Map<string, number> {
   return samples;
 }
 
+let app: StripeTestApp;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
 let queue: TaskQueue;
 let worker: TaskWorker;
 let smtp: TestSmtp;
@@ -44,35 +41,21 @@ async function scrape(): Promise<Map<string, number>> {
 beforeAll(async () => {
   smtp = await startSmtp();
   receiver = await startReceiver();
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET, METRICS_TOKEN: TOKEN, SMTP_URL: smtp.url, MAIL_FROM: 'Tally <billing@tally.test>' },
+  app = await startStripeTestApp({
+    env: { METRICS_TOKEN: TOKEN, SMTP_URL: smtp.url, MAIL_FROM: 'Tally <billing@tally.test>' },
     overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-        retry: { baseMs: 10, maxAttempts: 5 },
-      });
       queue = await startQueue({ config, databaseUrl: t.url, logger: createLogger('silent', { pretty: false }), queue: { retryDelaySeconds: 0, pollingIntervalSeconds: 0.5 } });
-      return { stripe: createStripeClient(config, emulator.url), queue };
+      return { queue };
     },
   });
+  ({ ta, emulator } = app);
   worker = await createWorker(ta.deps, { queue, createProcessor: () => stubProcessor() });
-  server.on('request', ta.app);
 });
 
 afterAll(async () => {
   await worker?.stop();
   await queue?.stop();
-  await emulator?.close();
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
-  await ta?.close();
+  await app?.close();
   await smtp?.close();
   await receiver?.close();
 });

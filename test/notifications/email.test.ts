@@ -1,51 +1,33 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inTransaction } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createStripeClient } from '../../src/payments/stripe-client.ts';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '@tally/stripe-emulator';
 import { emailRetryDelayMs } from '../../src/notifications/email-sender.ts';
 import { signedInAdmin, signedInUser } from '../auth/auth-helpers.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { buildUser } from '../helpers/factories.ts';
+import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { manualClock, startSmtp, type TestSmtp } from './helpers.ts';
 
-const SECRET = 'whsec_test_secret';
+let app: StripeTestApp;
 let ta: TestApp;
 let emulator: StripeEmulatorServer;
-let server: http.Server;
 let appUrl: string;
 let smtp: TestSmtp;
 const clock = manualClock();
 
 beforeAll(async () => {
   smtp = await startSmtp();
-  server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  ta = await buildTestApp({
-    env: { APP_URL: appUrl, STRIPE_WEBHOOK_SECRET: SECRET, SMTP_URL: smtp.url, MAIL_FROM: 'Tally <billing@tally.test>' },
+  app = await startStripeTestApp({
+    env: { SMTP_URL: smtp.url, MAIL_FROM: 'Tally <billing@tally.test>' },
     notify: { clock },
-    overrides: async (t, config) => {
-      emulator = await startStripeEmulatorServer({
-        db: t.db,
-        logger: createLogger('silent', { pretty: false }),
-        port: 0,
-        webhook: { url: `${appUrl}/api/payments/webhook`, secret: SECRET },
-        deliver: false,
-      });
-      return { stripe: createStripeClient(config, emulator.url) };
-    },
+    retry: 'default',
   });
-  server.on('request', ta.app);
+  ({ ta, emulator, appUrl } = app);
 });
 afterAll(async () => {
-  await emulator.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  await ta.close();
+  await app.close();
   await smtp.close();
 });
 
