@@ -1,22 +1,14 @@
-import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../src/stripe-emulator.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import type Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import type { StripeEmulatorServer } from '../src/stripe-emulator.ts';
+import type { TestDatabase } from '../../../test/helpers/db.ts';
+import { useEmulatorServer } from './emulator-server.ts';
 
 let t: TestDatabase;
 let server: StripeEmulatorServer;
 let stripe: Stripe;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-  server = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0, deliver: false });
-  stripe = new Stripe('sk_test_page', { host: '127.0.0.1', port: server.port, protocol: 'http' });
-});
-afterAll(async () => {
-  await server.close();
-  await t.drop();
-});
+useEmulatorServer('sk_test_page', (env) => ({ t, server, stripe } = env));
 
 const SUCCESS = 'http://localhost:3000/credits/success?session_id={CHECKOUT_SESSION_ID}';
 const CANCEL = 'http://localhost:3000/pricing';

@@ -1,22 +1,12 @@
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { startStripeEmulatorServer, type StripeEmulatorServer } from '../src/stripe-emulator.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import { describe, expect, it } from 'vitest';
+import type { StripeEmulatorServer } from '../src/stripe-emulator.ts';
+import { useEmulatorServer } from './emulator-server.ts';
 
-let t: TestDatabase;
 let server: StripeEmulatorServer;
 let stripe: Stripe;
 
-beforeAll(async () => {
-  t = await createTestDatabase();
-  server = await startStripeEmulatorServer({ db: t.db, logger: pino({ level: 'silent' }), webhook: undefined, port: 0, deliver: false });
-  stripe = new Stripe('sk_test_refunds', { host: '127.0.0.1', port: server.port, protocol: 'http' });
-});
-afterAll(async () => {
-  await server.close();
-  await t.drop();
-});
+useEmulatorServer('sk_test_refunds', (env) => ({ server, stripe } = env));
 
 /** Creates a session for `amount` cents and pays it with 4242 on the checkout page. */
 async function paidSession(amount = 2000): Promise<{ session: Stripe.Checkout.Session; paymentIntentId: string; chargeId: string }> {
