@@ -46,6 +46,17 @@ export function createGiftPacks(deps: { db: Db; ledger: Ledger; outbox: EmailOut
       await db('gift_packs').insert({ payment_id: paymentId, buyer_id: buyerId }).onConflict('payment_id').ignore();
     },
 
+    /**
+     * The gift side of a buyer's payment, for the Checkout success page: `undefined` when the
+     * payment is no gift pack; `{code: null}` while it is not paid yet; `{code, credits}` (credits
+     * as a display string, e.g. "525") once issued.
+     */
+    async giftOf(paymentId: string, buyerId: string): Promise<{ code: string | null; credits: string | null } | undefined> {
+      const row = await db('gift_packs').where({ payment_id: paymentId, buyer_id: buyerId }).first('code', 'millicredits');
+      if (!row) return undefined;
+      return { code: (row.code as string | null) ?? null, credits: row.millicredits == null ? null : formatCredits(Number(row.millicredits)) };
+    },
+
     /** True when the payment is a pack bought as a gift. */
     async isGift(q: Db | Trx, paymentId: string): Promise<boolean> {
       return Boolean(await q('gift_packs').where({ payment_id: paymentId }).first());

@@ -122,10 +122,13 @@ export function createPaymentsFeature(services: Services): Feature {
     const q = validate(SuccessQuery, req, 'query');
     const { payment, paid } = await payments.confirmCheckout(q.session_id, req.user!.id);
     const balance = await ledger.getBalance(req.user!.id);
+    // A pack bought as a gift (issue 17) gives the buyer a code to pass on, not credits.
+    const gift = await services.growth.giftPacks.giftOf(payment.id, req.user!.id);
     res.locals.headerBalance = millicreditsToCredits(balance.available);
     res.render('payments/success', {
       title: paid ? 'Payment received' : 'Payment pending',
       paid,
+      gift,
       payment: paymentJson(payment),
       price: formatMoney(payment.amountCents, payment.currency),
       available: millicreditsToCredits(balance.available),

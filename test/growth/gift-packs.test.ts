@@ -42,6 +42,12 @@ describe('a pack bought as a gift', () => {
     const mail = await ta.t.db('email_outbox').where({ type: 'gift_code', to_address: buyer.user.email });
     expect(mail).toHaveLength(1);
     expect(mail[0].text_body).toContain(code);
+    // The Checkout success page shows the code to pass on, not "your credits are here".
+    const sessionId = (await ta.t.db('payments').where({ id: paymentId }).first()).checkout_session_id as string;
+    const success = await buyer.agent.get(`/checkout/success?session_id=${sessionId}`).expect(200);
+    expect(success.text).toContain('here is your gift');
+    expect(success.text).toContain(code);
+    expect(success.text).not.toContain('your credits are here');
 
     const friend = await signedInUser(ta.app);
     const redeemed = await friend.agent.post('/api/credits/redeem').send({ code: code.toLowerCase() });
