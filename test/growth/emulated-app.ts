@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import type { TestApp } from '../helpers/app.ts';
-import { startStripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp } from '../helpers/stripe-app.ts';
 
 /** The app on a real HTTP port with the Stripe emulator delivering its webhooks to it (on demand). */
 export async function buildEmulatedApp(env: Record<string, string> = {}): Promise<{ ta: TestApp; emulator: StripeEmulatorServer; close(): Promise<void> }> {
@@ -12,11 +12,7 @@ export async function buildEmulatedApp(env: Record<string, string> = {}): Promis
 export async function buyPack(env: { emulator: StripeEmulatorServer }, agent: ReturnType<typeof request.agent>, card = '4242 4242 4242 4242', packageId = 'starter', extra: Record<string, unknown> = {}) {
   const checkout = await agent.post('/api/payments/checkout').send({ packageId, ...extra });
   if (checkout.status !== 201) throw new Error(`checkout failed: ${checkout.status} ${JSON.stringify(checkout.body)}`);
-  await request(env.emulator.emulator.app)
-    .post(`/c/pay/${checkout.body.sessionId}`)
-    .type('form')
-    .send({ email: 'buyer@example.test', cardNumber: card, cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' })
-    .expect(303);
+  await payOnCheckoutPage(env.emulator, checkout.body.sessionId, card, 'Buyer').expect(303);
   await env.emulator.emulator.deliverDue();
   return checkout.body as { paymentId: string; sessionId: string };
 }

@@ -6,7 +6,7 @@ import { allocateReceipt } from '../../src/insight/receipts-store.ts';
 import { booksViolations } from '../helpers/factories.ts';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import type { TestApp } from '../helpers/app.ts';
-import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { BROWSER_ACCEPT } from '../auth/auth-helpers.ts';
 
 const SELLER = { SELLER_NAME: 'Example Seller Ltd', SELLER_ADDRESS: '1 Main Street; 75001 Paris; France', SELLER_TAX_ID: 'FR12345678901' };
@@ -40,11 +40,7 @@ async function admin() {
 
 async function buy(agent: request.Agent, packageId = 'starter') {
   const checkout = await agent.post('/api/payments/checkout').send({ packageId }).expect(201);
-  await request(emulator.emulator.app)
-    .post(`/c/pay/${checkout.body.sessionId}`)
-    .type('form')
-    .send({ email: 'buyer@example.test', cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' })
-    .expect(303);
+  await payOnCheckoutPage(emulator, checkout.body.sessionId, '4242 4242 4242 4242', 'Buyer').expect(303);
   await emulator.emulator.deliverDue();
   return checkout.body.paymentId as string;
 }

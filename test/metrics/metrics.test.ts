@@ -7,7 +7,7 @@ import type { TaskWorker } from '../../src/tasks/task-worker.ts';
 import { startQueue } from '../../src/tasks/tasks-runtime.ts';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { startReceiver, startSmtp, type TestReceiver, type TestSmtp } from '../notifications/helpers.ts';
 import { signup, stubProcessor, tinyPng, upload, waitForTask } from '../tasks/tasks-helpers.ts';
 
@@ -97,11 +97,7 @@ describe('GET /metrics', () => {
     // A purchase: checkout, paid on the emulator's page, fulfilled by the signed webhook.
     await agent.post('/api/payments/checkout').send({ packageId: 'no-such-pack' }).expect(400);
     const checkout = await agent.post('/api/payments/checkout').send({ packageId: 'starter' }).expect(201);
-    await request(emulator.emulator.app)
-      .post(`/c/pay/${checkout.body.sessionId}`)
-      .type('form')
-      .send({ email: 'buyer@example.test', cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' })
-      .expect(303);
+    await payOnCheckoutPage(emulator, checkout.body.sessionId, '4242 4242 4242 4242', 'Buyer').expect(303);
     expect(await emulator.emulator.deliverDue()).toBeGreaterThanOrEqual(1);
     await request(ta.app).post('/api/payments/webhook').set('Stripe-Signature', 't=1,v1=bad').send('{}').expect(400);
 

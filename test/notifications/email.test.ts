@@ -7,7 +7,7 @@ import { signedInAdmin, signedInUser } from '../auth/auth-helpers.ts';
 import { buildUser } from '../helpers/factories.ts';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { manualClock, startSmtp, type TestSmtp } from './helpers.ts';
 
 let app: StripeTestApp;
@@ -36,11 +36,7 @@ const outboxRows = (to: string) => ta.t.db('email_outbox').where({ to_address: t
 
 async function buyStarter(agent: request.Agent) {
   const checkout = await agent.post('/api/payments/checkout').send({ packageId: 'starter' }).expect(201);
-  await request(emulator.emulator.app)
-    .post(`/c/pay/${checkout.body.sessionId}`)
-    .type('form')
-    .send({ email: 'buyer@example.test', cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' })
-    .expect(303);
+  await payOnCheckoutPage(emulator, checkout.body.sessionId, '4242 4242 4242 4242', 'Buyer').expect(303);
   await emulator.emulator.deliverDue();
   return checkout.body.paymentId as string;
 }

@@ -8,7 +8,7 @@ import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import type Stripe from 'stripe';
 import type { TestApp } from '../helpers/app.ts';
 import { booksViolations } from '../helpers/factories.ts';
-import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { finishedTask, readZip } from './helpers.ts';
 
 let app: StripeTestApp;
@@ -35,11 +35,7 @@ const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => 
 
 async function subscribe(agent: Agent) {
   const checkout = await agent.post('/api/subscriptions/checkout').set('Accept', 'application/json').send({ planId: 'pro' }).expect(201);
-  await request(emulator.emulator.app)
-    .post(`/c/pay/${checkout.body.sessionId}`)
-    .type('form')
-    .send({ email: 'subscriber@example.test', cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Subscriber' })
-    .expect(303);
+  await payOnCheckoutPage(emulator, checkout.body.sessionId, '4242 4242 4242 4242', 'Subscriber').expect(303);
   await emulator.emulator.deliverDue();
 }
 

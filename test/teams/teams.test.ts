@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { booksViolations, fundAccount } from '../helpers/factories.ts';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
 import type { TestApp } from '../helpers/app.ts';
-import { startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
+import { payOnCheckoutPage, startStripeTestApp, type StripeTestApp } from '../helpers/stripe-app.ts';
 import { expectProblem, signup, tinyPng } from '../tasks/tasks-helpers.ts';
 import { csrfFrom } from '../auth/auth-helpers.ts';
 
@@ -75,11 +75,7 @@ describe('teams', () => {
     const { owner, team, members } = await teamWith(1);
     expectProblem(await members[0]!.agent.post('/api/payments/checkout').send({ packageId: 'starter', teamId: team.id }), 403);
     const checkout = await owner.agent.post('/api/payments/checkout').send({ packageId: 'starter', teamId: team.id }).expect(201);
-    await request(emulator.emulator.app)
-      .post(`/c/pay/${checkout.body.sessionId}`)
-      .type('form')
-      .send({ email: 'buyer@example.test', cardNumber: '4242 4242 4242 4242', cardExpiry: '12 / 34', cardCvc: '123', billingName: 'Buyer' })
-      .expect(303);
+    await payOnCheckoutPage(emulator, checkout.body.sessionId, '4242 4242 4242 4242', 'Buyer').expect(303);
     expect(await emulator.emulator.deliverDue()).toBeGreaterThanOrEqual(1);
     expect(await ta.deps.ledger.getAvailable(team.id)).toBe(100_000);
     expect((await owner.agent.get('/api/credits/balance').expect(200)).body.available).toBe(10);
