@@ -44,7 +44,7 @@ export function request(agent: http.Agent, port: number, method: string, url: st
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (data += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, cookie: res.headers['set-cookie']?.[0]?.split(';')[0] }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, cookie: cookieHeader(res.headers['set-cookie']) }));
     });
     req.on('error', reject);
     req.end(body);
@@ -129,4 +129,14 @@ export async function benchHttp(db: Db, url: string, options: { seconds: number 
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
   return figures;
+}
+
+/**
+ * Every cookie a response sets, as one `Cookie` request header (`a=1; b=2`), or undefined when it
+ * sets none. A sign-up sets the session cookie and, since issue 17, the browser's referral cookie
+ * too, so taking only the first one sent the wrong cookie.
+ */
+export function cookieHeader(setCookie: string[] | undefined): string | undefined {
+  const pairs = (setCookie ?? []).map((c) => c.split(';')[0]!.trim()).filter(Boolean);
+  return pairs.length > 0 ? pairs.join('; ') : undefined;
 }

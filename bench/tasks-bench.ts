@@ -1,3 +1,4 @@
+import { cookieHeader } from './http-bench.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -45,8 +46,8 @@ function client(base: string) {
         await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
     }
-    const set = res.headers.get('set-cookie');
-    if (set) cookie = set.split(';')[0]!;
+    const set = cookieHeader(res.headers.getSetCookie());
+    if (set) cookie = set;
     const json = (await res.json().catch(() => null)) as Record<string, unknown> | null;
     if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${JSON.stringify(json)}`);
     return json!;
