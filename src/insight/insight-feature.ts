@@ -12,6 +12,7 @@ import { validate } from '../http/validate.ts';
 import { apiRoute } from '../http/api-routes.ts';
 import { z } from 'zod';
 import type { Services } from '../services.ts';
+import { BreakageReport, FunnelReport, JobsResponse, LiabilityReport, RevenueReport, StatementMonthsResponse, StatementResponse, StatsResponse, UsageResponse } from './insight-responses.ts';
 import { PaymentIdParams, ReportQuery, StatementParams, StatementQuery, UsageQuery } from './insight-schemas.ts';
 import { operationLabel } from './usage-service.ts';
 
@@ -30,11 +31,10 @@ const dataBlock = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 /** `14 Jan 2027`: the app's one date format. */
 const day = (iso: string | null | undefined) => viewHelpers.date(iso ?? null);
 
-/** Validates a query for a page: the parsed value, or the field errors as one sentence. */
-/** Response bodies of the insight routes: JSON objects, not yet described field by field. */
-const InsightJson = z.object({}).loose();
-const CSV = { description: 'JSON (`format=json`) or CSV.', content: { 'application/json': InsightJson, 'text/csv': z.string() } };
+/** A response that is JSON (`format=json`, described by `json`) or CSV. */
+const jsonOrCsv = (json: z.ZodType) => ({ description: 'JSON (`format=json`) or CSV.', content: { 'application/json': json, 'text/csv': z.string() } });
 
+/** Validates a query for a page: the parsed value, or the field errors as one sentence. */
 function pageQuery<T>(parse: () => T): { value?: T; error?: string } {
   try {
     return { value: parse() };
@@ -57,20 +57,20 @@ export function createInsightFeature(services: Services): Feature {
 
   // ---- the user's own ----
 
-  apiRoute(api, { method: 'get', path: '/credits/usage', summary: 'Spend per day, week or month, with totals and the previous range', auth: 'user', request: { query: UsageQuery }, responses: { 200: InsightJson } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/usage', summary: 'Spend per day, week or month, with totals and the previous range', auth: 'user', request: { query: UsageQuery }, responses: { 200: UsageResponse } }, requireAuth, async (req, res) => {
     const q = validate(UsageQuery, req, 'query');
     res.json(await usage.usage(req.user!.id, q));
   });
-  apiRoute(api, { method: 'get', path: '/credits/stats', summary: 'Balance, spend this month and last 30 days, runway and next expiry', auth: 'user', responses: { 200: InsightJson } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/stats', summary: 'Balance, spend this month and last 30 days, runway and next expiry', auth: 'user', responses: { 200: StatsResponse } }, requireAuth, async (req, res) => {
     res.json(await usage.stats(req.user!.id));
   });
-  apiRoute(api, { method: 'get', path: '/credits/jobs', summary: 'Estimate vs actual per job', auth: 'user', responses: { 200: InsightJson } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/jobs', summary: 'Estimate vs actual per job', auth: 'user', responses: { 200: JobsResponse } }, requireAuth, async (req, res) => {
     res.json(await usage.jobs(req.user!.id));
   });
-  apiRoute(api, { method: 'get', path: '/credits/statements', summary: 'The months with a statement', auth: 'user', responses: { 200: z.object({ months: z.array(z.unknown()) }) } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/statements', summary: 'The months with a statement', auth: 'user', responses: { 200: StatementMonthsResponse } }, requireAuth, async (req, res) => {
     res.json({ months: await usage.statementMonths(req.user!.id) });
   });
-  apiRoute(api, { method: 'get', path: '/credits/statements/:month', summary: 'A monthly statement: opening balance, each movement, closing balance (`format=csv` for CSV)', auth: 'user', request: { params: StatementParams, query: StatementQuery }, responses: { 200: CSV } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/credits/statements/:month', summary: 'A monthly statement: opening balance, each movement, closing balance (`format=csv` for CSV)', auth: 'user', request: { params: StatementParams, query: StatementQuery }, responses: { 200: jsonOrCsv(StatementResponse) } }, requireAuth, async (req, res) => {
     const { month } = validate(StatementParams, req, 'params');
     const q = validate(StatementQuery, req, 'query');
     if (q.format === 'json') {
@@ -157,7 +157,7 @@ export function createInsightFeature(services: Services): Feature {
 
   // ---- admin reports ----
 
-  apiRoute(api, { method: 'get', path: '/admin/reports/revenue', summary: 'Revenue by day or month: gross, refunds, net, by pack and plan, per currency', auth: 'admin', request: { query: ReportQuery }, responses: { 200: CSV } }, requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/reports/revenue', summary: 'Revenue by day or month: gross, refunds, net, by pack and plan, per currency', auth: 'admin', request: { query: ReportQuery }, responses: { 200: jsonOrCsv(RevenueReport) } }, requireAdmin, async (req, res) => {
     const q = validate(ReportQuery, req, 'query');
     const r = await reports.revenue(q);
     if (q.format === 'json') return void res.json(r);
@@ -168,7 +168,7 @@ export function createInsightFeature(services: Services): Feature {
       r.series.map((s) => ({ period_start: s.periodStart.slice(0, 10), currency: s.currency.toUpperCase(), gross: toDecimal(s.gross.minor, s.currency), refunds: toDecimal(s.refunds.minor, s.currency), net: toDecimal(s.net.minor, s.currency) })),
     );
   });
-  apiRoute(api, { method: 'get', path: '/admin/reports/liability', summary: 'Credit liability: unspent purchased credits at what was paid, outstanding by source', auth: 'admin', request: { query: ReportQuery }, responses: { 200: CSV } }, requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/reports/liability', summary: 'Credit liability: unspent purchased credits at what was paid, outstanding by source', auth: 'admin', request: { query: ReportQuery }, responses: { 200: jsonOrCsv(LiabilityReport) } }, requireAdmin, async (req, res) => {
     const q = validate(ReportQuery, req, 'query');
     const r = await reports.liability();
     if (q.format === 'json') return void res.json(r);
@@ -179,14 +179,14 @@ export function createInsightFeature(services: Services): Feature {
       { kind: 'debt', key: '', credits: r.debtCredits, value: '' },
     ]);
   });
-  apiRoute(api, { method: 'get', path: '/admin/reports/breakage', summary: 'Breakage: credits expired per month, by source', auth: 'admin', request: { query: ReportQuery }, responses: { 200: CSV } }, requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/reports/breakage', summary: 'Breakage: credits expired per month, by source', auth: 'admin', request: { query: ReportQuery }, responses: { 200: jsonOrCsv(BreakageReport) } }, requireAdmin, async (req, res) => {
     const q = validate(ReportQuery, req, 'query');
     const r = await reports.breakage(q);
     if (q.format === 'json') return void res.json(r);
     const sources = r.totals.map((t) => t.source);
     await sendCsv(res, `tally-breakage-${q.granularity}.csv`, ['period_start', 'credits', ...sources], r.series.map((s) => ({ period_start: s.periodStart.slice(0, 10), credits: s.credits, ...s.bySource })));
   });
-  apiRoute(api, { method: 'get', path: '/admin/reports/funnel', summary: 'Sign-ups → first purchase → active spenders, ARPPU, refund rate, top users', auth: 'admin', request: { query: ReportQuery }, responses: { 200: CSV } }, requireAdmin, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/admin/reports/funnel', summary: 'Sign-ups → first purchase → active spenders, ARPPU, refund rate, top users', auth: 'admin', request: { query: ReportQuery }, responses: { 200: jsonOrCsv(FunnelReport) } }, requireAdmin, async (req, res) => {
     const q = validate(ReportQuery, req, 'query');
     const r = await reports.funnel(q);
     if (q.format === 'json') return void res.json(r);
