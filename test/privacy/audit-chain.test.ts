@@ -113,6 +113,9 @@ describe('pruning the audit log (retention)', () => {
     try {
       const audit = createAuditLog(t2.db);
       for (let i = 0; i < 5; i++) await audit.record({ actor: 'system', action: 'test.old', ip: '192.0.2.1' });
+      // The database stamps microseconds and a JS Date has milliseconds: an entry written in the
+      // same millisecond as `new Date()` is later than it. Wait so that every old entry is before.
+      await new Promise((r) => setTimeout(r, 5));
       const cutoff = new Date();
       await new Promise((r) => setTimeout(r, 5));
       for (let i = 0; i < 3; i++) await audit.record({ actor: 'system', action: 'test.new' });
