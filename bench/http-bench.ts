@@ -25,11 +25,42 @@ export async function freePort(): Promise<number> {
 }
 
 /** `npm start` as package.json spells it (so the bench follows the entry point), with `env`. */
-export function startApp(env: Record<string, string>) {
+/**
+ * Starts the app as `npm start` does, in its own process, on the bench's database and a fresh data
+ * dir, listening on 127.0.0.1:`port`, in production mode with no in-process worker and sign-ups
+ * unthrottled; `extra` adds or overrides environment variables. Returns the process and its data
+ * dir (the caller removes it).
+ */
+export function startApp(url: string, port: number, extra: Record<string, string> = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-bench-app-'));
+  const env: Record<string, string> = {
+    NODE_ENV: 'production',
+    DATABASE_URL: url,
+    DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    APP_URL: `http://127.0.0.1:${port}`,
+    STRIPE_EMULATOR_PORT: '0',
+    SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'error',
+    WORKER: 'off',
+    SIGNUP_MAX_PER_IP: '100000',
+    ...extra,
+  };
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
   const [cmd, ...args] = pkg.scripts.start.split(/\s+/);
   const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  return child;
+  return { child, dataDir };
+}
+
+/** Waits until the app started by {@link startApp} answers `/healthz` with 200; throws after `seconds` or when it exits. */
+export async function waitForApp(agent: http.Agent, port: number, child: ReturnType<typeof startApp>['child'], seconds: number): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const ok = await request(agent, port, 'GET', '/healthz').then((r) => r.status === 200, () => false);
+    if (ok) return;
+    if (tries > seconds * 10 || child.exitCode !== null) throw new Error(`the app did not start for the bench (port ${port})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface Reply {
@@ -63,31 +94,11 @@ export function request(agent: http.Agent, port: number, method: string, url: st
 export async function benchHttp(db: Db, url: string, options: { seconds: number }): Promise<Figure[]> {
   const ms = options.seconds * 1000;
   const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-bench-http-'));
-  const child = startApp({
-    NODE_ENV: 'production',
-    DATABASE_URL: url,
-    DATA_DIR: dataDir,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    APP_URL: `http://127.0.0.1:${port}`,
-    STRIPE_EMULATOR_PORT: '0',
-    SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
-    LOG_LEVEL: 'error',
-    WORKER: 'off',
-    DB_POOL_MAX: '20',
-    SIGNUP_MAX_PER_IP: '100000',
-    BENCH_ROUTES: 'on',
-  });
+  const { child, dataDir } = startApp(url, port, { DB_POOL_MAX: '20', BENCH_ROUTES: 'on' });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const figures: Figure[] = [];
   try {
-    for (let tries = 0; ; tries++) {
-      const ok = await request(agent, port, 'GET', '/healthz').then((r) => r.status === 200, () => false);
-      if (ok) break;
-      if (tries > 300 || child.exitCode !== null) throw new Error('the app did not start for the HTTP bench');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForApp(agent, port, child, 30);
     const ledger = createLedger(db);
     const cookies: string[] = [];
     const userIds: string[] = [];

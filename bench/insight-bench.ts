@@ -1,10 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import type { Db } from '../src/db/database.ts';
-import { freePort, request, startApp } from './http-bench.ts';
+import { freePort, request, startApp, waitForApp } from './http-bench.ts';
 
 /** Transfers seeded in all, users, and the heavy user's share (issue 18). */
 const TOTAL_TRANSFERS = Number(process.env.BENCH_INSIGHT_TRANSFERS ?? 1_000_000);
@@ -120,32 +118,12 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
  */
 export async function benchInsight(db: Db, url: string): Promise<void> {
   const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-bench-insight-'));
   const adminEmail = 'bench-admin@example.test';
   const adminPassword = crypto.randomBytes(16).toString('hex');
-  const child = startApp({
-    NODE_ENV: 'production',
-    DATABASE_URL: url,
-    DATA_DIR: dataDir,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    APP_URL: `http://127.0.0.1:${port}`,
-    STRIPE_EMULATOR_PORT: '0',
-    SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
-    LOG_LEVEL: 'error',
-    WORKER: 'off',
-    SIGNUP_MAX_PER_IP: '100000',
-    ADMIN_EMAIL: adminEmail,
-    ADMIN_PASSWORD: adminPassword,
-  });
+  const { child, dataDir } = startApp(url, port, { ADMIN_EMAIL: adminEmail, ADMIN_PASSWORD: adminPassword });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    for (let tries = 0; ; tries++) {
-      const ok = await request(agent, port, 'GET', '/healthz').then((r) => r.status === 200, () => false);
-      if (ok) break;
-      if (tries > 600 || child.exitCode !== null) throw new Error('the app did not start for the insight bench');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForApp(agent, port, child, 60);
     const signup = await request(agent, port, 'POST', '/api/auth/signup', {}, JSON.stringify({ email: `heavy-${crypto.randomUUID()}@example.test`, password: 'correct horse battery staple', name: 'Heavy User' }));
     if (signup.status !== 201 || !signup.cookie) throw new Error(`bench signup → ${signup.status} ${signup.body}`);
     const heavy = { cookie: signup.cookie, id: (JSON.parse(signup.body) as { user: { id: string } }).user.id };
