@@ -1,17 +1,10 @@
 import type { Db, Trx } from '../db/database.ts';
-import type { DocumentKind } from './document-inspector.ts';
+import { storedDocumentOf, storedDocumentRow, type StoredDocument, type StoredDocumentRow } from './tasks-store.ts';
 
 /** A document uploaded and priced, kept until it is confirmed as a task or expires. */
-export interface TaskUpload {
+export interface TaskUpload extends StoredDocument {
   id: string;
   userId: string;
-  fileName: string;
-  kind: DocumentKind;
-  mimeType: string;
-  sizeBytes: number;
-  sha256: string;
-  storageKey: string;
-  pages: number;
   /** The OCR language chosen at upload (`eng`, `fra`, `deu`, `spa`); null: detected per page. */
   language: string | null;
   /** The team whose pool the job spends from (issue 16); null: the uploader's own credits. */
@@ -22,16 +15,9 @@ export interface TaskUpload {
   expiresAt: Date;
 }
 
-interface DbTaskUploadRow {
+interface DbTaskUploadRow extends StoredDocumentRow {
   id: string;
   user_id: string;
-  file_name: string;
-  kind: DocumentKind;
-  mime_type: string;
-  size_bytes: number | string;
-  sha256: string;
-  storage_key: string;
-  pages: number;
   language: string | null;
   team_id: string | null;
   api_key_id: string | null;
@@ -42,13 +28,7 @@ interface DbTaskUploadRow {
 const mapRow = (r: DbTaskUploadRow): TaskUpload => ({
   id: r.id,
   userId: r.user_id,
-  fileName: r.file_name,
-  kind: r.kind,
-  mimeType: r.mime_type,
-  sizeBytes: Number(r.size_bytes),
-  sha256: r.sha256,
-  storageKey: r.storage_key,
-  pages: r.pages,
+  ...storedDocumentOf(r),
   language: r.language,
   teamId: r.team_id,
   apiKeyId: r.api_key_id,
@@ -63,13 +43,7 @@ export async function insertUpload(q: Db | Trx, u: NewTaskUpload): Promise<TaskU
     .insert({
       id: u.id,
       user_id: u.userId,
-      file_name: u.fileName,
-      kind: u.kind,
-      mime_type: u.mimeType,
-      size_bytes: u.sizeBytes,
-      sha256: u.sha256,
-      storage_key: u.storageKey,
-      pages: u.pages,
+      ...storedDocumentRow(u),
       language: u.language,
       team_id: u.teamId,
       api_key_id: u.apiKeyId,

@@ -6,11 +6,11 @@ export type TaskStatus = 'queued' | 'processing' | 'completed' | 'failed';
 export const TASK_STATUSES: readonly TaskStatus[] = ['queued', 'processing', 'completed', 'failed'];
 export const UNFINISHED: readonly TaskStatus[] = ['queued', 'processing'];
 
-/** A task as the domain sees it. Amounts are millicredits, durations milliseconds. */
-export interface Task {
-  id: string;
-  userId: string;
-  status: TaskStatus;
+/**
+ * An uploaded document as it is stored, the same in a staged upload (task-uploads-store.ts) and in
+ * a task: its file name, kind, MIME type, size (bytes), SHA-256, storage key and page count.
+ */
+export interface StoredDocument {
   fileName: string;
   kind: DocumentKind;
   mimeType: string;
@@ -18,6 +18,34 @@ export interface Task {
   sha256: string;
   storageKey: string;
   pages: number;
+}
+
+/** The columns of a {@link StoredDocument} (tables `tasks` and `task_uploads`). */
+export interface StoredDocumentRow {
+  file_name: string;
+  kind: DocumentKind;
+  mime_type: string;
+  size_bytes: number | string;
+  sha256: string;
+  storage_key: string;
+  pages: number;
+}
+
+/** A {@link StoredDocument} from its columns. */
+export function storedDocumentOf(r: StoredDocumentRow): StoredDocument {
+  return { fileName: r.file_name, kind: r.kind, mimeType: r.mime_type, sizeBytes: Number(r.size_bytes), sha256: r.sha256, storageKey: r.storage_key, pages: r.pages };
+}
+
+/** The columns of a {@link StoredDocument}, to insert. */
+export function storedDocumentRow(d: StoredDocument): StoredDocumentRow {
+  return { file_name: d.fileName, kind: d.kind, mime_type: d.mimeType, size_bytes: d.sizeBytes, sha256: d.sha256, storage_key: d.storageKey, pages: d.pages };
+}
+
+/** A task as the domain sees it. Amounts are millicredits, durations milliseconds. */
+export interface Task extends StoredDocument {
+  id: string;
+  userId: string;
+  status: TaskStatus;
   pagesDone: number;
   words: number | null;
   meanConfidence: number | null;
@@ -60,17 +88,10 @@ export interface TaskPage {
   chargedMillicredits?: number | null;
 }
 
-interface DbTaskRow {
+interface DbTaskRow extends StoredDocumentRow {
   id: string;
   user_id: string;
   status: TaskStatus;
-  file_name: string;
-  kind: DocumentKind;
-  mime_type: string;
-  size_bytes: number;
-  sha256: string;
-  storage_key: string;
-  pages: number;
   pages_done: number;
   words: number | null;
   mean_confidence: number | null;
@@ -117,13 +138,7 @@ function mapRow(r: DbTaskRow): Task {
     id: r.id,
     userId: r.user_id,
     status: r.status,
-    fileName: r.file_name,
-    kind: r.kind,
-    mimeType: r.mime_type,
-    sizeBytes: r.size_bytes,
-    sha256: r.sha256,
-    storageKey: r.storage_key,
-    pages: r.pages,
+    ...storedDocumentOf(r),
     pagesDone: r.pages_done,
     words: r.words,
     meanConfidence: r.mean_confidence,
@@ -146,16 +161,9 @@ function mapRow(r: DbTaskRow): Task {
   };
 }
 
-export interface NewTask {
+export interface NewTask extends StoredDocument {
   id: string;
   userId: string;
-  fileName: string;
-  kind: DocumentKind;
-  mimeType: string;
-  sizeBytes: number;
-  sha256: string;
-  storageKey: string;
-  pages: number;
   estimatedMillicredits: number;
   holdId: string;
   jobId: string;
@@ -171,13 +179,7 @@ export async function insertTask(trx: Trx, t: NewTask): Promise<Task> {
       id: t.id,
       user_id: t.userId,
       status: 'queued',
-      file_name: t.fileName,
-      kind: t.kind,
-      mime_type: t.mimeType,
-      size_bytes: t.sizeBytes,
-      sha256: t.sha256,
-      storage_key: t.storageKey,
-      pages: t.pages,
+      ...storedDocumentRow(t),
       estimated_millicredits: t.estimatedMillicredits,
       hold_id: t.holdId,
       job_id: t.jobId,
