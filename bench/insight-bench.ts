@@ -111,8 +111,10 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
  * users seeded set-based; an app started as `npm start` does; each endpoint requested `SAMPLES`
  * times in a row by the heavy user (100,000 transfers) or an admin, after a warm-up. Prints
  * `p95 NAME = X ms (p50 Y ms)`; the user endpoints' target is p95 < 100 ms. Usage over whole days
- * reads the daily rollup (`usage_daily`); `usage-year-by-month-from-transfers` asks for the same
- * year from an instant one millisecond later, so it sums the transfers instead. Then the same for the
+ * reads the daily rollup (`usage_daily`); `usage-year-by-month-from-an-instant` asks for the same
+ * year from one millisecond after midnight, and `usage-30d-from-an-instant` for the 30 days up to
+ * this very instant: their whole days come from the rollup, the parts of a day at either end from
+ * the transfers. Then the same for the
  * user endpoints without `transfers_usage_by_account` and the yearly revenue report without
  * `payments_paid_by_day`, to show what each index buys.
  */
@@ -139,7 +141,8 @@ export async function benchInsight(db: Db, url: string): Promise<void> {
     const userFigures: Array<[string, string]> = [
       ['usage-30d', '/api/credits/usage'],
       ['usage-year-by-month', `/api/credits/usage?from=${yearAgo}&granularity=month&groupBy=operation`],
-      ['usage-year-by-month-from-transfers', `/api/credits/usage?from=${yearAgoInstant}&granularity=month&groupBy=operation`],
+      ['usage-year-by-month-from-an-instant', `/api/credits/usage?from=${yearAgoInstant}&granularity=month&groupBy=operation`],
+      ['usage-30d-from-an-instant', `/api/credits/usage?from=${new Date(now.getTime() - 30 * 86_400_000).toISOString()}&to=${now.toISOString()}&groupBy=operation`],
       ['stats', '/api/credits/stats'],
       ['statement-this-month', `/api/credits/statements/${month}`],
       ['statement-last-month', `/api/credits/statements/${lastMonth}`],
@@ -168,7 +171,7 @@ export async function benchInsight(db: Db, url: string): Promise<void> {
     // What the indexes buy: the same user figures without them (then put back).
     await db.raw('DROP INDEX transfers_usage_by_account');
     try {
-      for (const [name, p] of [userFigures[2]!, userFigures[3]!]) await measure(name, p, heavy.cookie, ' (without transfers_usage_by_account)');
+      for (const [name, p] of [userFigures[2]!, userFigures[3]!, userFigures[4]!]) await measure(name, p, heavy.cookie, ' (without transfers_usage_by_account)');
     } finally {
       await db.raw(`CREATE INDEX transfers_usage_by_account ON transfers (debit_account_id, created_at) INCLUDE (amount, reference_type) WHERE kind = 'usage'`);
     }

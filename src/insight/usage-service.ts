@@ -131,13 +131,8 @@ export function createUsageService(deps: { db: Db; ledger: Pick<Ledger, 'getBala
       const prevFrom = new Date(from.getTime() - (to.getTime() - from.getTime()));
       const byOp = q.groupBy === 'operation';
       const account = await store.accountOf(db, userId);
-      // Whole UTC days (the default, and dates) come from the daily rollup; other instants from the transfers.
-      const midnight = (d: Date) => d.getTime() % DAY === 0;
-      const daily = midnight(from) && midnight(to);
-      const rowsOf = daily ? store.usageRowsByDay : store.usageRows;
-      const totalsOf_ = daily ? store.usageTotalsByDay : store.usageTotals;
       const [rows, totals, previous] = account
-        ? await Promise.all([rowsOf(db, account.id, from, to, g), totalsOf_(db, account.id, from, to), totalsOf_(db, account.id, prevFrom, from)])
+        ? await Promise.all([store.usageRows(db, account.id, from, to, g), store.usageTotals(db, account.id, from, to), store.usageTotals(db, account.id, prevFrom, from)])
         : [[], [], []];
       const byPeriod = new Map<number, store.UsageRow[]>();
       for (const r of rows) {

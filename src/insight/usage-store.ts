@@ -1,10 +1,12 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db/database.ts';
 import type { TransferKind } from '../ledger/ledger-types.ts';
 
 /**
  * SQL of a user's own insight: spend per period and operation, spend totals, the lots that decide
  * the runway, estimate vs. actual of jobs, and monthly statements. Amounts are integer
- * millicredits; periods are UTC. Usage reads use `transfers_usage_by_account` (index-only).
+ * millicredits; periods are UTC. Usage reads whole days from the daily rollup `usage_daily` and the
+ * rest from `transfers_usage_by_account` (index-only).
  */
 
 export type Granularity = 'day' | 'week' | 'month';
@@ -25,34 +27,54 @@ export interface UsageRow {
   jobs: number;
 }
 
-/** Usage spend of `accountId` in [from, to), per UTC period (and operation). */
-export async function usageRows(db: Db, accountId: string, from: Date, to: Date, granularity: Granularity): Promise<UsageRow[]> {
-  const { rows } = await db.raw(
-    `SELECT (date_trunc(?, created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS period_start, ${OPERATION_SQL} AS operation,
-            SUM(amount)::bigint AS amount, COUNT(*)::bigint AS jobs
-       FROM transfers
-      WHERE debit_account_id = ? AND kind = 'usage' AND created_at >= ? AND created_at < ?
-      GROUP BY 1, 2 ORDER BY 1, 2`,
-    [granularity, accountId, from, to],
-  );
-  return (rows as Array<{ period_start: Date; operation: string; amount: number; jobs: number }>).map((r) => ({
-    periodStart: r.period_start,
-    operation: r.operation,
-    amount: r.amount,
-    jobs: r.jobs,
-  }));
+const DAY_MS = 86_400_000;
+
+/**
+ * How a range [from, to) is read: its whole UTC days from the daily rollup (`usage_daily`, kept in
+ * step by a trigger in the ledger's own transactions), and the parts of a day before the first and
+ * after the last midnight from the transfers (`transfers_usage_by_account`, index-only). So any
+ * range reads at most two days of transfers, however long it is and wherever it starts.
+ * `days` is undefined when the range holds no whole day (it is read from the transfers alone).
+ */
+function splitAtMidnights(from: Date, to: Date): { days?: { from: string; to: string }; head: [Date, Date]; tail: [Date, Date] } {
+  const firstMidnight = new Date(Math.ceil(from.getTime() / DAY_MS) * DAY_MS);
+  const lastMidnight = new Date(Math.floor(to.getTime() / DAY_MS) * DAY_MS);
+  if (firstMidnight >= lastMidnight) return { head: [from, to], tail: [to, to] };
+  const day = (d: Date) => d.toISOString().slice(0, 10);
+  return { days: { from: day(firstMidnight), to: day(lastMidnight) }, head: [from, firstMidnight], tail: [lastMidnight, to] };
 }
 
 /**
- * As {@link usageRows}, from the daily rollup (`usage_daily`, kept by a trigger in the ledger's
- * transactions): for ranges of whole UTC days, `from` and `to` at midnight.
+ * The usage of `accountId` in [from, to) as rows `(bucket, operation, amount, jobs)`: the whole days
+ * from the rollup, the edges from the transfers ({@link splitAtMidnights}). `bucket(utc)` is the SQL
+ * of a row's period, given the SQL of its UTC wall-clock timestamp (a transfer's time or a rollup
+ * day's midnight), with `bucketBindings` for its placeholders.
  */
-export async function usageRowsByDay(db: Db, accountId: string, from: Date, to: Date, granularity: Granularity): Promise<UsageRow[]> {
+function usageUnion(accountId: string, from: Date, to: Date, bucket: (utc: string) => string, bucketBindings: unknown[]) {
+  const { days, head, tail } = splitAtMidnights(from, to);
+  const edge = `SELECT ${bucket(`created_at AT TIME ZONE 'UTC'`)} AS bucket, ${OPERATION_SQL} AS operation, amount, 1 AS jobs
+      FROM transfers WHERE debit_account_id = ? AND kind = 'usage' AND created_at >= ? AND created_at < ?`;
+  const parts = [edge, edge];
+  const bindings: unknown[] = [...bucketBindings, accountId, head[0], head[1], ...bucketBindings, accountId, tail[0], tail[1]];
+  if (days) {
+    parts.push(`SELECT ${bucket('day::timestamp')} AS bucket, operation, amount, transfers AS jobs
+      FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date`);
+    bindings.push(...bucketBindings, accountId, days.from, days.to);
+  }
+  return { sql: parts.join('\n UNION ALL\n'), bindings };
+}
+
+/**
+ * Usage spend of `accountId` in [from, to), per UTC period (day, ISO week from Monday, month) and
+ * operation; amounts in millicredits, `jobs` = usage transfers. Whole days come from the daily
+ * rollup, the edges from the transfers (the same figures; tested).
+ */
+export async function usageRows(db: Db, accountId: string, from: Date, to: Date, granularity: Granularity): Promise<UsageRow[]> {
+  const u = usageUnion(accountId, from, to, (utc) => `(date_trunc(?, ${utc}) AT TIME ZONE 'UTC')`, [granularity]);
   const { rows } = await db.raw(
-    `SELECT (date_trunc(?, day::timestamp) AT TIME ZONE 'UTC') AS period_start, operation, SUM(amount)::bigint AS amount, SUM(transfers)::bigint AS jobs
-       FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date
-      GROUP BY 1, 2 ORDER BY 1, 2`,
-    [granularity, accountId, from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+    `SELECT bucket AS period_start, operation, SUM(amount)::bigint AS amount, SUM(jobs)::bigint AS jobs
+       FROM (${u.sql}) u GROUP BY 1, 2 ORDER BY 1, 2`,
+    u.bindings as Knex.RawBinding[],
   );
   return (rows as Array<{ period_start: Date; operation: string; amount: number; jobs: number }>).map((r) => ({
     periodStart: r.period_start,
@@ -62,23 +84,12 @@ export async function usageRowsByDay(db: Db, accountId: string, from: Date, to: 
   }));
 }
 
-/** As {@link usageTotals}, from the daily rollup (whole UTC days). */
-export async function usageTotalsByDay(db: Db, accountId: string, from: Date, to: Date): Promise<Array<{ operation: string; amount: number; jobs: number }>> {
-  const { rows } = await db.raw(
-    `SELECT operation, SUM(amount)::bigint AS amount, SUM(transfers)::bigint AS jobs
-       FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date GROUP BY 1 ORDER BY 1`,
-    [accountId, from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
-  );
-  return rows as Array<{ operation: string; amount: number; jobs: number }>;
-}
-
-/** Usage spend of `accountId` in [from, to) per operation. */
+/** Usage spend of `accountId` in [from, to) per operation (millicredits; jobs = usage transfers), read as {@link usageRows}. */
 export async function usageTotals(db: Db, accountId: string, from: Date, to: Date): Promise<Array<{ operation: string; amount: number; jobs: number }>> {
+  const u = usageUnion(accountId, from, to, () => 'NULL::timestamptz', []);
   const { rows } = await db.raw(
-    `SELECT ${OPERATION_SQL} AS operation, SUM(amount)::bigint AS amount, COUNT(*)::bigint AS jobs
-       FROM transfers WHERE debit_account_id = ? AND kind = 'usage' AND created_at >= ? AND created_at < ?
-      GROUP BY 1 ORDER BY 1`,
-    [accountId, from, to],
+    `SELECT operation, SUM(amount)::bigint AS amount, SUM(jobs)::bigint AS jobs FROM (${u.sql}) u GROUP BY 1 ORDER BY 1`,
+    u.bindings as Knex.RawBinding[],
   );
   return rows as Array<{ operation: string; amount: number; jobs: number }>;
 }

@@ -167,6 +167,39 @@ describe('usage', () => {
     expect(rows).toEqual([]);
   });
 
+  it('a range from any instant: its whole days from the rollup, the parts of a day at either end from the transfers, equal to the transfers', async () => {
+    const { agent, userId, now } = await userWithHistory();
+    const m0 = monthStart(now, 0);
+    const m1 = monthStart(now, -1);
+    const m2 = monthStart(now, -2);
+    const at = (ms: number) => new Date(ms);
+    const ranges: Array<[Date, Date]> = [
+      [at(m0.getTime() - 1), at(m0.getTime() + 1)], // within no whole day: the 1-credit job at the last ms of last month and the 2-credit job at midnight
+      [at(m0.getTime() - 1), at(m0.getTime() + DAY + 1)], // an edge of 1 ms before a whole day
+      [at(m0.getTime() + 1), at(m0.getTime() + 2 * DAY)], // starts 1 ms after the 2-credit job
+      [at(m1.getTime() + 4 * DAY + 1), at(now.getTime() + DAY)], // starts 1 ms after the 5.5-credit job
+      [at(m2.getTime() + 11 * DAY - 12 * 3600_000), at(m1.getTime() + 4 * DAY + 1)], // noon to 1 ms past a job
+    ];
+    for (const [from, to] of ranges) {
+      const { rows } = await ta.t.db.raw(
+        `SELECT COALESCE(SUM(t.amount), 0)::bigint AS s, COUNT(*)::int AS n FROM transfers t JOIN accounts a ON a.id = t.debit_account_id AND a.user_id = ?
+          WHERE t.kind = 'usage' AND t.created_at >= ? AND t.created_at < ?`,
+        [userId, from, to],
+      );
+      const expected = rows[0] as { s: number; n: number };
+      const body = (await agent.get(`/api/credits/usage?from=${from.toISOString()}&to=${to.toISOString()}&granularity=day`).expect(200)).body;
+      expect({ range: [from.toISOString(), to.toISOString()], millicredits: body.totals.credits * 1000, jobs: body.totals.jobs }).toEqual({
+        range: [from.toISOString(), to.toISOString()],
+        millicredits: expected.s,
+        jobs: expected.n,
+      });
+      expect(body.series.reduce((sum: number, p: { credits: number }) => sum + p.credits * 1000, 0)).toBe(expected.s);
+    }
+    // The ranges above are not all empty: the first holds the two jobs either side of midnight.
+    const first = (await agent.get(`/api/credits/usage?from=${ranges[0]![0].toISOString()}&to=${ranges[0]![1].toISOString()}&granularity=day`).expect(200)).body;
+    expect(first.totals).toEqual({ credits: 3, jobs: 2 });
+  });
+
   it('refuses bad parameters with problem+json naming each field', async () => {
     const { agent } = await signedInUser(ta.app);
     const cases: Array<[string, string]> = [
