@@ -98,6 +98,8 @@ export function actionLabel(entry: AuditLike): string {
       return `Erasure: ${str(d.step).replace(/_/g, ' ')}`;
     case 'privacy.erased':
       return 'Account erased';
+    case 'team.owner_promoted':
+      return d.reason === 'only_owner_erased' ? "Made a team's owner (its only owner's account was erased)" : "Made a team's owner";
     case 'retention.swept':
       return 'Old data deleted (retention)';
     case 'retention.audit_pruned':
@@ -155,6 +157,10 @@ export function detailLines(entry: AuditLike, currency = 'usd'): string[] {
     case 'privacy.deletion_requested':
       // the date it is due is in the entry's JSON; a table cell's dates belong in <time> (pages audit)
       if (d.reason) lines.push(`Reason: ${str(d.reason)}`);
+      break;
+    case 'team.owner_promoted':
+      if (d.teamName) lines.push(`Team: ${str(d.teamName)}`);
+      if (d.from) lines.push(`Was: ${str(d.from)}`);
       break;
     case 'admin.payment_refunded': {
       const cents = num(d.amountCents);

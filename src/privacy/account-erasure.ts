@@ -9,6 +9,7 @@ import type { Ledger } from '../ledger/ledger-service.ts';
 import { HoldNotFoundError, HoldStateError } from '../ledger/ledger-errors.ts';
 import type { Logger } from '../logger.ts';
 import { StoredFileMissingError, type FileStorage } from '../tasks/file-storage.ts';
+import { leaveTeamsAtErasure } from '../teams/owner-succession.ts';
 import { findDeletion, markStepDone, tableExists, upsertDeletion } from './privacy-store.ts';
 
 /**
@@ -87,8 +88,9 @@ export async function deleteUserFiles(db: Db, storage: FileStorage, userId: stri
  * Erases one user (idempotent, resumable): revokes sessions and API keys, voids active holds,
  * forfeits the remaining credits to the `forfeited` account through the ledger (one `expiry`
  * transfer per lot: the books still balance), cancels subscriptions and deletes the Stripe
- * customer, deletes files, results and exports, and replaces email, name and IP addresses by a
- * pseudonym (also in the email outbox and the audit log's personal side). Ledger and payment rows
+ * customer, deletes files, results and exports, takes the user out of every team (a team whose only
+ * owner they were gets its longest-standing member as owner: `leaveTeamsAtErasure`), and replaces
+ * email, name and IP addresses by a pseudonym (also in the email outbox and the audit log's personal side). Ledger and payment rows
  * stay, pointing to the pseudonymous account (bookkeeping duty, GDPR Art. 17(3)(b)).
  *
  * @param actor `admin:<id>` (erase now) or `system` (the scheduled erasure)
@@ -200,15 +202,16 @@ export async function eraseUser(deps: ErasureDeps, userId: string, actor: string
             await trx('notifications').where({ user_id: userId }).delete();
             await trx('webhook_endpoints').where({ user_id: userId }).delete();
             await trx('notification_settings').where({ user_id: userId }).delete();
-            // teams (issue 13's tables, when present): out of every team; invitations to the address renamed
-            if (await tableExists(trx, 'team_members')) await trx('team_members').where({ user_id: userId }).whereNull('removed_at').update({ removed_at: now });
+            // teams (issue 16's tables, when present): out of every team, a team whose only owner this
+            // was gets its longest-standing member as owner; invitations to the address renamed
+            const teams = (await tableExists(trx, 'team_members')) ? await leaveTeamsAtErasure(trx, { audit }, userId, stepActor, now) : { teamsLeft: 0, promotions: [] };
             if (await tableExists(trx, 'team_invitations')) await trx('team_invitations').where({ email }).update({ email: alias });
             // a saved card for auto-recharge (its Stripe customer is deleted already)
             if (await tableExists(trx, 'auto_recharge_settings')) await trx('auto_recharge_settings').where({ user_id: userId }).delete();
             // the once-per-mailbox sign-up bonus claim keeps a one-way hash, not the address
             await trx.raw(`UPDATE signup_bonus_claims SET canonical_email = 'erased:' || encode(sha256(convert_to(canonical_email, 'UTF8')), 'hex') WHERE user_id = ? AND canonical_email NOT LIKE 'erased:%'`, [userId]);
             const auditEntries = await erasePersonalAuditData(trx, userId, email);
-            await finish(trx, step, { auditEntries });
+            await finish(trx, step, { auditEntries, teamsLeft: teams.teamsLeft, ownersPromoted: teams.promotions.length });
           });
           break;
         }
