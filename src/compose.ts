@@ -92,7 +92,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     offSession: autoRecharge,
     // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
-    more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers },
+    // Customers (issue 19): customer.deleted after an erasure forgets the stored customer id.
+    more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers, ...customers.webhookHandlers },
   }), metrics);
   const auth = createAuthService({
     db,

@@ -234,6 +234,16 @@ export async function saveCustomerId(db: Db | Trx, userId: string, customerId: s
 }
 
 /**
+ * Forgets the Stripe customer `customerId` (deleted at Stripe, `customer.deleted`), so the user's
+ * next purchase creates a new one. Returns the id of the user it was stored for, or null when no
+ * user has it (already forgotten, or not a Tally customer).
+ */
+export async function forgetCustomerId(db: Db | Trx, customerId: string): Promise<string | null> {
+  const [row] = (await db('stripe_customers').where({ customer_id: customerId }).delete().returning('user_id')) as Array<{ user_id: string }>;
+  return row?.user_id ?? null;
+}
+
+/**
  * Records a webhook event id before handling it. Returns false when the id was already recorded
  * (a redelivery). A concurrent delivery of the same id waits here on the unique index until the
  * first one commits (then false) or rolls back (then true).
