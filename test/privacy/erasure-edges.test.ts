@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StripeEmulatorServer } from '@tally/stripe-emulator';
+import { leaveTeamsAtErasure } from '../../src/teams/owner-succession.ts';
 import { signedInAdmin, signedInUser, type Agent } from '../auth/auth-helpers.ts';
 import type { TestApp } from '../helpers/app.ts';
 import { booksViolations, fundAccount } from '../helpers/factories.ts';
@@ -96,6 +97,30 @@ describe('erasing a team owner', () => {
     expect(await members(t.id)).toEqual({ [solo.id]: 'removed' });
     expect(await promotions(t.id)).toEqual([]);
     expect(await ta.deps.ledger.getBalance(t.id)).toMatchObject({ available: 7000, held: 0 });
+  });
+
+  it('two owners erased at the same moment: the team still gets an owner (the second waits for the first on the member rows)', async () => {
+    const [one, two, stays] = [await person('One'), await person('Two'), await person('Stays')];
+    const t = await team('Racing', one, [[two, 'owner'], [stays, 'member']]);
+    const now = new Date();
+    // the team steps of two erasures, the second started while the first has not committed
+    const first = await ta.t.db.transaction();
+    const second = await ta.t.db.transaction();
+    try {
+      await leaveTeamsAtErasure(first, { audit: ta.deps.audit }, one.id, 'system', now);
+      let settled = false;
+      const secondDone = leaveTeamsAtErasure(second, { audit: ta.deps.audit }, two.id, 'system', now).finally(() => (settled = true));
+      const waiting = async () => Number((await ta.t.db.raw(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n);
+      await expect.poll(async () => settled || (await waiting()) > 0, { timeout: 10_000 }).toBe(true);
+      await first.commit();
+      expect((await secondDone).promotions).toEqual([{ teamId: t.id, userId: stays.id, from: 'member' }]);
+      await second.commit();
+    } finally {
+      if (!first.isCompleted()) await first.rollback();
+      if (!second.isCompleted()) await second.rollback();
+    }
+    expect(await members(t.id)).toEqual({ [one.id]: 'removed', [two.id]: 'removed', [stays.id]: 'owner' });
+    expect(await promotions(t.id)).toHaveLength(1);
   });
 
   it('a scheduled erasure after the grace period promotes too (actor: system)', async () => {
