@@ -93,4 +93,9 @@ export class TooManyRequestsError extends AppError {
 export const PROBLEM_TYPE_BASE = 'https://tally.dev/problems/';
 
 /** Problem types spelled differently from their code, as their issue names them (issue 14). */
-export const PROBLEM_TYPE_SLUGS: Readonly<Record<string, string>> = { spend_cap_exceeded: 'spend-cap-exceeded' };
+export const PROBLEM_TYPE_SLUGS: Readonly<Record<string, string>> = {
+  spend_cap_exceeded: 'spend-cap-exceeded',
+  // a task's results or upload deleted under the retention policy (issue 19)
+  result_expired: 'result-expired',
+  file_expired: 'file-expired',
+};

@@ -33,6 +33,14 @@ export interface TaskJson {
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
+  /**
+   * When the text, JSON result and searchable PDF were deleted under the retention policy
+   * (`RETENTION_RESULT_DAYS` after the task finished); null while they are kept. Once set, the
+   * result links answer 410 `result-expired`.
+   */
+  resultDeletedAt: string | null;
+  /** When the original upload was deleted under the retention policy (`RETENTION_UPLOAD_DAYS`); then `download` answers 410 `file-expired`. */
+  fileDeletedAt: string | null;
   /** `result` is the text; `resultJson` pages/lines/words with boxes; `searchablePdf` null when none was made. */
   links: { self: string; events: string; result: string; resultJson: string; searchablePdf: string | null; download: string };
 }
@@ -77,12 +85,15 @@ export function taskJson(t: Task): TaskJson {
     createdAt: t.createdAt.toISOString(),
     startedAt: t.startedAt?.toISOString() ?? null,
     completedAt: t.completedAt?.toISOString() ?? null,
+    resultDeletedAt: t.resultsDeletedAt?.toISOString() ?? null,
+    fileDeletedAt: t.fileDeletedAt?.toISOString() ?? null,
     links: {
       self: base,
       events: `${base}/events`,
       result: `${base}/result`,
       resultJson: `${base}/result?format=json`,
-      searchablePdf: t.status === 'completed' && !t.searchablePdfKey ? null : `${base}/result?format=pdf`,
+      // after the retention sweep the key is gone too, but the link stays: it answers 410, not "never made"
+      searchablePdf: t.status === 'completed' && !t.searchablePdfKey && !t.resultsDeletedAt ? null : `${base}/result?format=pdf`,
       download: `${base}/download`,
     },
   };

@@ -202,7 +202,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
     const pageStats = await service.pages(userId, id);
     let text: string | undefined;
     let truncated = false;
-    if (task.status === 'completed') {
+    // after the retention sweep the page says so (views/tasks/show.ejs) instead of showing an empty text
+    if (task.status === 'completed' && !task.resultsDeletedAt) {
       const result = await service.result(userId, id);
       truncated = result.text.length > TEXT_PREVIEW_CHARS;
       text = truncated ? result.text.slice(0, TEXT_PREVIEW_CHARS) : result.text;
@@ -218,6 +219,7 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       lowConfidencePages: pageStats.filter((p) => p.lowConfidence).map((p) => p.page),
       text,
       truncated,
+      retention: service.retention,
       idempotencyKey: crypto.randomUUID(),
       fmt: viewHelpers,
     });
@@ -308,7 +310,8 @@ export function createTasksPages(options: TasksPagesOptions): express.Router {
       await service.retry(req.user!.id, id, key.success ? key.data : undefined);
     } catch (err) {
       const problem = asProblem(err);
-      if (problem && (problem.status === 402 || problem.status === 409)) {
+      // 410: the upload was deleted under the retention policy, so there is nothing to read again
+      if (problem && (problem.status === 402 || problem.status === 409 || problem.status === 410)) {
         const e = pageError(err, problem);
         setFlash(req, { type: 'error', message: e.message, ...(e.topUp ? { topUp: true } : {}) });
         return res.redirect(303, `/tasks/${id}`);

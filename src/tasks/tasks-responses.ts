@@ -24,6 +24,8 @@ export const TaskJson = z
     createdAt: DateTime,
     startedAt: DateTime.nullable(),
     completedAt: DateTime.nullable(),
+    resultDeletedAt: DateTime.nullable().describe('When the text, JSON result and searchable PDF were deleted under the retention policy (RETENTION_RESULT_DAYS); then the result links answer 410 result-expired. Null while kept.'),
+    fileDeletedAt: DateTime.nullable().describe('When the original upload was deleted under the retention policy (RETENTION_UPLOAD_DAYS); then the download link answers 410 file-expired. Null while kept.'),
     links: z.object({ self: z.string(), events: z.string(), result: z.string(), resultJson: z.string(), searchablePdf: z.string().nullable(), download: z.string() }),
   })
   .meta({ id: 'Task' });

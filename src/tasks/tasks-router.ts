@@ -75,7 +75,9 @@ export function resultFileName(fileName: string, format: 'json' | 'pdf'): string
  * - `POST /tasks` also takes an optional `language` field (`eng`, `fra`, `deu`, `spa`)
  * - `GET /tasks/:id` → `{task, pageStats}`; `/result?format=txt|json|pdf` the text, the JSON
  *   result (pages, lines, words, boxes) or the searchable PDF; `/download` the original;
- *   `/events` server-sent events (`task` events until a final status)
+ *   `/events` server-sent events (`task` events until a final status). Once the retention
+ *   sweeper deleted them, `/result` answers 410 `result-expired` and `/download` 410
+ *   `file-expired` (the task itself still answers, with `resultDeletedAt` / `fileDeletedAt`)
  * - `DELETE /tasks/:id` → 204; `POST /tasks/:id/retry` → 202 `{task}`
  * - `POST /tasks/uploads` (multipart `file`, optional `language` as for `POST /tasks`) → 201
  *   `{upload}`: inspected, priced and kept for an hour with its language and wallet (optional
@@ -196,7 +198,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     {
       method: 'get',
       path: '/tasks/:id/result',
-      summary: 'The result: the text (`txt`), pages, lines and words with boxes (`json`), or the searchable PDF (`pdf`)',
+      summary: 'The result: the text (`txt`), pages, lines and words with boxes (`json`), or the searchable PDF (`pdf`); 410 result-expired once deleted under the retention policy',
       auth: 'user',
       request: { params: TaskParams, query: ResultQuery },
       responses: { 200: { description: 'The result in the format asked for.', content: { 'text/plain': z.string(), 'application/json': R.OcrResultJson, 'application/pdf': OCTET } } },
@@ -224,7 +226,7 @@ export function createTasksRouter(options: TasksRouterOptions): express.Router {
     },
   );
 
-  apiRoute(api, { method: 'get', path: '/tasks/:id/download', summary: 'The original file', auth: 'user', request: { params: TaskParams }, responses: { 200: { description: 'The uploaded file, as its detected type.', contentType: 'application/octet-stream', schema: OCTET } } }, requireAuth, async (req, res) => {
+  apiRoute(api, { method: 'get', path: '/tasks/:id/download', summary: 'The original file; 410 file-expired once deleted under the retention policy', auth: 'user', request: { params: TaskParams }, responses: { 200: { description: 'The uploaded file, as its detected type.', contentType: 'application/octet-stream', schema: OCTET } } }, requireAuth, async (req, res) => {
     const { task, stream } = await service.original(req.user!.id, taskIdOf(req));
     res.setHeader('Content-Type', task.mimeType);
     res.setHeader('Content-Length', String(task.sizeBytes));

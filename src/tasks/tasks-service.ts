@@ -15,7 +15,7 @@ import type { Logger } from '../logger.ts';
 import { inspectDocument, type DocumentInfo } from './document-inspector.ts';
 import { newStorageKey, type FileStorage } from './file-storage.ts';
 import type { TaskJob } from './task-queue.ts';
-import { DocumentRejectedProblem, TaskNotFoundError, TaskOutputMissingError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
+import { DocumentRejectedProblem, RetentionDeletedError, TaskNotFoundError, TaskOutputMissingError, TaskStateError, UploadNotFoundError } from './task-problems.ts';
 import * as uploads from './task-uploads-store.ts';
 import type { TaskUpload } from './task-uploads-store.ts';
 import { DocumentRejectedError } from './tasks-errors.ts';
@@ -42,7 +42,8 @@ export interface TasksServiceDeps {
   storage: FileStorage;
   queue: JobSender;
   idempotency: IdempotencyKeys;
-  config: Pick<Readonly<Config>, 'appUrl' | 'tasks'>;
+  /** `retention`: how long uploads and results are kept (the 410s name the days). */
+  config: Pick<Readonly<Config>, 'appUrl' | 'tasks' | 'retention'>;
   logger: Logger;
   /** Spend controls: a job refused by a cap is audited, and cap alerts are sent after a hold. */
   spend?: Pick<SpendControls, 'recordBlocked' | 'deliverAlerts'>;
@@ -204,7 +205,16 @@ export function createTasksService(deps: TasksServiceDeps) {
 
   const conflictingKey = () => new ConflictError('This Idempotency-Key was already used to upload a different file.', 'idempotency_conflict');
 
+  /** 410 when the retention sweeper deleted the task's results (`result`) or its upload (`file`). */
+  function assertKept(task: Task, what: 'result' | 'file', then?: string): void {
+    if (what === 'result' && task.resultsDeletedAt) throw new RetentionDeletedError('result', task.resultsDeletedAt, config.retention.resultDays, then);
+    if (what === 'file' && task.fileDeletedAt) throw new RetentionDeletedError('file', task.fileDeletedAt, config.retention.uploadDays, then);
+  }
+
   const service = {
+    /** How long uploads and results are kept, days (`RETENTION_UPLOAD_DAYS`, `RETENTION_RESULT_DAYS`): the task page says so. */
+    retention: { uploadDays: config.retention.uploadDays, resultDays: config.retention.resultDays },
+
     /**
      * Inspects a document and prices it, without storing or holding anything.
      * @throws {DocumentRejectedProblem} 400 when the document is refused
@@ -480,18 +490,24 @@ export function createTasksService(deps: TasksServiceDeps) {
       );
     },
 
-    /** The extracted text. @throws {TaskStateError} 409 until the task has completed. */
+    /**
+     * The extracted text.
+     * @throws {TaskStateError} 409 until the task has completed
+     * @throws {RetentionDeletedError} 410 `result_expired` once the retention sweeper deleted it
+     */
     async result(userId: string, id: string): Promise<{ task: Task; text: string }> {
       const task = await service.get(userId, id);
       if (task.status !== 'completed') {
         throw new TaskStateError(task.status, `The task is ${task.status}: its text is available once it has completed.`);
       }
+      assertKept(task, 'result');
       return { task, text: (await store.resultText(db, id)) ?? '' };
     },
 
     /**
      * A stored output of the completed task: the JSON result (`json`) or the searchable PDF (`pdf`).
      * @throws {TaskStateError} 409 until the task has completed
+     * @throws {RetentionDeletedError} 410 `result_expired` once the retention sweeper deleted it
      * @throws {TaskNotFoundError} 404 when that output was not made (or its file is gone)
      */
     async resultFile(userId: string, id: string, format: 'json' | 'pdf'): Promise<{ task: Task; stream: Readable }> {
@@ -499,6 +515,7 @@ export function createTasksService(deps: TasksServiceDeps) {
       if (task.status !== 'completed') {
         throw new TaskStateError(task.status, `The task is ${task.status}: its results are available once it has completed.`);
       }
+      assertKept(task, 'result');
       const key = format === 'json' ? task.resultKey : task.searchablePdfKey;
       if (!key) throw new TaskOutputMissingError(format === 'pdf' ? 'No searchable PDF was made for this task.' : 'This task has no JSON result.');
       try {
@@ -509,9 +526,14 @@ export function createTasksService(deps: TasksServiceDeps) {
       }
     },
 
-    /** The uploaded file, as stored. @throws {TaskNotFoundError} 404, also when the file is gone. */
+    /**
+     * The uploaded file, as stored.
+     * @throws {RetentionDeletedError} 410 `file_expired` once the retention sweeper deleted it
+     * @throws {TaskNotFoundError} 404, also when the file is gone otherwise
+     */
     async original(userId: string, id: string): Promise<{ task: Task; stream: Readable }> {
       const task = await service.get(userId, id);
+      assertKept(task, 'file');
       try {
         return { task, stream: await storage.stream(task.storageKey) };
       } catch (err) {
@@ -547,6 +569,7 @@ export function createTasksService(deps: TasksServiceDeps) {
      * The new hold goes on the wallet the failed try spent from (a team's pool within the member's
      * budgets, issue 16), attributed to the request's API `key` if any.
      * @throws {TaskStateError} 409 unless the task has failed
+     * @throws {RetentionDeletedError} 410 `file_expired` when its upload was deleted under the retention policy
      */
     async retry(userId: string, id: string, idempotencyKey?: string, key?: SpendingKey | null): Promise<TaskResult> {
       const holdId = idempotencyKey
@@ -557,6 +580,7 @@ export function createTasksService(deps: TasksServiceDeps) {
         if (!t) throw new TaskNotFoundError();
         if (t.holdId === holdId) return { task: t, replayed: true };
         if (t.status !== 'failed') throw new TaskStateError(t.status, `Only a failed task can be retried; this one is ${t.status}.`);
+        assertKept(t, 'file', 'Upload it again to read it.');
         const { millicredits } = await ocrCost(pricing, t.pages);
         const teamId = await teamOfHold(trx, t.holdId);
         assertKeyMaySpendFrom(key, teamId);

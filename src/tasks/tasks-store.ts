@@ -68,6 +68,10 @@ export interface Task extends StoredDocument {
   startedAt: Date | null;
   completedAt: Date | null;
   updatedAt: Date;
+  /** When the retention sweeper (or an erasure) deleted the original upload; null while it is kept. */
+  fileDeletedAt: Date | null;
+  /** When the retention sweeper (or an erasure) deleted the text, JSON result and searchable PDF; null while kept. */
+  resultsDeletedAt: Date | null;
 }
 
 /** Statistics of one processed page. */
@@ -111,6 +115,8 @@ interface DbTaskRow extends StoredDocumentRow {
   started_at: Date | null;
   completed_at: Date | null;
   updated_at: Date;
+  file_deleted_at: Date | null;
+  results_deleted_at: Date | null;
 }
 
 interface DbTaskPageRow {
@@ -131,6 +137,7 @@ const COLUMNS: string[] = [
   'id', 'user_id', 'status', 'file_name', 'kind', 'mime_type', 'size_bytes', 'sha256', 'storage_key', 'pages', 'pages_done',
   'words', 'mean_confidence', 'duration_ms', 'estimated_millicredits', 'charged_millicredits', 'hold_id', 'job_id', 'attempts',
   'error_code', 'error_detail', 'idempotency_key', 'language', 'result_key', 'searchable_pdf_key', 'created_at', 'started_at', 'completed_at', 'updated_at',
+  'file_deleted_at', 'results_deleted_at',
 ];
 
 function mapRow(r: DbTaskRow): Task {
@@ -158,6 +165,8 @@ function mapRow(r: DbTaskRow): Task {
     startedAt: r.started_at,
     completedAt: r.completed_at,
     updatedAt: r.updated_at,
+    fileDeletedAt: r.file_deleted_at,
+    resultsDeletedAt: r.results_deleted_at,
   };
 }
 
@@ -362,6 +371,8 @@ export async function requeue(trx: Trx, id: string, holdId: string, jobId: strin
       mean_confidence: null,
       duration_ms: null,
       result_text: null,
+      // the new try makes new results: a retention mark of the failed try's (empty) results no longer applies
+      results_deleted_at: null,
       error_code: null,
       error_detail: null,
       started_at: null,
