@@ -17,7 +17,7 @@ import { createStripeCustomers } from './payments/stripe-customers.ts';
 import { createSubscriptions } from './subscriptions/subscriptions-service.ts';
 import { createSubscriptionEmails } from './subscriptions/subscription-emails.ts';
 import { createNotificationCore, createNotificationServices, type NotificationCore } from './notifications/notifications-services.ts';
-import { createStripeWebhook } from './payments/stripe-webhook.ts';
+import { createStripeWebhook, mergeMoreHandlers } from './payments/stripe-webhook.ts';
 import { createAutoRecharge } from './recharge/auto-recharge-service.ts';
 import { ownerOfAccount } from './recharge/auto-recharge-store.ts';
 import { withAutoRecharge } from './recharge/recharge-ledger.ts';
@@ -93,7 +93,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     offSession: autoRecharge,
     // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
     // Customers (issue 19): customer.deleted after an erasure forgets the stored customer id.
-    more: { ...subscriptions.webhookHandlers, ...autoRecharge.webhookHandlers, ...customers.webhookHandlers },
+    // customer.deleted: auto-recharge drops the card first (it finds the user by the customer id), then the id is forgotten.
+    more: mergeMoreHandlers(subscriptions.webhookHandlers, autoRecharge.webhookHandlers, customers.webhookHandlers),
   }), metrics);
   const auth = createAuthService({
     db,

@@ -106,6 +106,38 @@ export interface MoreHandler {
   after?: (event: Stripe.Event, outcome: string, prefetched: unknown) => Promise<void>;
 }
 
+/**
+ * The `more` maps of several features as one: where two features handle the same event type, their
+ * handlers run one after the other, in the order given, in the event's one transaction (so a later
+ * handler may rely on what an earlier one read before changing it). The outcome is the non-null
+ * outcomes joined with " + " (null when every handler passed); each `after` gets its own prefetch.
+ */
+export function mergeMoreHandlers(...maps: Array<Record<string, MoreHandler>>): Record<string, MoreHandler> {
+  const byType = new Map<string, MoreHandler[]>();
+  for (const m of maps) for (const [type, h] of Object.entries(m)) byType.set(type, [...(byType.get(type) ?? []), h]);
+  const merged: Record<string, MoreHandler> = {};
+  for (const [type, hs] of byType) {
+    merged[type] =
+      hs.length === 1
+        ? hs[0]!
+        : {
+            prefetch: async (event) => Promise.all(hs.map((h) => (h.prefetch ? h.prefetch(event) : undefined))),
+            handle: async (event, trx, prefetched) => {
+              const outcomes: string[] = [];
+              for (const [i, h] of hs.entries()) {
+                const o = await h.handle(event, trx, (prefetched as unknown[])[i]);
+                if (o !== null) outcomes.push(o);
+              }
+              return outcomes.length > 0 ? outcomes.join(' + ') : null;
+            },
+            after: async (event, outcome, prefetched) => {
+              for (const [i, h] of hs.entries()) if (h.after) await h.after(event, outcome, (prefetched as unknown[])[i]);
+            },
+          };
+  }
+  return merged;
+}
+
 /** What an off-session handler reads of a PaymentIntent event. */
 export type PaymentIntentFacts = { id: string; status?: string; amount?: number; currency?: string; metadata?: Record<string, string> | null };
 

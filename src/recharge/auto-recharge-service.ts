@@ -189,9 +189,29 @@ export function createAutoRecharge(deps: {
      * Webhook handlers (the payments webhook's `more` map): a pack bought with "save this card"
      * (`setup_future_usage: off_session`, metadata `saveCard`) keeps the card it was paid with,
      * then leaves the event to payments (fulfillment); a setup session's `setup_intent.succeeded`
-     * keeps its card; the other card events need nothing.
+     * keeps its card; `customer.deleted` (Stripe detaches a deleted customer's cards,
+     * https://docs.stripe.com/api/customers/delete) turns auto-recharge off as a removed card does,
+     * and tells the user, instead of failing the next recharge as a decline; the other card events
+     * need nothing.
      */
     webhookHandlers: {
+      'customer.deleted': {
+        prefetch: async (event) => {
+          const id = (event.data.object as { id?: unknown }).id;
+          return typeof id === 'string' && id !== '' ? ((await store.userOfCustomer(db, id)) ?? null) : null;
+        },
+        handle: async (_event, trx, prefetched) => {
+          const userId = prefetched as string | null;
+          if (!userId) return null;
+          const s = await store.findSettings(trx, userId, true);
+          if (!s?.payment_method_id) return null;
+          await store.updateSettings(trx, userId, { enabled: false, payment_method_id: null, card_brand: null, card_last4: null, disabled_reason: 'card_removed' });
+          return 'auto_recharge_card_removed';
+        },
+        after: async (_event, outcome, prefetched) => {
+          if (prefetched && outcome.includes('auto_recharge_card_removed')) await notify(prefetched as string, { kind: 'disabled', reason: 'card_removed' });
+        },
+      },
       'payment_intent.succeeded': {
         prefetch: async (event) => {
           const pi = event.data.object as Stripe.PaymentIntent;

@@ -211,6 +211,28 @@ describe('auto-recharge', () => {
     expect(await ta.t.db('auto_recharge_settings').where({ user_id: user.id }).first()).toMatchObject({ enabled: false, payment_method_id: null, disabled_reason: 'card_removed' });
     expect(await recharge.afterSpend(user.id)).toBe('off');
   });
+
+  it('a customer deleted at Stripe (its cards go with it) turns auto-recharge off as a removed card and says so, instead of failing the next recharge', async () => {
+    const { agent, user } = await userWithCard('4242424242424242');
+    const { customer_id: customer } = (await ta.t.db('stripe_customers').where({ user_id: user.id }).first()) as { customer_id: string };
+    await stripe.customers.del(customer);
+    await emulator.emulator.deliverDue();
+    expect(await ta.t.db('auto_recharge_settings').where({ user_id: user.id }).first()).toMatchObject({
+      enabled: false,
+      payment_method_id: null,
+      card_last4: null,
+      disabled_reason: 'card_removed',
+      consecutive_failures: 0,
+    });
+    // Both features handled the one event: the card is dropped, the customer id forgotten.
+    const { rows: events } = await ta.t.db.raw(`SELECT outcome FROM stripe_webhook_events WHERE type = 'customer.deleted' AND outcome LIKE 'auto_recharge_card_removed%'`);
+    expect(events.map((e: { outcome: string }) => e.outcome)).toContain('auto_recharge_card_removed + customer_forgotten');
+    expect(await ta.t.db('stripe_customers').where({ user_id: user.id }).first()).toBeUndefined();
+    expect(await recharge.afterSpend(user.id)).toBe('off');
+    expect(await rows(user.id)).toEqual([]);
+    const inbox = (await agent.get('/api/notifications').expect(200)).body.notifications as Array<{ title: string; body: string }>;
+    expect(inbox.map((n) => [n.title, n.body])).toContainEqual(['Auto-recharge is off', 'Your saved card was deleted, so auto-recharge is off.']);
+  });
 });
 
 describe('GET/PUT /api/credits/auto-recharge and the settings page', () => {
