@@ -183,7 +183,7 @@ export function createWorkerServices(
 ): WorkerServices & { notificationCore: NotificationCore } {
   const clock = infra.notify?.clock;
   const metrics = infra.metrics ?? createMetrics({ db, processMetrics: config.env !== 'test' });
-  const ledger = withLedgerMetrics(createLedger(db, clock ? { clock } : {}), metrics);
+  const ledger = withLedgerMetrics(createLedger(db, { watchSpends: true, ...(clock ? { clock } : {}) }), metrics);
   const notificationCore = createNotificationCore({ config, db, logger: infra.logger, ledger, ...infra.notify });
   return {
     config,

@@ -145,7 +145,7 @@ export function createAdminService(deps: { db: Db; ledger: Ledger; audit: AuditL
       const user = await targetUser(userId);
       const transferId = transferIdFor('admin_adjustment', admin, idempotencyKey);
       const attribution = { actor: `admin:${admin.id}`, reason: input.reason, reference: { type: 'admin', id: admin.id } };
-      const result = await auditedCreditChange(admin, user, transferId, input, 'admin.credits_adjusted', ctx, {}, (trx) =>
+      const result = await auditedCreditChange<{ transfer: Transfer; replayed: boolean }>(admin, user, transferId, input, 'admin.credits_adjusted', ctx, {}, (trx) =>
         input.credits > 0
           ? ledger.grant({ transferId, userId: user.id, millicredits: input.credits, kind: 'adjustment', expiresAt: null, ...attribution }, trx)
           : ledger.debit({ transferId, userId: user.id, millicredits: -input.credits, kind: 'adjustment', ...attribution }, trx),

@@ -61,6 +61,17 @@ export const COUNTERPARTY: Record<Exclude<TransferKind, 'contribution'>, string>
   gift_code: 'sales',
 };
 
+/**
+ * What watches the spends of an account's owner, read in the spend's own round trip (debit, post;
+ * migrations/20261130232000_create_spend_watch.ts): `lowBalance` when the owner has a low-balance
+ * baseline or floor (src/notifications/low-balance.ts), `autoRecharge` when auto-recharge is on
+ * with a saved card (src/recharge). The after-spend checks skip their own read when it says false.
+ */
+export interface SpendWatch {
+  lowBalance: boolean;
+  autoRecharge: boolean;
+}
+
 /** What a movement is about: `{type: 'payment', id}`, `{type: 'task', id}`, `{type: 'admin', id}`… */
 export interface Reference {
   type: string;

@@ -1,6 +1,7 @@
 import { inTransaction, isUniqueViolation, type Db, type Trx } from '../db/database.ts';
 import { millicreditsToCredits } from '../ledger/credits.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import type { SpendWatch } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 import { ownerOfAccount } from './alerts-store.ts';
 import type { LowBalanceMonitor } from './low-balance.ts';
@@ -38,8 +39,12 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
     }
   }
 
-  /** The check of a committed spend: its own transaction; errors are logged, not thrown. */
-  async function checkAfterCommit(user: { userId?: string; accountId?: string }): Promise<void> {
+  /**
+   * The check of a committed spend: its own transaction; errors are logged, not thrown. `watch`
+   * (the spend's own answer, when it has one) says no baseline or floor: nothing to read.
+   */
+  async function checkAfterCommit(user: { userId?: string; accountId?: string }, watch?: SpendWatch): Promise<void> {
+    if (watch && !watch.lowBalance) return;
     try {
       const userId = user.userId ?? (user.accountId ? await ownerOfAccount(db, user.accountId) : undefined);
       if (userId && (await lowBalance.watching(db, userId))) await inTransaction(db, (t) => lowBalance.check(t, userId, { watched: true }));
@@ -85,7 +90,7 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
       }),
     async debit(input, trx) {
       const result = await ledger.debit(input, trx);
-      if (!result.replayed) await (trx ? checkIn(trx, { userId: input.userId }) : checkAfterCommit({ userId: input.userId }));
+      if (!result.replayed) await (trx ? checkIn(trx, { userId: input.userId }) : checkAfterCommit({ userId: input.userId }, result.watch));
       return result;
     },
     async openDebit(input) {
@@ -94,13 +99,13 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
         ...open,
         async commit() {
           await open.commit();
-          if (!open.replayed) await checkAfterCommit({ userId: input.userId });
+          if (!open.replayed) await checkAfterCommit({ userId: input.userId }, open.watch);
         },
       };
     },
     async post(input, trx) {
       const result = await ledger.post(input, trx);
-      await (trx ? checkIn(trx, { accountId: result.hold.accountId }) : checkAfterCommit({ accountId: result.hold.accountId }));
+      await (trx ? checkIn(trx, { accountId: result.hold.accountId }) : checkAfterCommit({ accountId: result.hold.accountId }, result.watch));
       return result;
     },
     async void(input, trx, status) {

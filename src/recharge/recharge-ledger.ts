@@ -1,5 +1,6 @@
 import type { Trx } from '../db/database.ts';
 import type { Ledger } from '../ledger/ledger-service.ts';
+import type { SpendWatch } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 
 /** What the wrapper calls after a committed spend: auto-recharge's threshold check for one user (`AutoRecharge.afterSpend`). */
@@ -44,8 +45,12 @@ export function createSpendChecks(logger: Logger): SpendChecks {
 export function withAutoRecharge(ledger: Ledger, deps: { check: SpendCheck; ownerOfAccount: (accountId: string) => Promise<string | undefined>; checks: SpendChecks }): Ledger {
   const { check, ownerOfAccount, checks } = deps;
 
-  /** Checks `user` once the spend is committed: after `trx` commits, or now. */
-  function after(trx: Trx | undefined, user: { userId?: string; accountId?: string }) {
+  /**
+   * Checks `user` once the spend is committed: after `trx` commits, or now. `watch` (the spend's
+   * own answer, when it has one) says auto-recharge is off for the owner: nothing to check.
+   */
+  function after(trx: Trx | undefined, user: { userId?: string; accountId?: string }, watch?: SpendWatch) {
+    if (watch && !watch.autoRecharge) return;
     const run = async () => {
       const userId = user.userId ?? (user.accountId ? await ownerOfAccount(user.accountId) : undefined);
       if (userId) await check(userId);
@@ -64,7 +69,7 @@ export function withAutoRecharge(ledger: Ledger, deps: { check: SpendCheck; owne
     },
     async debit(input, trx) {
       const result = await ledger.debit(input, trx);
-      if (!result.replayed) after(trx, { userId: input.userId });
+      if (!result.replayed) after(trx, { userId: input.userId }, result.watch);
       return result;
     },
     async openDebit(input) {
@@ -73,13 +78,13 @@ export function withAutoRecharge(ledger: Ledger, deps: { check: SpendCheck; owne
         ...open,
         async commit() {
           await open.commit();
-          if (!open.replayed) after(undefined, { userId: input.userId });
+          if (!open.replayed) after(undefined, { userId: input.userId }, open.watch);
         },
       };
     },
     async post(input, trx) {
       const result = await ledger.post(input, trx);
-      after(trx, { accountId: result.hold.accountId });
+      after(trx, { accountId: result.hold.accountId }, result.watch);
       return result;
     },
   };

@@ -64,6 +64,41 @@ describe('low-balance thresholds', () => {
     expect(page.text).toContain('below 20% of your last top-up');
   });
 
+  it('a spend says in its own round trip what watches it; the after-spend checks read nothing more when nothing does, and still fire when something does', async () => {
+    const { user } = await signedInUser(ta.app);
+    const sql: string[] = [];
+    const listen = (q: { sql: string }) => sql.push(q.sql);
+    const checksRead = () => sql.filter((q) => /low_balance_state|notification_settings|auto_recharge_settings/.test(q));
+    ta.t.db.on('query', listen);
+    try {
+      // The sign-up bonus only: no baseline, no floor, no auto-recharge.
+      const plain = await spend(user.id, 1_000);
+      await ta.deps.autoRecharge.settled();
+      expect(plain.watch).toEqual({ lowBalance: false, autoRecharge: false });
+      expect(checksRead()).toEqual([]);
+
+      // A purchase sets the baseline (100 credits): the next spends are watched, through every path.
+      await purchase(user.id, 100_000);
+      sql.length = 0;
+      const watched = await spend(user.id, 70_000); // 39 left of 100 + 9
+      expect(watched.watch).toEqual({ lowBalance: true, autoRecharge: false });
+      expect(checksRead().length).toBeGreaterThan(0);
+      expect(await lowAlerts(user.id)).toEqual([]);
+      // A one-commit debit (requireCredits' priced path) crossing 20%: its watch says so, the alert fires.
+      const open = await ledger().openDebit({ transferId: `open:${crypto.randomUUID()}`, userId: user.id, millicredits: 20_000, kind: 'usage', actor: 'test' });
+      expect(open.watch).toEqual({ lowBalance: true, autoRecharge: false });
+      await open.commit();
+      expect((await lowAlerts(user.id)).map((a) => a.threshold)).toEqual(['20%']);
+      // A hold posted (the worker's path) crossing 10%.
+      const hold = await ledger().reserve({ holdId: `hold:${crypto.randomUUID()}`, userId: user.id, millicredits: 10_000, timeoutMs: 60_000, actor: 'test' });
+      const posted = await ledger().post({ holdId: hold.id, millicredits: 10_000, actor: 'test' });
+      expect(posted.watch).toEqual({ lowBalance: true, autoRecharge: false });
+      expect((await lowAlerts(user.id)).map((a) => a.threshold)).toEqual(['20%', '10%']);
+    } finally {
+      ta.t.db.off('query', listen);
+    }
+  });
+
   it('fires once per downward crossing and re-arms only after the balance rises above the threshold', async () => {
     const user = await buildUser(ta.t.db);
     await purchase(user.id, 100_000);

@@ -212,6 +212,21 @@ describe('auto-recharge', () => {
     expect(await recharge.afterSpend(user.id)).toBe('off');
   });
 
+  it('a spend reports in its own round trip whether auto-recharge watches it: on, the check starts a recharge; off, nothing is checked', async () => {
+    const { user } = await userWithCard('4242424242424242');
+    const open = await ta.deps.ledger.openDebit({ transferId: `watched:${user.id}`, userId: user.id, millicredits: 1 * C, kind: 'usage', actor: 'test' });
+    expect(open.watch).toEqual({ lowBalance: false, autoRecharge: true });
+    await open.commit();
+    await ta.deps.autoRecharge.settled();
+    expect((await rows(user.id)).map((r) => r.status)).toEqual(['pending']);
+    await emulator.emulator.deliverDue();
+    await recharge.turnOff(user.id);
+    const after = await ta.deps.ledger.debit({ transferId: `unwatched:${user.id}`, userId: user.id, millicredits: 100 * C, kind: 'usage', actor: 'test' });
+    expect(after.watch).toEqual({ lowBalance: true, autoRecharge: false }); // the recharge was a purchase: it set a baseline
+    await ta.deps.autoRecharge.settled();
+    expect(await rows(user.id)).toHaveLength(1);
+  });
+
   it('a customer deleted at Stripe (its cards go with it) turns auto-recharge off as a removed card and says so, instead of failing the next recharge', async () => {
     const { agent, user } = await userWithCard('4242424242424242');
     const { customer_id: customer } = (await ta.t.db('stripe_customers').where({ user_id: user.id }).first()) as { customer_id: string };
