@@ -12,11 +12,11 @@ import type { Knex } from 'knex';
  *   src/recharge/auto-recharge-service.ts `afterSpend`), for the account's owner.
  * - `ledger_watched(outcome)`: a ledger function's outcome with `watch` added (when it has an
  *   account and no error). The app's ledger (`createLedger(db, { watchSpends: true })`,
- *   src/ledger/ledger-store.ts) wraps its debits and posts in it, so the answer comes back in the
- *   operation's own round trip, read under its account lock; the
- *   checks skip their read when it says no (a batch from group commit carries no `watch`, and the
- *   checks read as before). An owner who turns a watch on while a spend is in flight is seen at
- *   the next spend (and auto-recharge's sweep), as with a read just after the commit.
+ *   src/ledger/ledger-store.ts) wraps its autocommit debits and posts in it, so the answer comes
+ *   back in the operation's own round trip, microseconds before its commit; a one-commit debit
+ *   (requireCredits), whose transaction stays open during the work, reads `spend_watch` in its
+ *   COMMIT's round trip instead. The checks skip their read when it says no; spends in a caller's
+ *   transaction and group-commit batches carry no `watch`, and the checks read as before.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`

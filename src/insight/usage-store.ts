@@ -36,12 +36,11 @@ const DAY_MS = 86_400_000;
  * range reads at most two days of transfers, however long it is and wherever it starts.
  * `days` is undefined when the range holds no whole day (it is read from the transfers alone).
  */
-function splitAtMidnights(from: Date, to: Date): { days?: { from: string; to: string }; head: [Date, Date]; tail: [Date, Date] } {
+function splitAtMidnights(from: Date, to: Date): { days?: { from: Date; to: Date }; head: [Date, Date]; tail: [Date, Date] } {
   const firstMidnight = new Date(Math.ceil(from.getTime() / DAY_MS) * DAY_MS);
   const lastMidnight = new Date(Math.floor(to.getTime() / DAY_MS) * DAY_MS);
   if (firstMidnight >= lastMidnight) return { head: [from, to], tail: [to, to] };
-  const day = (d: Date) => d.toISOString().slice(0, 10);
-  return { days: { from: day(firstMidnight), to: day(lastMidnight) }, head: [from, firstMidnight], tail: [lastMidnight, to] };
+  return { days: { from: firstMidnight, to: lastMidnight }, head: [from, firstMidnight], tail: [lastMidnight, to] };
 }
 
 /**
@@ -58,7 +57,7 @@ function usageUnion(accountId: string, from: Date, to: Date, bucket: (utc: strin
   const bindings: unknown[] = [...bucketBindings, accountId, head[0], head[1], ...bucketBindings, accountId, tail[0], tail[1]];
   if (days) {
     parts.push(`SELECT ${bucket('day::timestamp')} AS bucket, operation, amount, transfers AS jobs
-      FROM usage_daily WHERE account_id = ? AND day >= ?::date AND day < ?::date`);
+      FROM usage_daily WHERE account_id = ? AND day >= (?::timestamptz AT TIME ZONE 'UTC')::date AND day < (?::timestamptz AT TIME ZONE 'UTC')::date`);
     bindings.push(...bucketBindings, accountId, days.from, days.to);
   }
   return { sql: parts.join('\n UNION ALL\n'), bindings };

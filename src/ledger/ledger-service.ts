@@ -243,7 +243,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
 
   /** Applies `op`: in `trx`, or batched under `key` (group commit), or alone in autocommit. */
   async function apply(op: store.LedgerOp, trx: Trx | undefined, key: string | undefined): Promise<store.OpOutcome> {
-    if (trx) return accepted(await store.applyOpIn(trx, op, clock(), watch));
+    if (trx) return accepted(await store.applyOpIn(trx, op, clock()));
     if (group && key) return accepted(await group.submit(key, op));
     return retrying(() => store.applyOp(db, op, clock(), { raise: true, watch }));
   }
@@ -361,18 +361,21 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      * guarantees of a hold (credits checked and taken under the account lock before the work, given
      * back by the rollback if the work fails). The account row stays locked until the end, so keep
      * the work between short, and never touch the same account's ledger from it.
-     * A replayed `transferId` comes back with `replayed: true` and nothing to commit.
+     * A replayed `transferId` comes back with `replayed: true` and nothing to commit. With
+     * `watchSpends`, `commit()` resolves to the {@link SpendWatch} read right after the COMMIT, in
+     * its round trip (else undefined).
      */
-    async openDebit(input: DebitInput): Promise<{ transfer: Transfer; replayed: boolean; watch?: SpendWatch; commit(): Promise<void>; rollback(): Promise<void> }> {
+    async openDebit(input: DebitInput): Promise<{ transfer: Transfer; replayed: boolean; commit(): Promise<SpendWatch | undefined>; rollback(): Promise<void> }> {
       assertMillicredits(input.millicredits);
       const { outcome, end } = await store.applyOpOpen(db, debitOp(input), clock(), watch);
       accepted(outcome);
       return {
         transfer: store.fromJson.transfer(outcome.transfer),
         replayed: outcome.replayed as boolean,
-        watch: store.watchOf(outcome),
         commit: () => end(true),
-        rollback: () => end(false),
+        rollback: async () => {
+          await end(false);
+        },
       };
     },
 

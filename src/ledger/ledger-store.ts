@@ -256,7 +256,11 @@ function opCall(op: OpName, watch: boolean, placeholder: (i: number) => string):
   const spec = OP_SPECS[op];
   return watched(op, watch, `${spec.fn}(${spec.types.map((t, i) => `${placeholder(i)}::${t}`).join(', ')})`);
 }
-/** Each operation's statements, without and with the watch: raising (autocommit), by value (group commit's single op), in a transaction. */
+/**
+ * Each operation's statements, without and with the watch: raising (autocommit), by value (group
+ * commit's single op), in the caller's transaction (never watched: the caller's transaction may
+ * stay open a while, and the checks then read after it commits).
+ */
 const SQL = [false, true].map((watch) => {
   const each = (sql: (op: OpName) => string) => Object.fromEntries((Object.keys(OP_SPECS) as OpName[]).map((op) => [op, sql(op)])) as Record<OpName, string>;
   return {
@@ -279,7 +283,7 @@ interface PgConnection {
 }
 
 /** `o`'s function call with its arguments as SQL literals (for the simple protocol). */
-function literalCall(conn: PgConnection, o: LedgerOp, now: Date, watch: boolean): string {
+function literalCall(conn: PgConnection, o: LedgerOp, now: Date): string {
   const spec = OP_SPECS[o.op];
   const literal = (v: unknown) => {
     if (v === null || v === undefined) return 'NULL';
@@ -290,13 +294,9 @@ function literalCall(conn: PgConnection, o: LedgerOp, now: Date, watch: boolean)
     }
     return conn.escapeLiteral(String(v));
   };
-  return watched(
-    o.op,
-    watch,
-    `${spec.fn}(${argsOf(o, now)
-      .map((v, i) => `${literal(v)}::${spec.types[i]}`)
-      .join(', ')})`,
-  );
+  return `${spec.fn}(${argsOf(o, now)
+    .map((v, i) => `${literal(v)}::${spec.types[i]}`)
+    .join(', ')})`;
 }
 
 /** One named statement in autocommit (one round trip, planned once per connection); its `r` column. */
@@ -318,37 +318,60 @@ export async function applyOp(db: Db, o: LedgerOp, now: Date, options: { raise: 
 
 /**
  * Opens a transaction on its own connection and applies `o` in it (BEGIN and the statement in one
- * round trip); the
- * caller ends it with `end(true)` (COMMIT) or `end(false)` (ROLLBACK), once. A refusal is returned
- * with the transaction already rolled back. The account row stays locked until the end.
+ * round trip); the caller ends it with `end(true)` (COMMIT) or `end(false)` (ROLLBACK), once. A
+ * refusal is returned with the transaction already rolled back. The account row stays locked until
+ * the end. With `watch`, `end(true)` also reads what watches the spends of the operation's account
+ * ({@link SpendWatch}), in the COMMIT's own round trip, so after the commit: the transaction may
+ * have stayed open a while, and the answer must be as fresh as a read after the commit.
  */
-export async function applyOpOpen(db: Db, o: LedgerOp, now: Date, watch = false): Promise<{ outcome: OpOutcome; end(commit: boolean): Promise<void> }> {
+export async function applyOpOpen(
+  db: Db,
+  o: LedgerOp,
+  now: Date,
+  watch = false,
+): Promise<{ outcome: OpOutcome; end(commit: boolean): Promise<SpendWatch | undefined> }> {
   const conn = (await db.client.acquireConnection()) as PgConnection;
   let open = true;
-  const finish = async (sql: 'COMMIT' | 'ROLLBACK') => {
-    if (!open) return;
+  let account: string | undefined;
+  const finish = async (commit: boolean): Promise<SpendWatch | undefined> => {
+    if (!open) return undefined;
     open = false;
     try {
-      await conn.query({ text: sql });
+      if (!commit) {
+        await conn.query({ text: 'ROLLBACK' });
+        return undefined;
+      }
+      if (!account) {
+        await conn.query({ text: 'COMMIT' });
+        return undefined;
+      }
+      const results = (await conn.query(`COMMIT; SELECT spend_watch(${conn.escapeLiteral(account)}::uuid) AS w`)) as Rows[];
+      return watchOf({ watch: results[1]!.rows[0]!.w });
     } finally {
       await db.client.releaseConnection(conn);
     }
   };
   try {
     // BEGIN and the operation in one round trip (simple protocol, arguments as escaped literals).
-    const results = (await conn.query(`BEGIN; SELECT ${literalCall(conn, o, now, watch)} AS r`)) as Rows[];
+    const results = (await conn.query(`BEGIN; SELECT ${literalCall(conn, o, now)} AS r`)) as Rows[];
     const outcome = results[1]!.rows[0]!.r as OpOutcome;
-    if (outcome.error) await finish('ROLLBACK');
-    return { outcome, end: (commit) => finish(commit ? 'COMMIT' : 'ROLLBACK') };
+    if (outcome.error) {
+      await finish(false);
+    } else if (watch && WATCHED.has(o.op)) {
+      const t = outcome.transfer as { debit_account_id?: string } | undefined;
+      const h = outcome.hold as { account_id?: string } | undefined;
+      account = h?.account_id ?? t?.debit_account_id;
+    }
+    return { outcome, end: finish };
   } catch (err) {
-    await finish('ROLLBACK').catch(() => undefined);
+    await finish(false).catch(() => undefined);
     throw err;
   }
 }
 
 /** Applies one operation inside the caller's transaction; a refusal is returned, the transaction stays usable. */
-export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date, watch = false): Promise<OpOutcome> {
-  const { rows } = await trx.raw(SQL[watch ? 1 : 0]!.inTrx[o.op], argsOf(o, now) as Knex.RawBinding[]);
+export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOutcome> {
+  const { rows } = await trx.raw(SQL[0]!.inTrx[o.op], argsOf(o, now) as Knex.RawBinding[]);
   return rows[0].r as OpOutcome;
 }
 

@@ -98,8 +98,9 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
       return {
         ...open,
         async commit() {
-          await open.commit();
-          if (!open.replayed) await checkAfterCommit({ userId: input.userId }, open.watch);
+          const watch = await open.commit();
+          if (!open.replayed) await checkAfterCommit({ userId: input.userId }, watch);
+          return watch;
         },
       };
     },

@@ -109,8 +109,10 @@ export interface MoreHandler {
 /**
  * The `more` maps of several features as one: where two features handle the same event type, their
  * handlers run one after the other, in the order given, in the event's one transaction (so a later
- * handler may rely on what an earlier one read before changing it). The outcome is the non-null
- * outcomes joined with " + " (null when every handler passed); each `after` gets its own prefetch.
+ * handler may rely on what an earlier one wrote). The outcome is the non-null outcomes joined with
+ * " + " (null when every handler passed, leaving the event to payments' own handler: so a type
+ * where one feature's handler passes and another's answers is answered); each `after` gets the
+ * joined outcome (match with `includes`) and its own prefetch.
  */
 export function mergeMoreHandlers(...maps: Array<Record<string, MoreHandler>>): Record<string, MoreHandler> {
   const byType = new Map<string, MoreHandler[]>();
@@ -130,8 +132,11 @@ export function mergeMoreHandlers(...maps: Array<Record<string, MoreHandler>>): 
               }
               return outcomes.length > 0 ? outcomes.join(' + ') : null;
             },
+            // Every follow-up runs, even after another one failed; then the first failure is reported.
             after: async (event, outcome, prefetched) => {
-              for (const [i, h] of hs.entries()) if (h.after) await h.after(event, outcome, (prefetched as unknown[])[i]);
+              const results = await Promise.allSettled(hs.map((h, i) => (h.after ? h.after(event, outcome, (prefetched as unknown[])[i]) : undefined)));
+              const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+              if (failed) throw failed.reason;
             },
           };
   }

@@ -168,6 +168,9 @@ export async function eraseUser(deps: ErasureDeps, userId: string, actor: string
             ...((await db('stripe_customers').where({ user_id: userId }).select('customer_id')) as Array<{ customer_id: string }>).map((c) => c.customer_id),
             ...((await db('subscriptions').where({ user_id: userId }).distinct('stripe_customer_id')) as Array<{ stripe_customer_id: string }>).map((c) => c.stripe_customer_id),
           ]);
+          // A saved card for auto-recharge goes first: deleting the customer deletes its cards, and its
+          // customer.deleted webhook would otherwise tell this user "auto-recharge is off".
+          if (await tableExists(db, 'auto_recharge_settings')) await db('auto_recharge_settings').where({ user_id: userId }).delete();
           for (const c of customers) {
             try {
               await stripe.customers.del(c);
@@ -206,8 +209,6 @@ export async function eraseUser(deps: ErasureDeps, userId: string, actor: string
             // was gets its longest-standing member as owner; invitations to the address renamed
             const teams = (await tableExists(trx, 'team_members')) ? await leaveTeamsAtErasure(trx, { audit }, userId, stepActor, now) : { teamsLeft: 0, promotions: [] };
             if (await tableExists(trx, 'team_invitations')) await trx('team_invitations').where({ email }).update({ email: alias });
-            // a saved card for auto-recharge (its Stripe customer is deleted already)
-            if (await tableExists(trx, 'auto_recharge_settings')) await trx('auto_recharge_settings').where({ user_id: userId }).delete();
             // the once-per-mailbox sign-up bonus claim keeps a one-way hash, not the address
             await trx.raw(`UPDATE signup_bonus_claims SET canonical_email = 'erased:' || encode(sha256(convert_to(canonical_email, 'UTF8')), 'hex') WHERE user_id = ? AND canonical_email NOT LIKE 'erased:%'`, [userId]);
             const auditEntries = await erasePersonalAuditData(trx, userId, email);

@@ -77,8 +77,9 @@ export function withAutoRecharge(ledger: Ledger, deps: { check: SpendCheck; owne
       return {
         ...open,
         async commit() {
-          await open.commit();
-          if (!open.replayed) after(undefined, { userId: input.userId }, open.watch);
+          const watch = await open.commit();
+          if (!open.replayed) after(undefined, { userId: input.userId }, watch);
+          return watch;
         },
       };
     },

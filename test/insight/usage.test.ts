@@ -200,6 +200,14 @@ describe('usage', () => {
     expect(first.totals).toEqual({ credits: 3, jobs: 2 });
   });
 
+  it('ranges at the edges of the calendar answer, never a 5xx (the rollup\'s days are computed by PostgreSQL, not from ISO strings)', async () => {
+    const { agent } = await signedInUser(ta.app);
+    for (const q of ['from=9999-12-30&to=9999-12-31T23:59:59.999Z', 'from=0001-06-01T12:00:00Z&to=0015-01-01T00:00:00Z&granularity=month']) {
+      const res = await agent.get(`/api/credits/usage?${q}`);
+      expect({ q, status: res.status < 500 }).toEqual({ q, status: true });
+    }
+  });
+
   it('refuses bad parameters with problem+json naming each field', async () => {
     const { agent } = await signedInUser(ta.app);
     const cases: Array<[string, string]> = [

@@ -86,8 +86,7 @@ describe('low-balance thresholds', () => {
       expect(await lowAlerts(user.id)).toEqual([]);
       // A one-commit debit (requireCredits' priced path) crossing 20%: its watch says so, the alert fires.
       const open = await ledger().openDebit({ transferId: `open:${crypto.randomUUID()}`, userId: user.id, millicredits: 20_000, kind: 'usage', actor: 'test' });
-      expect(open.watch).toEqual({ lowBalance: true, autoRecharge: false });
-      await open.commit();
+      expect(await open.commit()).toEqual({ lowBalance: true, autoRecharge: false }); // read in the COMMIT's round trip
       expect((await lowAlerts(user.id)).map((a) => a.threshold)).toEqual(['20%']);
       // A hold posted (the worker's path) crossing 10%.
       const hold = await ledger().reserve({ holdId: `hold:${crypto.randomUUID()}`, userId: user.id, millicredits: 10_000, timeoutMs: 60_000, actor: 'test' });
@@ -97,6 +96,16 @@ describe('low-balance thresholds', () => {
     } finally {
       ta.t.db.off('query', listen);
     }
+  });
+
+  it('a one-commit debit reads its watch after the COMMIT: a floor set while the charge was open still fires', async () => {
+    const { agent, user } = await signedInUser(ta.app);
+    const available = (await ledger().getBalance(user.id)).available;
+    const open = await ledger().openDebit({ transferId: `open:${crypto.randomUUID()}`, userId: user.id, millicredits: available - 1_000, kind: 'usage', actor: 'test' });
+    // Nobody watched this user when the charge was taken; the user sets a 5-credit floor before it commits.
+    await agent.put('/api/account/notification-settings').send({ lowBalanceFloorCredits: 5 }).expect(200);
+    expect(await open.commit()).toEqual({ lowBalance: true, autoRecharge: false });
+    expect((await lowAlerts(user.id)).map((a) => [a.threshold, a.balance_millicredits])).toEqual([['floor', 1_000]]);
   });
 
   it('fires once per downward crossing and re-arms only after the balance rises above the threshold', async () => {

@@ -215,8 +215,7 @@ describe('auto-recharge', () => {
   it('a spend reports in its own round trip whether auto-recharge watches it: on, the check starts a recharge; off, nothing is checked', async () => {
     const { user } = await userWithCard('4242424242424242');
     const open = await ta.deps.ledger.openDebit({ transferId: `watched:${user.id}`, userId: user.id, millicredits: 1 * C, kind: 'usage', actor: 'test' });
-    expect(open.watch).toEqual({ lowBalance: false, autoRecharge: true });
-    await open.commit();
+    expect(await open.commit()).toEqual({ lowBalance: false, autoRecharge: true });
     await ta.deps.autoRecharge.settled();
     expect((await rows(user.id)).map((r) => r.status)).toEqual(['pending']);
     await emulator.emulator.deliverDue();
