@@ -92,9 +92,8 @@ export function createServices(config: Readonly<Config>, db: Db, infra: Infrastr
     logger,
     offSession: autoRecharge,
     // Saved cards (issue 14): a pack bought with "save this card", setup sessions.
-    // Customers (issue 19): customer.deleted after an erasure forgets the stored customer id.
-    // customer.deleted: auto-recharge drops the saved card (it found the user by the customer id in its
-    // prefetch, before the transaction), and customers forget the id.
+    // customer.deleted (issue 19; after an erasure, or from Stripe's dashboard): auto-recharge drops
+    // the saved card (it found the user in its prefetch, before the transaction), customers forget the id.
     more: mergeMoreHandlers(subscriptions.webhookHandlers, autoRecharge.webhookHandlers, customers.webhookHandlers),
   }), metrics);
   const auth = createAuthService({

@@ -256,19 +256,17 @@ function opCall(op: OpName, watch: boolean, placeholder: (i: number) => string):
   const spec = OP_SPECS[op];
   return watched(op, watch, `${spec.fn}(${spec.types.map((t, i) => `${placeholder(i)}::${t}`).join(', ')})`);
 }
+const eachOp = (sql: (op: OpName) => string) => Object.fromEntries((Object.keys(OP_SPECS) as OpName[]).map((op) => [op, sql(op)])) as Record<OpName, string>;
+/** Each operation's autocommit statements, without and with the watch: raising, and by value (group commit's single op). */
+const AUTOCOMMIT_SQL = [false, true].map((watch) => ({
+  raising: eachOp((op) => `SELECT ledger_raise(${opCall(op, watch, (i) => `$${i + 1}`)}) AS r`),
+  value: eachOp((op) => `SELECT ${opCall(op, watch, (i) => `$${i + 1}`)} AS r`),
+}));
 /**
- * Each operation's statements, without and with the watch: raising (autocommit), by value (group
- * commit's single op), in the caller's transaction (never watched: the caller's transaction may
- * stay open a while, and the checks then read after it commits).
+ * Each operation's statement in the caller's transaction: never watched (that transaction may stay
+ * open a while, so the checks read after it commits).
  */
-const SQL = [false, true].map((watch) => {
-  const each = (sql: (op: OpName) => string) => Object.fromEntries((Object.keys(OP_SPECS) as OpName[]).map((op) => [op, sql(op)])) as Record<OpName, string>;
-  return {
-    raising: each((op) => `SELECT ledger_raise(${opCall(op, watch, (i) => `$${i + 1}`)}) AS r`),
-    value: each((op) => `SELECT ${opCall(op, watch, (i) => `$${i + 1}`)} AS r`),
-    inTrx: each((op) => `SELECT ${opCall(op, watch, () => '?')} AS r`),
-  };
-});
+const IN_TRX_SQL = eachOp((op) => `SELECT ${opCall(op, false, () => '?')} AS r`);
 
 function argsOf(o: LedgerOp, now: Date): unknown[] {
   return (OP_SPECS[o.op].args as (o: LedgerOp, now: Date) => unknown[])(o, now);
@@ -311,7 +309,7 @@ async function named(db: Db, name: string, text: string, values: unknown[]): Pro
  * `detail`; without, as the outcome's `error` field.
  */
 export async function applyOp(db: Db, o: LedgerOp, now: Date, options: { raise: boolean; watch?: boolean }): Promise<OpOutcome> {
-  const sql = SQL[options.watch ? 1 : 0]!;
+  const sql = AUTOCOMMIT_SQL[options.watch ? 1 : 0]!;
   const name = `tally_${o.op}_${options.raise ? 'r' : 'v'}${options.watch ? 'w' : ''}`;
   return (await named(db, name, (options.raise ? sql.raising : sql.value)[o.op], argsOf(o, now))) as OpOutcome;
 }
@@ -371,7 +369,7 @@ export async function applyOpOpen(
 
 /** Applies one operation inside the caller's transaction; a refusal is returned, the transaction stays usable. */
 export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOutcome> {
-  const { rows } = await trx.raw(SQL[0]!.inTrx[o.op], argsOf(o, now) as Knex.RawBinding[]);
+  const { rows } = await trx.raw(IN_TRX_SQL[o.op], argsOf(o, now) as Knex.RawBinding[]);
   return rows[0].r as OpOutcome;
 }
 

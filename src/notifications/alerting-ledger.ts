@@ -41,13 +41,14 @@ export function withNotifications(ledger: Ledger, deps: { db: Db; lowBalance: Lo
 
   /**
    * The check of a committed spend: its own transaction; errors are logged, not thrown. `watch`
-   * (the spend's own answer, when it has one) says no baseline or floor: nothing to read.
+   * (the spend's own answer, when it has one) stands in for the check's own pre-read: no baseline
+   * or floor, nothing to check; one of them, no need to ask again.
    */
   async function checkAfterCommit(user: { userId?: string; accountId?: string }, watch?: SpendWatch): Promise<void> {
     if (watch && !watch.lowBalance) return;
     try {
       const userId = user.userId ?? (user.accountId ? await ownerOfAccount(db, user.accountId) : undefined);
-      if (userId && (await lowBalance.watching(db, userId))) await inTransaction(db, (t) => lowBalance.check(t, userId, { watched: true }));
+      if (userId && (watch?.lowBalance || (await lowBalance.watching(db, userId)))) await inTransaction(db, (t) => lowBalance.check(t, userId, { watched: true }));
     } catch (err) {
       logger.error({ err, ...user }, 'low-balance check after a ledger operation failed');
     }

@@ -293,12 +293,15 @@ export function createAutoRecharge(deps: {
     /**
      * Call after any spend: starts one recharge when available < threshold and the guardrails
      * allow. Returns what it did: `started`, `in_flight`, `above_threshold`, `off`,
-     * `daily_limit`, `monthly_ceiling`, `failed`, `authentication_required`.
+     * `daily_limit`, `monthly_ceiling`, `failed`, `authentication_required`. `watched`: the spend
+     * already said auto-recharge is on for this user (its `watch`), so the pre-check is skipped.
      */
-    async afterSpend(userId: string): Promise<string> {
+    async afterSpend(userId: string, options: { watched?: boolean } = {}): Promise<string> {
       // Cheap pre-check without a lock: most users have no auto-recharge.
-      const unlocked = await store.findSettings(db, userId);
-      if (!unlocked?.enabled || !unlocked.payment_method_id) return 'off';
+      if (!options.watched) {
+        const unlocked = await store.findSettings(db, userId);
+        if (!unlocked?.enabled || !unlocked.payment_method_id) return 'off';
+      }
       const now = clock();
       type Decision =
         | { outcome: 'off' | 'above_threshold' | 'in_flight' }

@@ -3,8 +3,11 @@ import type { Ledger } from '../ledger/ledger-service.ts';
 import type { SpendWatch } from '../ledger/ledger-types.ts';
 import type { Logger } from '../logger.ts';
 
-/** What the wrapper calls after a committed spend: auto-recharge's threshold check for one user (`AutoRecharge.afterSpend`). */
-export type SpendCheck = (userId: string) => Promise<unknown>;
+/**
+ * What the wrapper calls after a committed spend: auto-recharge's threshold check for one user
+ * (`AutoRecharge.afterSpend`); `watched` when the spend already said auto-recharge is on for them.
+ */
+export type SpendCheck = (userId: string, options?: { watched?: boolean }) => Promise<unknown>;
 
 /** The checks started after spends, so tests and shutdown can wait for them. */
 export interface SpendChecks {
@@ -47,13 +50,14 @@ export function withAutoRecharge(ledger: Ledger, deps: { check: SpendCheck; owne
 
   /**
    * Checks `user` once the spend is committed: after `trx` commits, or now. `watch` (the spend's
-   * own answer, when it has one) says auto-recharge is off for the owner: nothing to check.
+   * own answer, when it has one) stands in for the check's pre-read: auto-recharge off for the
+   * owner, nothing to check; on, no need to ask again.
    */
   function after(trx: Trx | undefined, user: { userId?: string; accountId?: string }, watch?: SpendWatch) {
     if (watch && !watch.autoRecharge) return;
     const run = async () => {
       const userId = user.userId ?? (user.accountId ? await ownerOfAccount(user.accountId) : undefined);
-      if (userId) await check(userId);
+      if (userId) await check(userId, { watched: watch?.autoRecharge === true });
     };
     if (!trx) return checks.start(run);
     // A rolled-back transaction spent nothing: no check.
