@@ -51,17 +51,8 @@ function mapRow(r: DbPromoCodeRow): PromoCode {
   };
 }
 
-export interface NewPromoCode {
-  code: string;
-  millicredits: number;
-  creditsExpireDays: number | null;
-  validFrom: Date | null;
-  validUntil: Date | null;
-  maxRedemptions: number | null;
-  perUserLimit: number;
-  newUsersOnly: boolean;
-  createdBy: string;
-}
+/** A code as the admin sets it up: a {@link PromoCode} before it exists. */
+export type NewPromoCode = Omit<PromoCode, 'id' | 'redemptionCount' | 'createdAt' | 'deactivatedAt'>;
 
 /** Inserts a code; a code taken in any letter case raises 23505 on `promo_codes_code_unique`. */
 export async function insertPromoCode(q: Db | Trx, c: NewPromoCode): Promise<PromoCode> {
