@@ -47,6 +47,34 @@ const FUNCTIONS = [
   'ledger_user_account(uuid)',
 ];
 
+/**
+ * The call of one batched operation `o` (jsonb, as src/ledger/ledger-store.ts `applyBatch` sends it)
+ * at `p_now`: NULL for an unknown `op`. Shared by every version of `ledger_batch`.
+ */
+export const BATCH_DISPATCH = `CASE o->>'op'
+          WHEN 'reserve' THEN ledger_reserve_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, p_now, (o->>'timeoutMs')::bigint,
+                                                o->>'reason', o->>'actor', o->>'refType', o->>'refId')
+          WHEN 'post' THEN ledger_post_op(o->>'id', (o->>'amount')::bigint, o->>'actor', o->>'reason')
+          WHEN 'void' THEN ledger_void_op(o->>'id', o->>'actor', 'voided')
+          WHEN 'debit' THEN ledger_debit_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, o->>'kind', p_now,
+                                            o->>'reason', o->>'actor', o->>'refType', o->>'refId')
+          WHEN 'grant' THEN ledger_grant_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, o->>'kind', (o->>'expiresAt')::timestamptz,
+                                            o->>'reason', o->>'actor', o->>'refType', o->>'refId')
+        END`;
+
+/** `ledger_batch` as this migration creates it: the operations of ONE account, in order, one outcome each. */
+export const LEDGER_BATCH_V1 = `
+    CREATE OR REPLACE FUNCTION ledger_batch(p_ops jsonb, p_now timestamptz) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE o jsonb; r jsonb; out_ jsonb[] := '{}';
+    BEGIN
+      FOR o IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+        r := ${BATCH_DISPATCH};
+        IF r IS NULL THEN RAISE EXCEPTION 'ledger_batch: unknown operation %', o->>'op'; END IF;
+        out_ := out_ || r;
+      END LOOP;
+      RETURN to_jsonb(out_);
+    END $$`;
+
 export async function up(knex: Knex): Promise<void> {
   // ---- HOT-friendly lots ----
   await knex.raw(`
@@ -370,26 +398,7 @@ export async function up(knex: Knex): Promise<void> {
     END $$`);
 
   // ---- group commit: many operations of one account in one transaction, one outcome each ----
-  await knex.raw(`
-    CREATE FUNCTION ledger_batch(p_ops jsonb, p_now timestamptz) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE o jsonb; r jsonb; out_ jsonb[] := '{}';
-    BEGIN
-      FOR o IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
-        r := CASE o->>'op'
-          WHEN 'reserve' THEN ledger_reserve_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, p_now, (o->>'timeoutMs')::bigint,
-                                                o->>'reason', o->>'actor', o->>'refType', o->>'refId')
-          WHEN 'post' THEN ledger_post_op(o->>'id', (o->>'amount')::bigint, o->>'actor', o->>'reason')
-          WHEN 'void' THEN ledger_void_op(o->>'id', o->>'actor', 'voided')
-          WHEN 'debit' THEN ledger_debit_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, o->>'kind', p_now,
-                                            o->>'reason', o->>'actor', o->>'refType', o->>'refId')
-          WHEN 'grant' THEN ledger_grant_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, o->>'kind', (o->>'expiresAt')::timestamptz,
-                                            o->>'reason', o->>'actor', o->>'refType', o->>'refId')
-        END;
-        IF r IS NULL THEN RAISE EXCEPTION 'ledger_batch: unknown operation %', o->>'op'; END IF;
-        out_ := out_ || r;
-      END LOOP;
-      RETURN to_jsonb(out_);
-    END $$`);
+  await knex.raw(LEDGER_BATCH_V1);
 
   // A refusal returned as a value, raised with its own SQLSTATE (class TL) and the details as JSON.
   // (IMMUTABLE is harmless here: its argument is always a VOLATILE ledger call, never a constant the

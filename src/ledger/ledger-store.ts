@@ -204,6 +204,13 @@ export type LedgerOp =
   | { op: 'clawback'; id: string; lotId: string; amount: number; reason: string | null; actor: string; refType: string | null; refId: string | null };
 
 /**
+ * An operation queued for group commit, with the key of its account as the ledger knows it
+ * (`user:<owner id>`, or `hold:<id>` for a hold reserved elsewhere): a batch whose operations all
+ * carry one key is one account's, and skips the lookup of each operation's account.
+ */
+export type BatchedOp = LedgerOp & { key?: string };
+
+/**
  * What a ledger function returns: the rows it wrote or found (as JSON, snake_case), or a refusal
  * `{error: 'TL402' | 'TL403' | 'TL404' | 'TL409' | 'TL410' | 'TL413', …details}` (TL403: a policy at the hold, e.g. a spend cap).
  */
@@ -375,10 +382,17 @@ export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOut
 
 /**
  * Applies operations (grant, reserve, post, void, debit) in ONE transaction, in order, each with
- * its own outcome (a refusal does not affect the others). An unexpected error fails the whole call.
+ * its own outcome (a refusal does not affect the others). The operations may belong to several
+ * accounts: an operation whose account another transaction holds comes back `{deferred: true}`,
+ * applied nothing (migration 20261130233000). With `watch`, posts and debits carry `watch` as
+ * {@link applyOp}'s do. An unexpected error fails the whole call.
  */
-export async function applyBatch(db: Db, ops: LedgerOp[], now: Date): Promise<OpOutcome[]> {
-  const payload = ops.map((o) => ({ ...o, expiresAt: 'expiresAt' in o ? (o.expiresAt?.toISOString() ?? null) : undefined }));
+export async function applyBatch(db: Db, ops: BatchedOp[], now: Date, watch = false): Promise<OpOutcome[]> {
+  const payload = ops.map((o) => ({
+    ...o,
+    expiresAt: 'expiresAt' in o ? (o.expiresAt?.toISOString() ?? null) : undefined,
+    watch: watch && (o.op === 'post' || o.op === 'debit') ? true : undefined,
+  }));
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
 }
 

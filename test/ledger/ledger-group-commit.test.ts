@@ -25,12 +25,13 @@ async function holdRows(userId: string) {
 // The concurrency proofs of ledger.test.ts, on each path: one transaction per operation, and
 // group commit (operations of one account that arrive together share a transaction).
 describe.each([
-  { path: 'one transaction per operation', groupCommit: false },
-  { path: 'group commit', groupCommit: true },
-])('concurrency, $path', ({ groupCommit }) => {
+  { path: 'one transaction per operation', groupCommit: false, lanes: undefined },
+  { path: 'group commit', groupCommit: true, lanes: undefined },
+  { path: 'group commit, every account in one lane', groupCommit: true, lanes: 1 },
+])('concurrency, $path', ({ groupCommit, lanes }) => {
   let ledger: Ledger;
   beforeAll(() => {
-    ledger = createLedger(t.db, { groupCommit });
+    ledger = createLedger(t.db, { groupCommit, groupCommitLanes: lanes });
   });
 
   it('when 200 reserves of 1 credit race for 50 available, exactly 50 win', async () => {
@@ -118,6 +119,82 @@ describe('group commit', () => {
     expect(await ledger.getBalance(user.id)).toMatchObject({ available: 0, held: 3 * C });
   });
 
+  it('operations of several accounts that arrive together share one transaction, each with its own outcome', async () => {
+    const ledger = createLedger(t.db, { groupCommitLanes: 1 });
+    const [a, b, c, d] = await Promise.all(Array.from({ length: 4 }, () => buildUser(t.db)));
+    for (const u of [a!, b!, c!, d!]) await fundAccount(ledger, u.id, 2 * C);
+    await new Promise((r) => setTimeout(r, 10)); // the grants' queue has wound down
+    const reserve = (u: { id: string }, credits: number) =>
+      ledger.reserve({ holdId: `multi-${u.id}`, userId: u.id, millicredits: credits * C, timeoutMs: HOUR, actor: 'system' });
+    // a's goes at once; b's, c's and d's arrive while it is in flight (d asks for more than it has).
+    const settled = await Promise.allSettled([reserve(a!, 1), reserve(b!, 1), reserve(c!, 2), reserve(d!, 3)]);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as DomainError).code))).toEqual(['ok', 'ok', 'ok', 'insufficient_credits']);
+    const xmins = await t.db('holds').whereIn('id', [a!, b!, c!].map((u) => `multi-${u.id}`)).select('id', t.db.raw('xmin::text AS x'));
+    const xminOf = (u: { id: string }) => xmins.find((r: { id: string }) => r.id === `multi-${u.id}`).x;
+    expect(xminOf(b!)).toBe(xminOf(c!));
+    expect(xminOf(a!)).not.toBe(xminOf(b!));
+    for (const [u, held] of [[a!, 1], [b!, 1], [c!, 2], [d!, 0]] as const) {
+      expect(await ledger.getBalance(u.id)).toMatchObject({ held: held * C, available: (2 - held) * C });
+    }
+  });
+
+  it('an account locked elsewhere does not hold up the other accounts of its batch', async () => {
+    const ledger = createLedger(t.db, { groupCommitLanes: 1 });
+    const [busy, free, first] = await Promise.all(Array.from({ length: 3 }, () => buildUser(t.db)));
+    for (const u of [busy!, free!, first!]) await fundAccount(ledger, u.id, 5 * C);
+    // A one-commit debit (a priced request at work) holds busy's account lock.
+    const open = await ledger.openDebit({ transferId: `open-${busy!.id}`, userId: busy!.id, millicredits: C, kind: 'usage', actor: 'system' });
+    const done: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => done.push(name));
+    const inFlight = track('first', ledger.debit({ transferId: `first-${first!.id}`, userId: first!.id, millicredits: C, kind: 'usage', actor: 'system' }));
+    // These two arrive while the first is in flight: one batch, busy's part of it deferred.
+    const busyDebit = track('busy', ledger.debit({ transferId: `later-${busy!.id}`, userId: busy!.id, millicredits: C, kind: 'usage', actor: 'system' }));
+    const freeDebit = track('free', ledger.debit({ transferId: `later-${free!.id}`, userId: free!.id, millicredits: C, kind: 'usage', actor: 'system' }));
+    await Promise.all([inFlight, freeDebit]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toEqual(['first', 'free']); // busy's debit still waits for the lock, alone
+    await open.commit();
+    await busyDebit;
+    expect(done).toEqual(['first', 'free', 'busy']);
+    expect((await ledger.getBalance(busy!.id)).available).toBe(3 * C);
+    expect((await ledger.getBalance(free!.id)).available).toBe(4 * C);
+  });
+
+  it('two processes batching the same accounts in different orders never deadlock', async () => {
+    const deadlocks = async () => {
+      await new Promise((r) => setTimeout(r, 1100)); // backends report their statistics at most once a second
+      await t.db.raw('SELECT pg_stat_clear_snapshot()');
+      return Number((await t.db.raw('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks);
+    };
+    const before = await deadlocks();
+    const processes = [createLedger(t.db, { groupCommitLanes: 1 }), createLedger(t.db, { groupCommitLanes: 1 })];
+    const users = await Promise.all(Array.from({ length: 6 }, () => buildUser(t.db)));
+    for (const u of users) await fundAccount(processes[0]!, u.id, 1000 * C);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let n = 0;
+    const charged = new Map(users.map((u) => [u.id, 0]));
+    await Promise.all(
+      processes.flatMap((ledger, p) =>
+        Array.from({ length: 6 }, async (_, client) => {
+          for (let step = 0; step < 20; step++) {
+            const u = users[Math.floor(random() * users.length)]!;
+            const credits = 1 + Math.floor(random() * 3);
+            const hold = await ledger.reserve({ holdId: `x-${p}-${client}-${n++}-${u.id}`, userId: u.id, millicredits: credits * C, timeoutMs: HOUR, actor: 'test' });
+            // The post goes through the other process, which did not reserve the hold.
+            await processes[1 - p]!.post({ holdId: hold.id, millicredits: credits * C, actor: 'test' });
+            charged.set(u.id, charged.get(u.id)! + credits * C);
+          }
+        }),
+      ),
+    );
+    for (const u of users) expect(await processes[0]!.getBalance(u.id)).toMatchObject({ held: 0, available: 1000 * C - charged.get(u.id)! });
+    expect(await deadlocks()).toBe(before);
+  });
+
   it('merges identical operations of one batch: applied once, every caller gets the outcome', async () => {
     const calls: number[] = [];
     const group = createGroupCommit<{ id: string }, { id: string; replayed: boolean }>({
@@ -150,6 +227,61 @@ describe('group commit', () => {
     });
     const settled = await Promise.allSettled(['x', 'y', 'bad', 'z'].map((id) => group.submit('k', { id })));
     expect(settled.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(['done x', 'done y', 'bad item', 'done z']);
+  });
+
+  it('lanes: different keys run side by side, and one key stays in its lane while its callers keep sending', async () => {
+    let inFlight = 0;
+    let most = 0;
+    let hotInFlight = 0;
+    let hotMost = 0;
+    let hotAlone = 0;
+    const run = async (ops: Array<{ key: string; n: number }>) => {
+      const hot = ops.some((o) => o.key === 'hot');
+      if (hot && ops.length === 1) hotAlone++;
+      inFlight++;
+      if (hot) hotInFlight++;
+      most = Math.max(most, inFlight);
+      hotMost = Math.max(hotMost, hotInFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      inFlight--;
+      if (hot) hotInFlight--;
+      return ops.map((o) => `${o.key}${o.n}`);
+    };
+    const group = createGroupCommit<{ key: string; n: number }, string>({ applyOne: async (op) => (await run([op]))[0]!, applyMany: run, lanes: 2 });
+    const client = async (key: string) => {
+      for (let n = 0; n < 30; n++) expect(await group.submit(key, { key, n })).toBe(`${key}${n}`);
+    };
+    // Eight callers of one hot key, the other lane idle: they stay together, one batch of all eight
+    // after another, rather than the quickest caller leaping to the idle lane alone each time.
+    await Promise.all(Array.from({ length: 8 }, () => client('hot')));
+    expect(hotAlone).toBeLessThanOrEqual(2);
+    expect(hotMost).toBe(1); // never two transactions of the hot key at once
+    expect(most).toBe(1);
+    // Two keys: both lanes work.
+    await Promise.all([client('a'), client('b')]);
+    expect(most).toBe(2);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(group.busyKeys).toBe(0);
+  });
+
+  it('an item the batch defers is applied on its own, and the queue goes on without it', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const group = createGroupCommit<{ id: string }, { id: string; deferred?: boolean }>({
+      applyOne: async (op) => {
+        if (op.id === 'late') await gate;
+        return { id: op.id };
+      },
+      applyMany: async (ops) => ops.map((op) => (op.id === 'late' ? { id: op.id, deferred: true } : { id: op.id })),
+      isDeferred: (o) => o.deferred === true,
+    });
+    const order: string[] = [];
+    const all = ['a', 'late', 'b', 'c'].map((id) => group.submit('k', { id }).then((o) => order.push(o.id)));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual(['a', 'b', 'c']);
+    release();
+    await Promise.all(all);
+    expect(order).toEqual(['a', 'b', 'c', 'late']);
   });
 
   it('32 clients on one account, random reserve/post/void/debit: every invariant holds', async () => {

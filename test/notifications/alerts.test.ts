@@ -93,6 +93,10 @@ describe('low-balance thresholds', () => {
       const posted = await ledger().post({ holdId: hold.id, millicredits: 10_000, actor: 'test' });
       expect(posted.watch).toEqual({ lowBalance: true, autoRecharge: false });
       expect((await lowAlerts(user.id)).map((a) => a.threshold)).toEqual(['20%', '10%']);
+      // Spends that arrive together: the first goes alone, the others share one transaction (group
+      // commit); each still carries its watch.
+      const together = await Promise.all([1, 2, 3].map(() => spend(user.id, 100)));
+      expect(together.map((s) => s.watch)).toEqual([1, 2, 3].map(() => ({ lowBalance: true, autoRecharge: false })));
     } finally {
       ta.t.db.off('query', listen);
     }
