@@ -68,7 +68,8 @@ async function newUser(db: Db, ledger: Ledger): Promise<string> {
 /**
  * The ledger figures (issue 11), each next to the simplest write transaction PostgreSQL can do,
  * measured in the same run with the same clients: Knex `BEGIN; UPDATE one row; COMMIT`.
- * - `reserve@8`, `post@8`: 8 clients, each on its own account (uncontended), vs 8 clients each
+ * - `reserve@8`, `post@8`: 8 clients, each on its own account (uncontended; group commit on, as in
+ *   the app, so operations of accounts that arrive together share a transaction), vs 8 clients each
  *   updating its own row. Reserve: 1-credit holds; post: such holds, in full (from a stock reserved
  *   beforehand, untimed, so posting never waits for reserving). The three workloads run
  *   interleaved (see {@link interleaved}), `seconds` each in all.

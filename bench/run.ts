@@ -36,7 +36,7 @@ async function main() {
     await runSeeds(db);
     console.log(`Tally bench — ${os.cpus().length} cores, node ${process.version}, ${seconds}s per figure`);
     if (!only || only === 'ledger') {
-      console.log('\nLedger (one PL/pgSQL function per operation; group commit on one hot account) vs BEGIN; UPDATE one row; COMMIT');
+      console.log('\nLedger (one PL/pgSQL function per operation; group commit in 2 lanes) vs BEGIN; UPDATE one row; COMMIT');
       await benchLedger(url, { seconds });
     }
     if (!only || only === 'http') {

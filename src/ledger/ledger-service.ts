@@ -223,7 +223,8 @@ function debitOp(input: DebitInput) {
  * so one round trip: it first locks the user's account row, so operations on one account are
  * serialized and available credit can never be overspent, whatever the concurrency. Without an
  * outer transaction the call is its own transaction (autocommit, a named prepared statement), and
- * with group commit on, concurrent operations of one account share one transaction. Every
+ * with group commit on, operations that arrive while others are in flight share one transaction
+ * (several accounts' too: src/ledger/group-commit.ts). Every
  * operation takes an optional outer transaction to join (e.g. fulfillment + payment row); a
  * refusal then leaves that transaction usable.
  *
@@ -369,7 +370,8 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
      * charged): a priced request that knows its price up front pays in ONE commit, with the
      * guarantees of a hold (credits checked and taken under the account lock before the work, given
      * back by the rollback if the work fails). The account row stays locked until the end, so keep
-     * the work between short, and never touch the same account's ledger from it.
+     * the work between short, and never call the ledger from it, for this account or any other: a
+     * group-commit lane may be waiting for this account's lock, and the call could queue behind it.
      * A replayed `transferId` comes back with `replayed: true` and nothing to commit. With
      * `watchSpends`, `commit()` resolves to the {@link SpendWatch} read right after the COMMIT, in
      * its round trip (else undefined).
