@@ -49,7 +49,9 @@ const FUNCTIONS = [
 
 /**
  * The call of one batched operation `o` (jsonb, as src/ledger/ledger-store.ts `applyBatch` sends it)
- * at `p_now`: NULL for an unknown `op`. Shared by every version of `ledger_batch`.
+ * at `p_now`: NULL for an unknown `op`. Shared by every version of `ledger_batch` (this migration's
+ * and 20261130233000's, whose `down` restores this one): change neither; a new version of the
+ * dispatch belongs in a new migration.
  */
 export const BATCH_DISPATCH = `CASE o->>'op'
           WHEN 'reserve' THEN ledger_reserve_op(o->>'id', (o->>'userId')::uuid, (o->>'amount')::bigint, p_now, (o->>'timeoutMs')::bigint,

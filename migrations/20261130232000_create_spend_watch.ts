@@ -16,7 +16,8 @@ import type { Knex } from 'knex';
  *   back in the operation's own round trip, microseconds before its commit; a one-commit debit
  *   (requireCredits), whose transaction stays open during the work, reads `spend_watch` in its
  *   COMMIT's round trip instead. The checks skip their read when it says no; spends in a caller's
- *   transaction and group-commit batches carry no `watch`, and the checks read as before.
+ *   transaction carry no `watch`, and the checks read as before. (Group-commit batches carry it
+ *   since migration 20261130233000.)
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`

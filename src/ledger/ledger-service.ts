@@ -241,7 +241,7 @@ export function createLedger(db: Db, options: LedgerOptions = {}) {
       ? undefined
       : createGroupCommit<store.BatchedOp, store.OpOutcome>({
           applyOne: (op) => retrying(() => store.applyOp(db, op, clock(), { raise: false, watch })),
-          applyMany: (ops) => store.applyBatch(db, ops, clock(), watch),
+          applyMany: (ops, wait) => store.applyBatch(db, ops, clock(), { watch, wait }),
           isDeferred: (o) => o.deferred === true,
           lanes: options.groupCommitLanes ?? 2,
         });

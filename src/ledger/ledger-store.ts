@@ -1,3 +1,4 @@
+import type { LockWait } from './group-commit.ts';
 import type { Knex } from 'knex';
 import { queryNamed, type Db, type Trx } from '../db/database.ts';
 import type { GrantKind, Hold, HoldStatus, Lot, Reference, SpendWatch, StatementEntry, Transfer, TransferKind } from './ledger-types.ts';
@@ -382,16 +383,21 @@ export async function applyOpIn(trx: Trx, o: LedgerOp, now: Date): Promise<OpOut
 
 /**
  * Applies operations (grant, reserve, post, void, debit) in ONE transaction, in order, each with
- * its own outcome (a refusal does not affect the others). The operations may belong to several
- * accounts: an operation whose account another transaction holds comes back `{deferred: true}`,
- * applied nothing (migration 20261130233000). With `watch`, posts and debits carry `watch` as
- * {@link applyOp}'s do. An unexpected error fails the whole call.
+ * its own outcome (a refusal does not affect the others); migration 20261130233000.
+ * - `wait: 'until-free'`: the operations are one key's (`BatchedOp.key`) and wait for the account
+ *   lock in turn; `'briefly'`: the same, but a lock wait longer than 50 ms fails the call (SQLSTATE
+ *   55P03, lock_not_available).
+ * - `'never'` (default): nothing waits for a lock: an operation whose account another transaction
+ *   holds, or that would create an account, comes back `{deferred: true}`, applied nothing.
+ * With `watch`, posts and debits carry `watch` as {@link applyOp}'s do. An unexpected error fails
+ * the whole call.
  */
-export async function applyBatch(db: Db, ops: BatchedOp[], now: Date, watch = false): Promise<OpOutcome[]> {
+export async function applyBatch(db: Db, ops: BatchedOp[], now: Date, options: { watch?: boolean; wait?: LockWait } = {}): Promise<OpOutcome[]> {
   const payload = ops.map((o) => ({
     ...o,
     expiresAt: 'expiresAt' in o ? (o.expiresAt?.toISOString() ?? null) : undefined,
-    watch: watch && (o.op === 'post' || o.op === 'debit') ? true : undefined,
+    watch: options.watch && (o.op === 'post' || o.op === 'debit') ? true : undefined,
+    wait: options.wait === 'never' ? undefined : options.wait,
   }));
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
 }

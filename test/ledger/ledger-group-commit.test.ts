@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain-error.ts';
 import { createGroupCommit } from '../../src/ledger/group-commit.ts';
+import { createKnex } from '../../src/db/database.ts';
 import { createLedger, type Ledger } from '../../src/ledger/ledger-service.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { booksViolations, buildUser, fundAccount } from '../helpers/factories.ts';
@@ -161,15 +162,19 @@ describe('group commit', () => {
   });
 
   it('two processes batching the same accounts in different orders never deadlock', async () => {
+    // Two ledgers on a pool of their own: two processes. Closing the pool makes its backends report
+    // their statistics (the deadlock count) as they exit.
+    const db = createKnex(t.url, 20);
+    const processes = [createLedger(db, { groupCommitLanes: 1 }), createLedger(db, { groupCommitLanes: 1 })];
+    const users = await Promise.all(Array.from({ length: 6 }, () => buildUser(t.db)));
+    for (const u of users) await fundAccount(processes[0]!, u.id, 1000 * C);
+    // Owners with no account yet: their first grants, from both processes at once, create it.
+    const newcomers = await Promise.all(Array.from({ length: 3 }, () => buildUser(t.db)));
     const deadlocks = async () => {
-      await new Promise((r) => setTimeout(r, 1100)); // backends report their statistics at most once a second
       await t.db.raw('SELECT pg_stat_clear_snapshot()');
       return Number((await t.db.raw('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks);
     };
     const before = await deadlocks();
-    const processes = [createLedger(t.db, { groupCommitLanes: 1 }), createLedger(t.db, { groupCommitLanes: 1 })];
-    const users = await Promise.all(Array.from({ length: 6 }, () => buildUser(t.db)));
-    for (const u of users) await fundAccount(processes[0]!, u.id, 1000 * C);
     let seed = 7;
     const random = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -177,22 +182,73 @@ describe('group commit', () => {
     };
     let n = 0;
     const charged = new Map(users.map((u) => [u.id, 0]));
-    await Promise.all(
-      processes.flatMap((ledger, p) =>
-        Array.from({ length: 6 }, async (_, client) => {
-          for (let step = 0; step < 20; step++) {
-            const u = users[Math.floor(random() * users.length)]!;
-            const credits = 1 + Math.floor(random() * 3);
-            const hold = await ledger.reserve({ holdId: `x-${p}-${client}-${n++}-${u.id}`, userId: u.id, millicredits: credits * C, timeoutMs: HOUR, actor: 'test' });
-            // The post goes through the other process, which did not reserve the hold.
-            await processes[1 - p]!.post({ holdId: hold.id, millicredits: credits * C, actor: 'test' });
-            charged.set(u.id, charged.get(u.id)! + credits * C);
-          }
-        }),
-      ),
-    );
-    for (const u of users) expect(await processes[0]!.getBalance(u.id)).toMatchObject({ held: 0, available: 1000 * C - charged.get(u.id)! });
+    const granted = new Map(newcomers.map((u) => [u.id, 0]));
+    try {
+      await Promise.all(
+        processes.flatMap((ledger, p) =>
+          Array.from({ length: 6 }, async (_, client) => {
+            for (let step = 0; step < 20; step++) {
+              if (random() < 0.2) {
+                const u = newcomers[Math.floor(random() * newcomers.length)]!;
+                await ledger.grant({ transferId: `new-${p}-${client}-${n++}`, userId: u.id, millicredits: C, kind: 'bonus', actor: 'test' });
+                granted.set(u.id, granted.get(u.id)! + C);
+                continue;
+              }
+              const u = users[Math.floor(random() * users.length)]!;
+              const credits = 1 + Math.floor(random() * 3);
+              const hold = await ledger.reserve({ holdId: `x-${p}-${client}-${n++}-${u.id}`, userId: u.id, millicredits: credits * C, timeoutMs: HOUR, actor: 'test' });
+              // The post goes through the other process, which did not reserve the hold.
+              await processes[1 - p]!.post({ holdId: hold.id, millicredits: credits * C, actor: 'test' });
+              charged.set(u.id, charged.get(u.id)! + credits * C);
+            }
+          }),
+        ),
+      );
+    } finally {
+      await db.destroy();
+    }
+    const reader = createLedger(t.db);
+    for (const u of users) expect(await reader.getBalance(u.id)).toMatchObject({ held: 0, available: 1000 * C - charged.get(u.id)! });
+    for (const u of newcomers) expect((await reader.getBalance(u.id)).available).toBe(granted.get(u.id));
+    await new Promise((r) => setTimeout(r, 100));
     expect(await deadlocks()).toBe(before);
+  });
+
+  it('a key whose account is busy elsewhere keeps its order: its later operations wait behind the deferred one', async () => {
+    let locked = true; // what a lane's batch finds
+    let release!: () => void;
+    const busyOneDone = new Promise<void>((r) => (release = r)); // when busy-1, applied alone, gets the lock
+    const applied: string[] = [];
+    const group = createGroupCommit<{ key: string; id: string }, { id: string; deferred?: boolean }>({
+      applyOne: async (op) => {
+        if (op.id === 'busy-1') await busyOneDone;
+        applied.push(op.id);
+        return { id: op.id };
+      },
+      applyMany: async (ops, wait) => {
+        // A lane's batch of busy alone waits briefly, then fails; with other keys, busy's ops are deferred.
+        if (wait === 'briefly' && locked && ops.some((op) => op.key === 'busy')) throw new Error('canceling statement due to lock timeout');
+        return ops.map((op) => {
+          if (wait === 'never' && locked && op.key === 'busy') return { id: op.id, deferred: true };
+          applied.push(op.id);
+          return { id: op.id };
+        });
+      },
+      isDeferred: (o) => o.deferred === true,
+      lanes: 1,
+    });
+    const first = group.submit('busy', { key: 'busy', id: 'busy-1' });
+    await new Promise((r) => setTimeout(r, 5)); // deferred: busy now has a queue of its own, waiting for the lock
+    locked = false; // a lane's batch would now get the lock
+    const later = [group.submit('busy', { key: 'busy', id: 'busy-2' }), group.submit('free', { key: 'free', id: 'free-1' })];
+    await later[1];
+    await new Promise((r) => setTimeout(r, 5));
+    expect(applied).toEqual(['free-1']); // the lane went on; busy-2 did not overtake busy-1
+    release();
+    await Promise.all([first, ...later]);
+    expect(applied).toEqual(['free-1', 'busy-1', 'busy-2']);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(group.busyKeys).toBe(0);
   });
 
   it('merges identical operations of one batch: applied once, every caller gets the outcome', async () => {
