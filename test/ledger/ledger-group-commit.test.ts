@@ -161,6 +161,24 @@ describe('group commit', () => {
     expect((await ledger.getBalance(free!.id)).available).toBe(4 * C);
   });
 
+  it('a lane waits at most briefly for one account locked elsewhere, then goes on with the others', async () => {
+    const ledger = createLedger(t.db, { groupCommitLanes: 1 });
+    const [busy, free] = await Promise.all(Array.from({ length: 2 }, () => buildUser(t.db)));
+    for (const u of [busy!, free!]) await fundAccount(ledger, u.id, 5 * C);
+    await new Promise((r) => setTimeout(r, 10)); // the grants' queue has wound down
+    const open = await ledger.openDebit({ transferId: `open2-${busy!.id}`, userId: busy!.id, millicredits: C, kind: 'usage', actor: 'system' });
+    const done: string[] = [];
+    // busy's debit goes alone, waits for the lock, gives up after 50 ms and moves to a queue of its own.
+    const busyDebit = ledger.debit({ transferId: `alone-${busy!.id}`, userId: busy!.id, millicredits: C, kind: 'usage', actor: 'system' }).then(() => done.push('busy'));
+    const freeDebit = ledger.debit({ transferId: `after-${free!.id}`, userId: free!.id, millicredits: C, kind: 'usage', actor: 'system' }).then(() => done.push('free'));
+    await freeDebit;
+    expect(done).toEqual(['free']);
+    await open.commit();
+    await busyDebit;
+    expect(done).toEqual(['free', 'busy']);
+    expect((await ledger.getBalance(busy!.id)).available).toBe(3 * C);
+  });
+
   it('two processes batching the same accounts in different orders never deadlock', async () => {
     // Two ledgers on a pool of their own: two processes. Closing the pool makes its backends report
     // their statistics (the deadlock count) as they exit.
