@@ -20,7 +20,9 @@
  *   moves to a queue of its own (its operations in order, one transaction in flight, batched,
  *   waiting for the lock as usual: `'until-free'`) until that queue is empty, and the lanes go on
  *   with the other keys. Any other error of a lane's batch moves its items to their keys' own
- *   queues the same way.
+ *   queues the same way. A key's items still waiting in its lane follow it there at once, so its
+ *   order holds. At most two own queues per lane apply at a time (each may hold a connection while
+ *   it waits for a lock).
  * - In a key's own queue (and in every queue without `isDeferred`), an unexpected error fails the
  *   batch's transaction; its items are then applied one by one, so only the item that fails fails.
  */
@@ -95,15 +97,48 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
       item.resolve(n > 0 ? markReplayed(outcome.value) : outcome.value);
     });
 
+  /**
+   * Moves `items` (in order) to their key's own queue. When the queue is new, the key's later items
+   * still waiting in its lane follow them, before anything else can reach that queue: the key's
+   * operations stay in order.
+   */
   function toOwnQueue(key: string, items: Array<Waiting<Op, Outcome>>) {
     let q = own.get(key);
     if (!q) {
       q = newQueue();
       own.set(key, q);
+      q.items.push(...items);
+      const lane = keys.get(key)?.lane;
+      if (lane && lane.items.some((item) => item.key === key)) {
+        q.items.push(...lane.items.filter((item) => item.key === key));
+        lane.items = lane.items.filter((item) => item.key !== key);
+      }
+    } else {
+      q.items.push(...items);
     }
-    q.items.push(...items);
     if (!q.draining) void drain(q, key);
   }
+
+  /** Moves the groups of a lane's batch (in batch order) to their keys' own queues, each key's at once. */
+  function moveToOwnQueues(groups: Array<Array<Waiting<Op, Outcome>>>) {
+    const byKey = new Map<string, Array<Waiting<Op, Outcome>>>();
+    for (const group of groups) {
+      const key = group[0]!.key;
+      const items = byKey.get(key);
+      if (items) items.push(...group);
+      else byKey.set(key, [...group]);
+    }
+    for (const [key, items] of byKey) toOwnQueue(key, items);
+  }
+
+  /** At most this many own queues apply at once (each holds a connection while it waits for a lock). */
+  const ownSlots = { free: Math.max(2, 2 * lanes.length), waiting: [] as Array<() => void> };
+  const takeSlot = () => (ownSlots.free > 0 ? (ownSlots.free--, Promise.resolve()) : new Promise<void>((r) => ownSlots.waiting.push(r)));
+  const giveSlot = () => {
+    const next = ownSlots.waiting.shift();
+    if (next) next();
+    else ownSlots.free++;
+  };
 
   /** Applies one batch; `waitFor`: the key whose own queue this is (its lock may be waited for). */
   async function apply(items: Array<Waiting<Op, Outcome>>, waitFor: string | undefined): Promise<void> {
@@ -122,10 +157,12 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
       try {
         outcomes = await options.applyMany(ops, oneKey ? 'briefly' : 'never');
       } catch {
-        for (const group of distinct) toOwnQueue(group[0]!.key, group);
+        moveToOwnQueues(distinct);
         return;
       }
-      distinct.forEach((group, i) => (isDeferred(outcomes[i]!) ? toOwnQueue(group[0]!.key, group) : deliver(group, { ok: true, value: outcomes[i]! })));
+      const deferred = distinct.filter((group, i) => isDeferred(outcomes[i]!));
+      distinct.forEach((group, i) => (isDeferred(outcomes[i]!) ? undefined : deliver(group, { ok: true, value: outcomes[i]! })));
+      moveToOwnQueues(deferred);
       return;
     }
     let outcomes: Array<Settled<Outcome>>;
@@ -157,7 +194,12 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
       }
       if (items.length > 0) {
         queue.inFlight = items.length;
-        await apply(items, ownKey);
+        if (ownKey !== undefined) await takeSlot();
+        try {
+          await apply(items, ownKey);
+        } finally {
+          if (ownKey !== undefined) giveSlot();
+        }
         queue.inFlight = 0;
       }
       // Callers whose outcome was just delivered often send their next operation at once: wait one

@@ -233,17 +233,20 @@ describe('group commit', () => {
   });
 
   it('a key whose account is busy elsewhere keeps its order: its later operations wait behind the deferred one', async () => {
-    let locked = true; // what a lane's batch finds
     let release!: () => void;
-    const busyOneDone = new Promise<void>((r) => (release = r)); // when busy-1, applied alone, gets the lock
+    const unlocked = new Promise<void>((r) => (release = r)); // busy's lock, held elsewhere until release()
+    let locked = true;
+    void unlocked.then(() => (locked = false));
     const applied: string[] = [];
     const group = createGroupCommit<{ key: string; id: string }, { id: string; deferred?: boolean }>({
       applyOne: async (op) => {
-        if (op.id === 'busy-1') await busyOneDone;
+        if (op.key === 'busy') await unlocked;
         applied.push(op.id);
         return { id: op.id };
       },
       applyMany: async (ops, wait) => {
+        if (wait === 'until-free' && ops.some((op) => op.key === 'busy')) await unlocked;
+        await new Promise((r) => setTimeout(r, 10)); // in flight a while
         // A lane's batch of busy alone waits briefly, then fails; with other keys, busy's ops are deferred.
         if (wait === 'briefly' && locked && ops.some((op) => op.key === 'busy')) throw new Error('canceling statement due to lock timeout');
         return ops.map((op) => {
@@ -254,19 +257,48 @@ describe('group commit', () => {
       },
       isDeferred: (o) => o.deferred === true,
       lanes: 1,
+      maxBatch: 1,
     });
-    const first = group.submit('busy', { key: 'busy', id: 'busy-1' });
-    await new Promise((r) => setTimeout(r, 5)); // deferred: busy now has a queue of its own, waiting for the lock
-    locked = false; // a lane's batch would now get the lock
-    const later = [group.submit('busy', { key: 'busy', id: 'busy-2' }), group.submit('free', { key: 'free', id: 'free-1' })];
-    await later[1];
-    await new Promise((r) => setTimeout(r, 5));
-    expect(applied).toEqual(['free-1']); // the lane went on; busy-2 did not overtake busy-1
+    // busy-1 goes first; free-0 and busy-2 wait in the lane behind it.
+    const submitted = [
+      group.submit('busy', { key: 'busy', id: 'busy-1' }),
+      group.submit('free', { key: 'free', id: 'free-0' }),
+      group.submit('busy', { key: 'busy', id: 'busy-2' }),
+    ];
+    // busy-1 fails after 10 ms and moves to busy's own queue; the lane goes on with free-0. busy-3
+    // arrives meanwhile, while busy-2 has not been reached in the lane yet.
+    await new Promise((r) => setTimeout(r, 15));
+    submitted.push(group.submit('busy', { key: 'busy', id: 'busy-3' }));
+    await submitted[1];
+    expect(applied).toEqual(['free-0']); // the lane went on without busy
     release();
-    await Promise.all([first, ...later]);
-    expect(applied).toEqual(['free-1', 'busy-1', 'busy-2']);
+    await Promise.all(submitted);
+    expect(applied).toEqual(['free-0', 'busy-1', 'busy-2', 'busy-3']);
     await new Promise((r) => setTimeout(r, 10));
     expect(group.busyKeys).toBe(0);
+  });
+
+  it('own queues are few at a time: a failed batch of many keys does not take a connection each', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const group = createGroupCommit<{ key: string }, string>({
+      applyOne: async (op) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return op.key;
+      },
+      applyMany: async (ops, wait) => {
+        if (wait !== 'until-free') throw new Error('deadlock detected'); // the lane's batch fails
+        return ops.map((op) => op.key);
+      },
+      isDeferred: () => false,
+      lanes: 1,
+    });
+    const keys = ['a', ...Array.from({ length: 12 }, (_, i) => `k${i}`)];
+    expect(await Promise.all(keys.map((key) => group.submit(key, { key })))).toEqual(keys);
+    expect(most).toBe(2); // 2 per lane
   });
 
   it('merges identical operations of one batch: applied once, every caller gets the outcome', async () => {
