@@ -160,8 +160,8 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
         moveToOwnQueues(distinct);
         return;
       }
-      const deferred = distinct.filter((group, i) => isDeferred(outcomes[i]!));
-      distinct.forEach((group, i) => (isDeferred(outcomes[i]!) ? undefined : deliver(group, { ok: true, value: outcomes[i]! })));
+      const deferred: typeof distinct = [];
+      distinct.forEach((group, i) => (isDeferred(outcomes[i]!) ? deferred.push(group) : deliver(group, { ok: true, value: outcomes[i]! })));
       moveToOwnQueues(deferred);
       return;
     }
@@ -182,26 +182,15 @@ export function createGroupCommit<Op, Outcome>(options: GroupCommitOptions<Op, O
   async function drain(queue: Queue<Op, Outcome>, ownKey?: string): Promise<void> {
     queue.draining = true;
     while (queue.items.length > 0) {
-      let items = queue.items.splice(0, maxBatch);
-      // A key that moved to its own queue meanwhile: its later operations follow it there, in order.
-      if (ownKey === undefined && own.size > 0) {
-        const stay: typeof items = [];
-        for (const item of items) {
-          if (own.has(item.key)) toOwnQueue(item.key, [item]);
-          else stay.push(item);
-        }
-        items = stay;
+      const items = queue.items.splice(0, maxBatch);
+      queue.inFlight = items.length;
+      if (ownKey !== undefined) await takeSlot();
+      try {
+        await apply(items, ownKey);
+      } finally {
+        if (ownKey !== undefined) giveSlot();
       }
-      if (items.length > 0) {
-        queue.inFlight = items.length;
-        if (ownKey !== undefined) await takeSlot();
-        try {
-          await apply(items, ownKey);
-        } finally {
-          if (ownKey !== undefined) giveSlot();
-        }
-        queue.inFlight = 0;
-      }
+      queue.inFlight = 0;
       // Callers whose outcome was just delivered often send their next operation at once: wait one
       // turn of the event loop so they join the next batch, instead of leapfrogging the callers
       // already waiting into batches of their own (half the batch size, twice the commits).

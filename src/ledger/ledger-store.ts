@@ -220,7 +220,7 @@ export interface OpOutcome {
   [field: string]: unknown;
 }
 
-/** The `watch` of a debit's or post's outcome (absent from a group-commit batch's outcomes). */
+/** The `watch` of a debit's or post's outcome (absent unless the ledger was created with `watchSpends`). */
 export function watchOf(o: OpOutcome): SpendWatch | undefined {
   const w = o.watch as { lowBalance?: unknown; autoRecharge?: unknown } | undefined;
   return w && typeof w.lowBalance === 'boolean' && typeof w.autoRecharge === 'boolean' ? { lowBalance: w.lowBalance, autoRecharge: w.autoRecharge } : undefined;
@@ -396,7 +396,7 @@ export async function applyBatch(db: Db, ops: BatchedOp[], now: Date, options: {
   const payload = ops.map((o) => ({
     ...o,
     expiresAt: 'expiresAt' in o ? (o.expiresAt?.toISOString() ?? null) : undefined,
-    watch: options.watch && (o.op === 'post' || o.op === 'debit') ? true : undefined,
+    watch: options.watch && WATCHED.has(o.op) ? true : undefined,
     wait: options.wait === 'never' ? undefined : options.wait,
   }));
   return (await named(db, 'tally_batch', 'SELECT ledger_batch($1::jsonb, $2::timestamptz) AS r', [JSON.stringify(payload), now])) as OpOutcome[];
