@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Db } from '../db/database.ts';
 import * as store from './payments-store.ts';
-import { MalformedEventError, type MoreHandler } from './stripe-webhook.ts';
+import { customerIdOf, MalformedEventError, type MoreHandler } from './stripe-webhook.ts';
 
 /** The name of the emulator's test clock every customer joins when Tally runs without a Stripe key. */
 export const DEFAULT_TEST_CLOCK_NAME = 'Tally default test clock';
@@ -74,8 +74,8 @@ export function createStripeCustomers(deps: StripeCustomersDeps) {
     webhookHandlers: {
       'customer.deleted': {
         handle: async (event, trx) => {
-          const id = (event.data.object as { id?: unknown }).id;
-          if (typeof id !== 'string' || id === '') throw new MalformedEventError('data.object.id is missing', { id: event.id, type: event.type });
+          const id = customerIdOf(event);
+          if (!id) throw new MalformedEventError('data.object.id is missing', { id: event.id, type: event.type });
           return (await store.forgetCustomerId(trx, id)) ? 'customer_forgotten' : 'ignored:unknown_customer';
         },
       },

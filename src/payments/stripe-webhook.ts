@@ -106,6 +106,12 @@ export interface MoreHandler {
   after?: (event: Stripe.Event, outcome: string, prefetched: unknown) => Promise<void>;
 }
 
+/** The id of the customer a `customer.*` event is about (`data.object.id`), or undefined when it has none. */
+export function customerIdOf(event: Stripe.Event): string | undefined {
+  const id = (event.data.object as { id?: unknown }).id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
 /**
  * The `more` maps of several features as one: where two features handle the same event type, their
  * handlers run one after the other, in the order given, in the event's one transaction (so a later

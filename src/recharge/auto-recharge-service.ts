@@ -5,7 +5,7 @@ import type { Ledger } from '../ledger/ledger-service.ts';
 import type { Logger } from '../logger.ts';
 import * as paymentsStore from '../payments/payments-store.ts';
 import type { Payments } from '../payments/payments-service.ts';
-import type { MoreHandler, PaymentIntentFacts } from '../payments/stripe-webhook.ts';
+import { customerIdOf, type MoreHandler, type PaymentIntentFacts } from '../payments/stripe-webhook.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { creditsToMillicredits } from '../ledger/credits.ts';
 import * as store from './auto-recharge-store.ts';
@@ -197,8 +197,8 @@ export function createAutoRecharge(deps: {
     webhookHandlers: {
       'customer.deleted': {
         prefetch: async (event) => {
-          const id = (event.data.object as { id?: unknown }).id;
-          return typeof id === 'string' && id !== '' ? ((await store.userOfCustomer(db, id)) ?? null) : null;
+          const id = customerIdOf(event);
+          return id ? ((await store.userOfCustomer(db, id)) ?? null) : null;
         },
         handle: async (_event, trx, prefetched) => {
           const userId = prefetched as string | null;
